@@ -1,0 +1,18 @@
+//! mirador: a passive API-security sensor.
+//!
+//! ```text
+//! capture ─► decode ─► flow table ─► TCP reassembly ─► HTTP/1.x framing ─► Transaction
+//! ```
+//!
+//! - [`capture`]: live interfaces and pcap/pcapng files yield raw frames with their packet timestamps.
+//! - [`decode`]: link layer, VLAN, MPLS, IP, fragments and tunnels into a [`decode::PacketView`].
+//! - [`flow`]: symmetric flow keys, the shard-owned flow table, timeouts on packet time, memcap eviction.
+//! - [`reassembly`]: per-direction TCP streams delivered as ordered data, gaps and ends.
+
+#![deny(unsafe_code)]
+
+pub mod capture;
+pub mod decode;
+pub mod flow;
+pub mod http;
+pub mod reassembly;
