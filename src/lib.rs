@@ -15,4 +15,6 @@ pub mod capture;
 pub mod decode;
 pub mod flow;
 pub mod http;
+pub mod output;
+pub mod pipeline;
 pub mod reassembly;

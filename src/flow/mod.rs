@@ -1,5 +1,8 @@
 //! Flows: symmetric keys, the shard-owned flow table, timeouts on packet time, memcap eviction.
 
+pub mod key;
+pub mod table;
+
 use std::net::SocketAddr;
 
 use crate::decode::Encap;

@@ -53,11 +53,12 @@ pub enum OverlapPolicy {
 #[derive(Clone, Debug)]
 pub struct ReassemblyConfig {
     pub policy: OverlapPolicy,
+    pub memcap_bytes: usize,
 }
 
 impl Default for ReassemblyConfig {
     fn default() -> Self {
-        ReassemblyConfig { policy: OverlapPolicy::FirstWins }
+        ReassemblyConfig { policy: OverlapPolicy::FirstWins, memcap_bytes: 256 << 20 }
     }
 }
 
@@ -65,8 +66,31 @@ impl Default for ReassemblyConfig {
 #[derive(Debug, Default)]
 pub struct MemBudget {}
 
+impl MemBudget {
+    pub fn new(_cap: usize) -> Self {
+        MemBudget {}
+    }
+    pub fn used(&self) -> usize {
+        0
+    }
+    pub fn hits(&self) -> u64 {
+        0
+    }
+}
+
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct HalfStats {
+    pub delivered_bytes: u64,
+    pub gaps: u64,
+    pub gap_bytes: u64,
+    pub overlaps: u64,
+    pub overlaps_different_data: u64,
+}
+
 #[derive(Debug, Default)]
-pub struct TcpConnection {}
+pub struct TcpConnection {
+    s: HalfStats,
+}
 
 impl TcpConnection {
     #[allow(clippy::too_many_arguments)]
@@ -81,5 +105,15 @@ impl TcpConnection {
         _wire_payload_len: u32,
         _sink: &mut impl StreamSink,
     ) {
+    }
+    pub fn close(&mut self, _cfg: &ReassemblyConfig, _budget: &mut MemBudget, _ts: Timestamp, _sink: &mut impl StreamSink) {}
+    pub fn stats(&self, _dir: Dir) -> &HalfStats {
+        &self.s
+    }
+    pub fn both_fin(&self) -> bool {
+        false
+    }
+    pub fn saw_rst(&self) -> bool {
+        false
     }
 }

@@ -1,0 +1,632 @@
+//! The shard-owned flow table: one entry per flow, roles (client = initiator), timeouts on packet time, a
+//! flow-count cap with oldest-first eviction, and the hand-off of TCP payload to reassembly and HTTP.
+//!
+//! Expiry uses one FIFO queue per timeout class (closing, TCP idle, UDP/other idle). An entry is pushed when a
+//! flow is created or enters the closing state and is re-pushed lazily, at sweep time, if the flow saw
+//! packets since; so a sweep stops at the first entry that has not expired and costs O(expired + refreshed),
+//! never a scan of the whole table.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::capture::Timestamp;
+use crate::decode::{PacketView, Transport, tcp_flags};
+use crate::flow::FlowInfo;
+use crate::flow::key::{FlowKey, community_id};
+use crate::http::{HttpConfig, HttpParser, HttpStats, Transaction};
+use crate::reassembly::{Dir, MemBudget, ReassemblyConfig, StreamEvent, StreamSink, TcpConnection};
+
+#[derive(Clone, Debug)]
+pub struct FlowConfig {
+    /// VLAN ids are part of the flow key (as in Suricata's `vlan.use-for-tracking`). Turn off where a SPAN
+    /// puts the two directions of one connection on different VLANs.
+    pub vlan_in_key: bool,
+    /// Track TCP connections whose handshake was not captured (pickup mid-stream).
+    pub midstream: bool,
+    pub tcp_idle_timeout: Duration,
+    pub udp_idle_timeout: Duration,
+    pub other_idle_timeout: Duration,
+    /// How long a connection is kept after both FINs or a RST, for late retransmissions and the last ACKs.
+    pub closed_timeout: Duration,
+    /// Flows held at once; a new flow beyond it evicts the least recently active one.
+    pub max_flows: usize,
+    /// Memory for flow state (not counting reassembly buffers, which have their own memcap).
+    pub memcap_bytes: usize,
+}
+
+impl Default for FlowConfig {
+    fn default() -> Self {
+        FlowConfig {
+            vlan_in_key: true,
+            midstream: true,
+            tcp_idle_timeout: Duration::from_secs(300),
+            udp_idle_timeout: Duration::from_secs(60),
+            other_idle_timeout: Duration::from_secs(60),
+            closed_timeout: Duration::from_secs(5),
+            max_flows: 1_000_000,
+            memcap_bytes: 1 << 30,
+        }
+    }
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseReason {
+    /// Both sides sent FIN.
+    Fin,
+    Rst,
+    IdleTimeout,
+    /// Removed to make room (flow count or memory cap).
+    Evicted,
+    /// Still open when the input ended.
+    EndOfInput,
+}
+
+/// One line of `flows.jsonl`.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct FlowRecord {
+    pub uid: String,
+    pub community_id: String,
+    pub ts_start: f64,
+    pub ts_end: f64,
+    pub proto: &'static str,
+    pub src_ip: IpAddr,
+    pub src_port: u16,
+    pub dst_ip: IpAddr,
+    pub dst_port: u16,
+    pub vlan: Vec<u16>,
+    pub tunnel: Vec<TunnelRecord>,
+    pub client_packets: u64,
+    pub server_packets: u64,
+    pub client_bytes: u64,
+    pub server_bytes: u64,
+    pub client_payload_delivered: u64,
+    pub server_payload_delivered: u64,
+    pub client_gaps: u64,
+    pub client_gap_bytes: u64,
+    pub server_gaps: u64,
+    pub server_gap_bytes: u64,
+    pub overlaps: u64,
+    pub overlaps_with_different_data: u64,
+    /// TCP state summary: `S0` (SYN only), `SF` (normal close), `RST`, `EST` (open at the end), `OTH`.
+    pub state: &'static str,
+    pub close_reason: CloseReason,
+    pub midstream: bool,
+    pub one_sided: bool,
+    pub http_transactions: u64,
+}
+
+#[derive(Clone, Debug, serde::Serialize, PartialEq, Eq)]
+pub struct TunnelRecord {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub id: u32,
+}
+
+pub fn tunnel_records(info: &FlowInfo) -> Vec<TunnelRecord> {
+    info.encap.tunnels().iter().map(|t| TunnelRecord { kind: t.kind.name(), id: t.id }).collect()
+}
+
+/// Where finished flows and transactions go.
+pub trait FlowOutput {
+    fn flow_closed(&mut self, rec: FlowRecord);
+    fn transaction(&mut self, tx: Transaction);
+}
+
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct FlowStats {
+    pub flows_created: u64,
+    pub tcp_flows: u64,
+    pub udp_flows: u64,
+    pub other_flows: u64,
+    pub closed_fin: u64,
+    pub closed_rst: u64,
+    pub closed_idle: u64,
+    pub closed_end_of_input: u64,
+    pub evicted: u64,
+    /// Times a new flow found the table at its cap (each one evicted the oldest flow).
+    pub flow_cap_hits: u64,
+    pub midstream_flows: u64,
+    pub midstream_ignored_packets: u64,
+    pub one_sided_flows: u64,
+    pub reassembly_memcap_hits: u64,
+    pub reassembly_peak_bytes: u64,
+    pub gaps: u64,
+    pub gap_bytes: u64,
+    pub overlaps: u64,
+    pub overlaps_with_different_data: u64,
+    pub payload_bytes_delivered: u64,
+    pub http_transactions: u64,
+    pub peak_flows: u64,
+}
+
+struct Flow {
+    serial: u64,
+    info: Arc<FlowInfo>,
+    client_is_lo: bool,
+    proto: u8,
+    ts_start: Timestamp,
+    ts_last: Timestamp,
+    packets: [u64; 2],
+    bytes: [u64; 2],
+    midstream: bool,
+    syn_seen: bool,
+    synack_seen: bool,
+    /// Set when both FINs or a RST were seen: the flow now expires on `closed_timeout`.
+    closing: Option<CloseReason>,
+    tcp: Option<Box<TcpConnection>>,
+    http: Option<HttpParser>,
+    http_transactions: u64,
+}
+
+#[derive(Copy, Clone, PartialEq, Eq)]
+enum Queue {
+    Closing = 0,
+    Tcp = 1,
+    Other = 2,
+}
+
+/// Per-flow memory outside reassembly buffers: the entry, its key in the map, queue entries, the shared
+/// `FlowInfo` and the boxed TCP state. An estimate, deliberately generous.
+const FLOW_OVERHEAD_BYTES: usize = 1024;
+
+/// Transactions a single packet can complete before they are handed on (reused buffer, not a cap).
+const TX_BUF_HINT: usize = 8;
+
+pub struct FlowTable {
+    cfg: FlowConfig,
+    reasm: ReassemblyConfig,
+    http_cfg: Arc<HttpConfig>,
+    flows: HashMap<FlowKey, Flow, foldhash::fast::RandomState>,
+    queues: [VecDeque<(Timestamp, u64, FlowKey)>; 3],
+    budget: MemBudget,
+    next_serial: u64,
+    uid_seed: u64,
+    last_sweep: Timestamp,
+    stats: FlowStats,
+    http_stats: HttpStats,
+    tx_buf: Vec<Transaction>,
+    cap_logged: bool,
+}
+
+impl FlowTable {
+    pub fn new(cfg: FlowConfig, reasm: ReassemblyConfig, http_cfg: Arc<HttpConfig>) -> Self {
+        let budget = MemBudget::new(reasm.memcap_bytes);
+        FlowTable {
+            cfg,
+            reasm,
+            http_cfg,
+            flows: HashMap::default(),
+            queues: Default::default(),
+            budget,
+            next_serial: 0,
+            uid_seed: 0x9e37_79b9_7f4a_7c15,
+            last_sweep: Timestamp(0),
+            stats: FlowStats::default(),
+            http_stats: HttpStats::default(),
+            tx_buf: Vec::with_capacity(TX_BUF_HINT),
+            cap_logged: false,
+        }
+    }
+
+    /// Seeds the uids, e.g. with a shard number, so uids stay unique across shards and deterministic per run.
+    pub fn set_uid_seed(&mut self, seed: u64) {
+        self.uid_seed = seed;
+    }
+
+    pub fn stats(&self) -> FlowStats {
+        let mut s = self.stats.clone();
+        s.reassembly_memcap_hits = self.budget.hits();
+        s
+    }
+
+    pub fn http_stats(&self) -> &HttpStats {
+        &self.http_stats
+    }
+
+    pub fn len(&self) -> usize {
+        self.flows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.flows.is_empty()
+    }
+
+    fn max_flows(&self) -> usize {
+        self.cfg.max_flows.min(self.cfg.memcap_bytes / FLOW_OVERHEAD_BYTES).max(1)
+    }
+
+    pub fn process(&mut self, view: &PacketView<'_>, out: &mut impl FlowOutput) {
+        let now = view.ts;
+        if now.0 >= self.last_sweep.0.saturating_add(1_000_000_000) {
+            self.sweep(now, out);
+        }
+        let (key, from_lo) = FlowKey::of(view, self.cfg.vlan_in_key);
+        if !self.flows.contains_key(&key) {
+            if !self.cfg.midstream && is_tcp_without_syn(view) {
+                self.stats.midstream_ignored_packets += 1;
+                return;
+            }
+            while self.flows.len() >= self.max_flows() {
+                self.stats.flow_cap_hits += 1;
+                if !self.cap_logged {
+                    self.cap_logged = true;
+                    tracing::warn!(
+                        max_flows = self.max_flows(),
+                        "Flow table full: evicting the least recently active flows (raise flow.max_flows or flow.memcap_bytes)."
+                    );
+                }
+                if !self.evict_oldest(now, out) {
+                    break;
+                }
+            }
+            let flow = self.new_flow(view, &key, from_lo);
+            let q = if flow.proto == 6 { Queue::Tcp } else { Queue::Other };
+            self.queues[q as usize].push_back((now, flow.serial, key));
+            self.flows.insert(key, flow);
+            self.stats.peak_flows = self.stats.peak_flows.max(self.flows.len() as u64);
+        }
+        let Some(flow) = self.flows.get_mut(&key) else { return };
+        let dir = if from_lo == flow.client_is_lo { Dir::ToServer } else { Dir::ToClient };
+        flow.ts_last = flow.ts_last.max(now);
+        flow.packets[dir.idx()] += 1;
+        flow.bytes[dir.idx()] += u64::from(view.wire_len);
+
+        let Transport::Tcp { hdr, payload, wire_payload_len } = view.transport else { return };
+        if hdr.has(tcp_flags::SYN) {
+            if hdr.has(tcp_flags::ACK) {
+                flow.synack_seen = true;
+            } else {
+                flow.syn_seen = true;
+            }
+        }
+        let tcp = flow.tcp.get_or_insert_with(Default::default);
+        let mut sink = HttpSink {
+            http: &mut flow.http,
+            cfg: &self.http_cfg,
+            info: &flow.info,
+            out: &mut self.tx_buf,
+        };
+        tcp.on_segment(&self.reasm, &mut self.budget, now, dir, &hdr, payload, wire_payload_len, &mut sink);
+        self.stats.reassembly_peak_bytes = self.stats.reassembly_peak_bytes.max(self.budget.used() as u64);
+        if flow.closing.is_none() {
+            let reason = if tcp.saw_rst() {
+                Some(CloseReason::Rst)
+            } else if tcp.both_fin() {
+                Some(CloseReason::Fin)
+            } else {
+                None
+            };
+            if reason.is_some() {
+                flow.closing = reason;
+                self.queues[Queue::Closing as usize].push_back((now, flow.serial, key));
+            }
+        }
+        flow.http_transactions += self.tx_buf.len() as u64;
+        for tx in self.tx_buf.drain(..) {
+            out.transaction(tx);
+        }
+    }
+
+    fn new_flow(&mut self, view: &PacketView<'_>, key: &FlowKey, from_lo: bool) -> Flow {
+        self.next_serial += 1;
+        self.stats.flows_created += 1;
+        let proto = key.proto;
+        match proto {
+            6 => self.stats.tcp_flows += 1,
+            17 => self.stats.udp_flows += 1,
+            _ => self.stats.other_flows += 1,
+        }
+        let (sp, dp) = view.ports();
+        // Who is the client: the SYN's sender, the SYN-ACK's receiver, else the side on a server port.
+        let src_is_client = match view.transport {
+            Transport::Tcp { hdr, .. } if hdr.has(tcp_flags::SYN) => !hdr.has(tcp_flags::ACK),
+            Transport::Tcp { .. } | Transport::Udp { .. } => !likely_server_port(sp, dp),
+            Transport::Other { .. } => true,
+        };
+        let midstream = proto == 6 && !matches!(view.transport, Transport::Tcp { hdr, .. } if hdr.has(tcp_flags::SYN));
+        if midstream {
+            self.stats.midstream_flows += 1;
+        }
+        let client_is_lo = src_is_client == from_lo;
+        let (client, server) = if client_is_lo { (key.lo, key.hi) } else { (key.hi, key.lo) };
+        let info = FlowInfo {
+            uid: make_uid(self.uid_seed, self.next_serial),
+            community_id: community_id(client, server, proto),
+            client: SocketAddr::new(client.0, client.1),
+            server: SocketAddr::new(server.0, server.1),
+            encap: key.encap,
+        };
+        let _ = (sp, dp);
+        Flow {
+            serial: self.next_serial,
+            info: Arc::new(info),
+            client_is_lo,
+            proto,
+            ts_start: view.ts,
+            ts_last: view.ts,
+            packets: [0; 2],
+            bytes: [0; 2],
+            midstream,
+            syn_seen: false,
+            synack_seen: false,
+            closing: None,
+            tcp: None,
+            http: None,
+            http_transactions: 0,
+        }
+    }
+
+    /// Closes flows whose timeout passed, on packet time.
+    pub fn sweep(&mut self, now: Timestamp, out: &mut impl FlowOutput) {
+        self.last_sweep = now;
+        for q in [Queue::Closing, Queue::Tcp, Queue::Other] {
+            while let Some(&(ts, serial, key)) = self.queues[q as usize].front() {
+                let timeout = self.timeout_of(q, &key);
+                if now.saturating_sub(ts) < timeout {
+                    break;
+                }
+                self.queues[q as usize].pop_front();
+                let Some(flow) = self.flows.get(&key) else { continue };
+                if flow.serial != serial {
+                    continue;
+                }
+                if q != Queue::Closing && flow.closing.is_some() {
+                    // The closing queue owns it now.
+                    continue;
+                }
+                let last = if q == Queue::Closing { ts.max(flow.ts_last) } else { flow.ts_last };
+                if now.saturating_sub(last) < timeout {
+                    self.queues[q as usize].push_back((last, serial, key));
+                    continue;
+                }
+                let reason = match (q, flow.closing) {
+                    (Queue::Closing, Some(r)) => r,
+                    _ => CloseReason::IdleTimeout,
+                };
+                self.close(&key, last.max(now.min(last.add(timeout))), reason, out);
+            }
+        }
+        self.compact_queues();
+    }
+
+    fn timeout_of(&self, q: Queue, key: &FlowKey) -> Duration {
+        match q {
+            Queue::Closing => self.cfg.closed_timeout,
+            Queue::Tcp => self.cfg.tcp_idle_timeout,
+            Queue::Other if key.proto == 17 => self.cfg.udp_idle_timeout,
+            Queue::Other => self.cfg.other_idle_timeout,
+        }
+    }
+
+    /// Stale entries of closed flows wait in the queues until they reach the front; bound them so a burst of
+    /// short flows cannot grow the queues without limit.
+    fn compact_queues(&mut self) {
+        let limit = self.max_flows().saturating_mul(2).max(1024);
+        for q in &mut self.queues {
+            if q.len() > limit {
+                let flows = &self.flows;
+                q.retain(|(_, serial, key)| flows.get(key).is_some_and(|f| f.serial == *serial));
+            }
+        }
+    }
+
+    /// Evicts the least recently active flow; false when there is none.
+    fn evict_oldest(&mut self, now: Timestamp, out: &mut impl FlowOutput) -> bool {
+        loop {
+            // The least recently queued entry is at the front of one of the queues.
+            let pick = [Queue::Closing, Queue::Tcp, Queue::Other]
+                .into_iter()
+                .filter_map(|q| self.queues[q as usize].front().map(|e| (e.0, q)))
+                .min_by_key(|(ts, _)| *ts);
+            let Some((_, q)) = pick else { return false };
+            let Some((ts, serial, key)) = self.queues[q as usize].pop_front() else { return false };
+            let Some(flow) = self.flows.get(&key) else { continue };
+            if flow.serial != serial || (q != Queue::Closing && flow.closing.is_some()) {
+                continue;
+            }
+            if flow.ts_last > ts {
+                // Active since it was queued: requeue at its real age and look again.
+                self.queues[q as usize].push_back((flow.ts_last, serial, key));
+                continue;
+            }
+            self.stats.evicted += 1;
+            self.close(&key, now, CloseReason::Evicted, out);
+            return true;
+        }
+    }
+
+    /// Closes every flow (end of input or shutdown).
+    pub fn flush_all(&mut self, now: Timestamp, out: &mut impl FlowOutput) {
+        let mut keys: Vec<(u64, FlowKey)> = self.flows.iter().map(|(k, f)| (f.serial, *k)).collect();
+        // Oldest first, so output order does not depend on hash order.
+        keys.sort_unstable_by_key(|(serial, _)| *serial);
+        for (_, key) in keys {
+            let reason = match self.flows.get(&key).and_then(|f| f.closing) {
+                Some(r) => r,
+                None => CloseReason::EndOfInput,
+            };
+            self.close(&key, now, reason, out);
+        }
+        for q in &mut self.queues {
+            q.clear();
+        }
+    }
+
+    fn close(&mut self, key: &FlowKey, now: Timestamp, reason: CloseReason, out: &mut impl FlowOutput) {
+        let Some(mut flow) = self.flows.remove(key) else { return };
+        let end = flow.ts_last.max(flow.ts_start);
+        let close_ts = if now > end { end } else { now };
+        if let Some(tcp) = flow.tcp.as_mut() {
+            let mut sink = HttpSink { http: &mut flow.http, cfg: &self.http_cfg, info: &flow.info, out: &mut self.tx_buf };
+            tcp.close(&self.reasm, &mut self.budget, close_ts, &mut sink);
+        }
+        if let Some(http) = flow.http.as_mut() {
+            http.finish(close_ts, &mut self.tx_buf);
+            self.http_stats.merge(http.stats());
+        }
+        flow.http_transactions += self.tx_buf.len() as u64;
+        self.stats.http_transactions += flow.http_transactions;
+        for tx in self.tx_buf.drain(..) {
+            out.transaction(tx);
+        }
+        match reason {
+            CloseReason::Fin => self.stats.closed_fin += 1,
+            CloseReason::Rst => self.stats.closed_rst += 1,
+            CloseReason::IdleTimeout => self.stats.closed_idle += 1,
+            CloseReason::EndOfInput => self.stats.closed_end_of_input += 1,
+            CloseReason::Evicted => {}
+        }
+        let rec = self.record(&flow, reason);
+        if rec.one_sided {
+            self.stats.one_sided_flows += 1;
+        }
+        self.stats.gaps += rec.client_gaps + rec.server_gaps;
+        self.stats.gap_bytes += rec.client_gap_bytes + rec.server_gap_bytes;
+        self.stats.overlaps += rec.overlaps;
+        self.stats.overlaps_with_different_data += rec.overlaps_with_different_data;
+        self.stats.payload_bytes_delivered += rec.client_payload_delivered + rec.server_payload_delivered;
+        out.flow_closed(rec);
+    }
+
+    fn record(&self, flow: &Flow, reason: CloseReason) -> FlowRecord {
+        let info = &flow.info;
+        let (c, s) = match flow.tcp.as_deref() {
+            Some(tcp) => (tcp.stats(Dir::ToServer).clone(), tcp.stats(Dir::ToClient).clone()),
+            None => Default::default(),
+        };
+        let state = if flow.proto != 6 {
+            "OTH"
+        } else if flow.tcp.as_deref().is_some_and(|t| t.saw_rst()) {
+            "RST"
+        } else if flow.tcp.as_deref().is_some_and(|t| t.both_fin()) {
+            "SF"
+        } else if flow.syn_seen && !flow.synack_seen && flow.packets[1] == 0 {
+            "S0"
+        } else if reason == CloseReason::EndOfInput || reason == CloseReason::Evicted {
+            "EST"
+        } else {
+            "OTH"
+        };
+        FlowRecord {
+            uid: info.uid.clone(),
+            community_id: info.community_id.clone(),
+            ts_start: flow.ts_start.as_secs_f64(),
+            ts_end: flow.ts_last.as_secs_f64(),
+            proto: match flow.proto {
+                6 => "tcp",
+                17 => "udp",
+                1 => "icmp",
+                58 => "icmp6",
+                _ => "other",
+            },
+            src_ip: info.client.ip(),
+            src_port: info.client.port(),
+            dst_ip: info.server.ip(),
+            dst_port: info.server.port(),
+            vlan: info.encap.vlans().to_vec(),
+            tunnel: tunnel_records(info),
+            client_packets: flow.packets[0],
+            server_packets: flow.packets[1],
+            client_bytes: flow.bytes[0],
+            server_bytes: flow.bytes[1],
+            client_payload_delivered: c.delivered_bytes,
+            server_payload_delivered: s.delivered_bytes,
+            client_gaps: c.gaps,
+            client_gap_bytes: c.gap_bytes,
+            server_gaps: s.gaps,
+            server_gap_bytes: s.gap_bytes,
+            overlaps: c.overlaps + s.overlaps,
+            overlaps_with_different_data: c.overlaps_different_data + s.overlaps_different_data,
+            state,
+            close_reason: reason,
+            midstream: flow.midstream,
+            one_sided: flow.proto == 6 && (flow.packets[0] == 0 || flow.packets[1] == 0),
+            http_transactions: flow.http_transactions,
+        }
+    }
+}
+
+fn is_tcp_without_syn(view: &PacketView<'_>) -> bool {
+    matches!(view.transport, Transport::Tcp { hdr, .. } if !hdr.has(tcp_flags::SYN))
+}
+
+/// Ports servers listen on: decides roles when the handshake was not seen. True when `dp` looks like the
+/// server's port (the packet goes client → server).
+fn likely_server_port(sp: u16, dp: u16) -> bool {
+    const SERVER_PORTS: &[u16] = &[
+        80, 443, 8080, 8000, 8008, 8081, 8088, 8443, 8888, 3128, 3000, 5000, 9000, 9200, 1080,
+    ];
+    let s_known = SERVER_PORTS.contains(&sp);
+    let d_known = SERVER_PORTS.contains(&dp);
+    if s_known != d_known {
+        return s_known;
+    }
+    let (s_low, d_low) = (sp < 1024, dp < 1024);
+    if s_low != d_low {
+        return s_low;
+    }
+    // Ephemeral ports are usually the higher ones.
+    sp < dp
+}
+
+/// Zeek-style uid: `C` and 17 base62 characters from a mixed serial; deterministic per run and shard.
+fn make_uid(seed: u64, serial: u64) -> String {
+    const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut x = splitmix64(seed ^ serial) as u128 | (u128::from(splitmix64(serial.wrapping_add(seed))) << 64);
+    let mut s = String::with_capacity(18);
+    s.push('C');
+    for _ in 0..17 {
+        s.push(ALPHABET[(x % 62) as usize] as char);
+        x /= 62;
+    }
+    s
+}
+
+fn splitmix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Feeds reassembled events to the flow's HTTP parser, created on the first event.
+struct HttpSink<'a> {
+    http: &'a mut Option<HttpParser>,
+    cfg: &'a Arc<HttpConfig>,
+    info: &'a Arc<FlowInfo>,
+    out: &'a mut Vec<Transaction>,
+}
+
+impl StreamSink for HttpSink<'_> {
+    fn on_stream(&mut self, dir: Dir, ts: Timestamp, ev: StreamEvent<'_>) {
+        let http = self.http.get_or_insert_with(|| HttpParser::new(self.cfg.clone(), self.info.clone()));
+        http.on_stream(dir, ts, ev, self.out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_port_heuristic() {
+        assert!(likely_server_port(80, 51000));
+        assert!(!likely_server_port(51000, 80));
+        assert!(!likely_server_port(51000, 8080));
+        assert!(likely_server_port(22, 40000));
+        assert!(likely_server_port(40000, 50000));
+    }
+
+    #[test]
+    fn uids_are_distinct_and_stable() {
+        let a = make_uid(1, 1);
+        assert_eq!(a, make_uid(1, 1));
+        assert_ne!(a, make_uid(1, 2));
+        assert_ne!(a, make_uid(2, 1));
+        assert_eq!(a.len(), 18);
+        assert!(a.starts_with('C'));
+    }
+}

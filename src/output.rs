@@ -1,0 +1,87 @@
+//! Output files of a run: `flows.jsonl`, `transactions.jsonl` (one JSON object per line) and `stats.json`.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use crate::flow::table::{FlowOutput, FlowRecord};
+use crate::http::Transaction;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+/// A JSON-lines file written through a buffer; the first write error is kept and reported at `finish`.
+pub struct JsonlFile {
+    path: PathBuf,
+    w: BufWriter<File>,
+    error: Option<std::io::Error>,
+    pub lines: u64,
+}
+
+impl JsonlFile {
+    pub fn create(path: PathBuf) -> Result<Self, OutputError> {
+        let f = File::create(&path).map_err(|source| OutputError::Io { path: path.clone(), source })?;
+        Ok(JsonlFile { path, w: BufWriter::with_capacity(1 << 16, f), error: None, lines: 0 })
+    }
+
+    pub fn write<T: serde::Serialize>(&mut self, rec: &T) {
+        if self.error.is_some() {
+            return;
+        }
+        let r = serde_json::to_writer(&mut self.w, rec)
+            .map_err(std::io::Error::other)
+            .and_then(|()| self.w.write_all(b"\n"));
+        match r {
+            Ok(()) => self.lines += 1,
+            Err(e) => self.error = Some(e),
+        }
+    }
+
+    pub fn finish(mut self) -> Result<u64, OutputError> {
+        if let Some(source) = self.error.take() {
+            return Err(OutputError::Io { path: self.path, source });
+        }
+        self.w.flush().map_err(|source| OutputError::Io { path: self.path.clone(), source })?;
+        Ok(self.lines)
+    }
+}
+
+/// The per-run output directory.
+pub struct OutputDir {
+    pub flows: JsonlFile,
+    pub transactions: JsonlFile,
+}
+
+impl OutputDir {
+    pub fn create(dir: &Path) -> Result<Self, OutputError> {
+        std::fs::create_dir_all(dir).map_err(|source| OutputError::Io { path: dir.to_owned(), source })?;
+        Ok(OutputDir {
+            flows: JsonlFile::create(dir.join("flows.jsonl"))?,
+            transactions: JsonlFile::create(dir.join("transactions.jsonl"))?,
+        })
+    }
+
+    pub fn finish(self) -> Result<(u64, u64), OutputError> {
+        Ok((self.flows.finish()?, self.transactions.finish()?))
+    }
+}
+
+impl FlowOutput for OutputDir {
+    fn flow_closed(&mut self, rec: FlowRecord) {
+        self.flows.write(&rec);
+    }
+    fn transaction(&mut self, tx: Transaction) {
+        self.transactions.write(&tx.record());
+    }
+}
+
+pub fn write_json_file<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), OutputError> {
+    let io = |source| OutputError::Io { path: path.to_owned(), source };
+    let mut w = BufWriter::new(File::create(path).map_err(io)?);
+    serde_json::to_writer_pretty(&mut w, value).map_err(|e| io(std::io::Error::other(e)))?;
+    w.write_all(b"\n").map_err(io)?;
+    w.flush().map_err(io)
+}
