@@ -18,3 +18,4 @@ pub mod http;
 pub mod output;
 pub mod pipeline;
 pub mod reassembly;
+pub mod synth;
