@@ -1,0 +1,121 @@
+//! `mirador replay` on captures: flows, tunnels, reassembly outcomes, errors and exit codes.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+
+fn tcp_flows(run: &Run) -> Vec<Value> {
+    run.jsonl("flows.jsonl").into_iter().filter(|f| f["proto"] == "tcp").collect()
+}
+
+#[test]
+fn same_five_tuple_in_two_vxlan_tenants_is_two_flows() {
+    let run = replay(&[&pcap("vxlan-two-tenants.pcap")], &[]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let mut flows = tcp_flows(&run);
+    flows.sort_by_key(|f| f["tunnel"][0]["id"].as_u64());
+    assert_eq!(flows.len(), 2, "{flows:#?}");
+    for (f, vni) in flows.iter().zip([7, 9]) {
+        assert_eq!(f["tunnel"], json!([{"type": "vxlan", "id": vni}]));
+        assert_eq!(f["src_ip"], "192.0.2.10");
+        assert_eq!(f["src_port"], 51000);
+        assert_eq!(f["dst_ip"], "198.51.100.20");
+        assert_eq!(f["dst_port"], 80);
+        assert_eq!(f["close_reason"], "fin");
+        assert_eq!(f["state"], "SF");
+        assert_eq!(f["midstream"], false);
+        assert_eq!(f["one_sided"], false);
+    }
+    // Same 5-tuple, so the same Community ID: it deliberately ignores the tunnel.
+    assert_eq!(flows[0]["community_id"], flows[1]["community_id"]);
+    assert_ne!(flows[0]["uid"], flows[1]["uid"]);
+    assert_eq!(run.stats()["decode"]["tunnels"]["vxlan"], 20);
+}
+
+#[test]
+fn vlan_ids_are_flow_metadata() {
+    let run = replay(&[&pcap("vlan.pcap")], &[]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let flows = tcp_flows(&run);
+    assert_eq!(flows.len(), 1);
+    assert_eq!(flows[0]["vlan"], json!([100]));
+}
+
+#[test]
+fn reordered_duplicated_and_lost_segments() {
+    let run = replay(&[&pcap("reorder-gap.pcap")], &[]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let flows = tcp_flows(&run);
+    assert_eq!(flows.len(), 1, "{flows:#?}");
+    let f = &flows[0];
+    // GET (41 bytes) + POST with a 4000-byte body, all delivered despite reversal and a duplicate.
+    let post_len = "POST /upload HTTP/1.1\r\nHost: edge.example\r\nContent-Length: 4000\r\n\r\n".len() + 4000;
+    assert_eq!(f["client_payload_delivered"], 41 + post_len as u64);
+    assert_eq!(f["client_gaps"], 0);
+    assert!(f["overlaps"].as_u64().unwrap() >= 1, "{f:#}");
+    assert_eq!(f["overlaps_with_different_data"], 0);
+    // One 1448-byte response segment never captured: exactly one gap of that size.
+    assert_eq!(f["server_gaps"], 1);
+    assert_eq!(f["server_gap_bytes"], 1448);
+    let resp1 = "HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n".len() + 5000;
+    let resp2 = "HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n".len() + 2;
+    assert_eq!(f["server_payload_delivered"], (resp1 + resp2 - 1448) as u64);
+}
+
+#[test]
+fn demo_capture_flows() {
+    let run = replay(&[&pcap("demo.pcap")], &[]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let flows = tcp_flows(&run);
+    assert_eq!(flows.len(), 40);
+    assert!(flows.iter().all(|f| f["close_reason"] == "fin" && f["client_gaps"] == 0 && f["server_gaps"] == 0));
+    let stats = run.stats();
+    assert_eq!(stats["flows"]["tcp_flows"], 40);
+    assert_eq!(stats["capture"]["file_errors"], json!([]));
+}
+
+#[test]
+fn many_files_merge_by_time() {
+    // The same capture twice: every packet is seen twice, in time order, so each flow is a duplicate of itself.
+    let p = pcap("vlan.pcap");
+    let run = replay(&[&p, &p], &[]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let flows = tcp_flows(&run);
+    assert_eq!(flows.len(), 1);
+    assert_eq!(flows[0]["client_packets"], 2 * 6);
+    assert!(flows[0]["overlaps"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn not_a_capture_exits_2_and_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("notes.txt");
+    std::fs::write(&p, "hello, this is not a pcap\n").unwrap();
+    let run = replay(&[&p], &[]);
+    assert_eq!(run.code(), 2);
+    assert!(run.stderr().contains("notes.txt") && run.stderr().contains("not a pcap"), "{}", run.stderr());
+    let missing = dir.path().join("missing.pcap");
+    let run = replay(&[&missing], &[]);
+    assert_eq!(run.code(), 2);
+    assert!(run.stderr().contains("missing.pcap"), "{}", run.stderr());
+}
+
+#[test]
+fn truncated_capture_keeps_what_it_read_and_exits_3() {
+    let bytes = std::fs::read(pcap("vxlan-two-tenants.pcap")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("cut.pcap");
+    std::fs::write(&p, &bytes[..bytes.len() - 30]).unwrap();
+    let run = replay(&[&p], &[]);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    assert!(run.stderr().contains("cut.pcap") && run.stderr().contains("stopped at byte"), "{}", run.stderr());
+    assert_eq!(tcp_flows(&run).len(), 2, "flows before the damage are still written");
+    assert_eq!(run.stats()["capture"]["file_errors"][0]["packets"], 39);
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    let out = assert_cmd::Command::cargo_bin("mirador").unwrap().arg("replay").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
