@@ -25,6 +25,8 @@ impl TunnelKind {
     pub const TEREDO: TunnelKind = TunnelKind(7);
     pub const GTPU: TunnelKind = TunnelKind(8);
     pub const AYIYA: TunnelKind = TunnelKind(9);
+    /// ERSPAN type I: GRE protocol 0x88BE without a sequence number and without an ERSPAN header.
+    pub const ERSPAN1: TunnelKind = TunnelKind(10);
 
     pub fn name(self) -> &'static str {
         match self {
@@ -37,6 +39,7 @@ impl TunnelKind {
             Self::TEREDO => "teredo",
             Self::GTPU => "gtp-u",
             Self::AYIYA => "ayiya",
+            Self::ERSPAN1 => "erspan1",
             _ => "none",
         }
     }

@@ -1,0 +1,314 @@
+//! Bounded IP defragmentation (IPv4 and IPv6).
+//!
+//! Datagrams are keyed by (src, dst, id, protocol, encapsulation) and held until complete, timed out (on
+//! packet time) or evicted. Caps: datagram count, bytes held (memcap), fragments per datagram and the
+//! maximum datagram size; every cap hit is counted in [`FragmentStats`]. Overlaps keep the bytes that came
+//! first (first-wins), so a later fragment can never rewrite what an earlier one said.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use smallvec::SmallVec;
+
+use super::Encap;
+use super::ip::FragInfo;
+use crate::capture::Timestamp;
+
+/// Largest reassembled payload: the IPv4 total length field is 16 bits (IPv6 the same without jumbograms).
+pub const MAX_DATAGRAM_BYTES: u32 = 65535;
+
+#[derive(Clone, Debug)]
+pub struct FragmentConfig {
+    /// Datagrams being reassembled at once; the oldest is evicted to make room.
+    pub max_datagrams: usize,
+    /// Bytes held across all datagrams being reassembled; the oldest datagrams are evicted to make room.
+    pub memcap_bytes: usize,
+    /// Fragments accepted per datagram: bounds the work a flood of tiny fragments can cause.
+    pub max_fragments_per_datagram: usize,
+    /// A datagram not completed within this much packet time is dropped.
+    pub timeout: Duration,
+}
+
+impl Default for FragmentConfig {
+    fn default() -> Self {
+        FragmentConfig {
+            max_datagrams: 4096,
+            memcap_bytes: 32 * 1024 * 1024,
+            max_fragments_per_datagram: 64,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct FragmentStats {
+    /// Fragments received.
+    pub seen: u64,
+    /// Datagrams completed.
+    pub reassembled: u64,
+    /// Fragments that overlapped bytes already held (the earlier bytes were kept).
+    pub overlapping: u64,
+    /// Datagrams evicted or refused to stay under `memcap_bytes`.
+    pub dropped_memcap: u64,
+    /// Datagrams evicted to stay under `max_datagrams`.
+    pub dropped_count_cap: u64,
+    /// Datagrams dropped for exceeding `max_fragments_per_datagram`.
+    pub dropped_too_many_fragments: u64,
+    /// Fragments past the maximum datagram size, past the announced end, or conflicting about the end.
+    pub invalid: u64,
+    /// Datagrams dropped by the timeout.
+    pub timed_out: u64,
+    /// Fragments inside an already reassembled datagram (one reassembly per packet): dropped.
+    pub nested_dropped: u64,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FragKey {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub id: u32,
+    pub proto: u8,
+    pub encap: Encap,
+}
+
+struct Datagram {
+    generation: u64,
+    data: Vec<u8>,
+    /// Byte ranges received, sorted, disjoint and merged.
+    ranges: SmallVec<[(u32, u32); 4]>,
+    fragments: usize,
+    /// Payload length, known once the last fragment (MF clear) arrived.
+    total: Option<u32>,
+}
+
+/// What became of a fragment.
+pub enum Outcome<'a> {
+    /// Held; the datagram is not complete yet.
+    Held,
+    /// The datagram is complete: its payload (the bytes after the IP header / fragment header).
+    Complete(&'a [u8]),
+    /// Refused (counted).
+    Dropped,
+}
+
+pub struct FragTable {
+    cfg: FragmentConfig,
+    map: HashMap<FragKey, Datagram, foldhash::fast::RandomState>,
+    /// Creation order, for timeouts and oldest-first eviction. May hold stale entries (completed datagrams),
+    /// recognised by generation and compacted when the queue outgrows the table.
+    order: VecDeque<(Timestamp, u64, FragKey)>,
+    mem_bytes: usize,
+    next_generation: u64,
+    /// The last completed datagram; the returned view borrows it.
+    out: Vec<u8>,
+}
+
+impl FragTable {
+    pub fn new(cfg: FragmentConfig) -> Self {
+        FragTable {
+            cfg,
+            map: HashMap::with_hasher(foldhash::fast::RandomState::default()),
+            order: VecDeque::new(),
+            mem_bytes: 0,
+            next_generation: 0,
+            out: Vec::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn mem_bytes(&self) -> usize {
+        self.mem_bytes
+    }
+
+    fn remove(&mut self, key: &FragKey) -> Option<Datagram> {
+        let d = self.map.remove(key)?;
+        self.mem_bytes = self.mem_bytes.saturating_sub(d.data.len());
+        Some(d)
+    }
+
+    /// Evicts the oldest live datagram; returns its generation.
+    fn evict_oldest(&mut self) -> Option<u64> {
+        while let Some((_, generation, key)) = self.order.pop_front() {
+            if self.map.get(&key).is_some_and(|d| d.generation == generation) {
+                self.remove(&key);
+                return Some(generation);
+            }
+        }
+        None
+    }
+
+    /// Drops datagrams created `timeout` or longer before `now`.
+    pub fn expire(&mut self, now: Timestamp, stats: &mut FragmentStats) {
+        while let Some(&(created, generation, key)) = self.order.front() {
+            let live = self.map.get(&key).is_some_and(|d| d.generation == generation);
+            if live && now.saturating_sub(created) < self.cfg.timeout {
+                break;
+            }
+            self.order.pop_front();
+            if live {
+                self.remove(&key);
+                stats.timed_out += 1;
+            }
+        }
+    }
+
+    /// Adds one fragment's data (the bytes after its IP or fragment header).
+    pub fn insert(
+        &mut self,
+        key: FragKey,
+        frag: FragInfo,
+        data: &[u8],
+        now: Timestamp,
+        stats: &mut FragmentStats,
+    ) -> Outcome<'_> {
+        stats.seen += 1;
+        let start = frag.offset;
+        let end = match u32::try_from(data.len()).ok().and_then(|l| start.checked_add(l)) {
+            Some(e) if e <= MAX_DATAGRAM_BYTES => e,
+            _ => {
+                stats.invalid += 1;
+                return Outcome::Dropped;
+            }
+        };
+
+        if !self.map.contains_key(&key) {
+            while self.map.len() >= self.cfg.max_datagrams.max(1) {
+                if self.evict_oldest().is_none() {
+                    break;
+                }
+                stats.dropped_count_cap += 1;
+            }
+            let generation = self.next_generation;
+            self.next_generation += 1;
+            self.map.insert(
+                key,
+                Datagram { generation, data: Vec::new(), ranges: SmallVec::new(), fragments: 0, total: None },
+            );
+            self.order.push_back((now, generation, key));
+            if self.order.len() > 2 * self.cfg.max_datagrams + 16 {
+                let map = &self.map;
+                self.order.retain(|(_, g, k)| map.get(k).is_some_and(|d| d.generation == *g));
+            }
+        }
+
+        // Room for the bytes this fragment may add, evicting the oldest datagrams (perhaps this one).
+        let (generation, held) = match self.map.get(&key) {
+            Some(d) => (d.generation, d.data.len()),
+            None => return Outcome::Dropped,
+        };
+        let growth = (end as usize).saturating_sub(held);
+        while self.mem_bytes + growth > self.cfg.memcap_bytes {
+            match self.evict_oldest() {
+                Some(g) => {
+                    stats.dropped_memcap += 1;
+                    if g == generation {
+                        return Outcome::Dropped;
+                    }
+                }
+                None => {
+                    // Only reachable when this datagram is not in the order queue: refuse it.
+                    self.remove(&key);
+                    stats.dropped_memcap += 1;
+                    return Outcome::Dropped;
+                }
+            }
+        }
+
+        let Some(d) = self.map.get_mut(&key) else {
+            return Outcome::Dropped;
+        };
+        d.fragments += 1;
+        if d.fragments > self.cfg.max_fragments_per_datagram {
+            stats.dropped_too_many_fragments += 1;
+            self.remove(&key);
+            return Outcome::Dropped;
+        }
+        if !frag.more {
+            let past_end = d.ranges.last().is_some_and(|&(_, e)| e > end);
+            if d.total.is_some_and(|t| t != end) || past_end {
+                stats.invalid += 1;
+                return Outcome::Held;
+            }
+            d.total = Some(end);
+        } else if d.total.is_some_and(|t| end > t) {
+            stats.invalid += 1;
+            return Outcome::Held;
+        }
+        if d.data.len() < end as usize {
+            d.data.resize(end as usize, 0);
+            self.mem_bytes += growth;
+        }
+
+        // First-wins: copy only the parts of [start, end) no earlier fragment covered.
+        let mut cursor = start;
+        let mut overlapped = false;
+        for &(s, e) in d.ranges.iter() {
+            if e <= cursor {
+                continue;
+            }
+            if s >= end {
+                break;
+            }
+            if s > cursor {
+                copy(&mut d.data, data, start, cursor, s);
+            }
+            overlapped = true;
+            cursor = cursor.max(e);
+            if cursor >= end {
+                break;
+            }
+        }
+        if cursor < end {
+            copy(&mut d.data, data, start, cursor, end);
+        }
+        if overlapped {
+            stats.overlapping += 1;
+        }
+        merge(&mut d.ranges, (start, end));
+
+        let complete = match (d.total, d.ranges.as_slice()) {
+            (Some(t), [(0, e)]) => *e == t,
+            _ => false,
+        };
+        if !complete {
+            return Outcome::Held;
+        }
+        let Some(mut d) = self.remove(&key) else {
+            return Outcome::Dropped;
+        };
+        std::mem::swap(&mut self.out, &mut d.data);
+        stats.reassembled += 1;
+        Outcome::Complete(&self.out)
+    }
+}
+
+/// Copies `src`'s bytes for datagram range [from, to) into `dst` (src starts at datagram offset `base`).
+fn copy(dst: &mut [u8], src: &[u8], base: u32, from: u32, to: u32) {
+    let s = (from - base) as usize..(to - base) as usize;
+    if let (Some(d), Some(v)) = (dst.get_mut(from as usize..to as usize), src.get(s)) {
+        d.copy_from_slice(v);
+    }
+}
+
+/// Inserts `r` into sorted disjoint ranges, merging touching ones. At most `max_fragments_per_datagram`
+/// ranges, so linear work is fine.
+fn merge(ranges: &mut SmallVec<[(u32, u32); 4]>, r: (u32, u32)) {
+    let pos = ranges.iter().position(|&(s, _)| s > r.0).unwrap_or(ranges.len());
+    ranges.insert(pos, r);
+    let mut out: SmallVec<[(u32, u32); 4]> = SmallVec::new();
+    for &(s, e) in ranges.iter() {
+        match out.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => out.push((s, e)),
+        }
+    }
+    *ranges = out;
+}
