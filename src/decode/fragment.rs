@@ -312,3 +312,150 @@ fn merge(ranges: &mut SmallVec<[(u32, u32); 4]>, r: (u32, u32)) {
     }
     *ranges = out;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(id: u32) -> FragKey {
+        FragKey {
+            src: "10.0.0.1".parse().unwrap(),
+            dst: "10.0.0.2".parse().unwrap(),
+            id,
+            proto: 6,
+            encap: Encap::default(),
+        }
+    }
+
+    fn fi(id: u32, offset: u32, more: bool) -> FragInfo {
+        FragInfo { id, offset, more }
+    }
+
+    fn cfg() -> FragmentConfig {
+        FragmentConfig::default()
+    }
+
+    /// Feeds (offset, more, bytes) fragments of datagram 1; returns the completed payload if any.
+    fn feed(t: &mut FragTable, st: &mut FragmentStats, frags: &[(u32, bool, &[u8])]) -> Option<Vec<u8>> {
+        let mut done = None;
+        for &(off, more, data) in frags {
+            if let Outcome::Complete(b) = t.insert(key(1), fi(1, off, more), data, Timestamp(0), st) {
+                done = Some(b.to_vec());
+            }
+        }
+        done
+    }
+
+    #[test]
+    fn overlaps_keep_the_first_bytes() {
+        let mut t = FragTable::new(cfg());
+        let mut st = FragmentStats::default();
+        // Middle first, then a fragment covering it with other bytes, then the end.
+        let out = feed(&mut t, &mut st, &[(8, true, b"BBBBBBBB"), (0, true, b"aaaaaaaaaaaaaaaa"), (16, false, b"cc")]);
+        assert_eq!(out.unwrap(), b"aaaaaaaaBBBBBBBBcc");
+        assert_eq!(st.overlapping, 1);
+        assert_eq!((t.len(), t.mem_bytes()), (0, 0));
+    }
+
+    #[test]
+    fn duplicates_are_harmless() {
+        let mut t = FragTable::new(cfg());
+        let mut st = FragmentStats::default();
+        let out = feed(&mut t, &mut st, &[(0, true, b"01234567"), (0, true, b"xxxxxxxx"), (8, false, b"89")]);
+        assert_eq!(out.unwrap(), b"0123456789");
+        assert_eq!((st.overlapping, st.reassembled), (1, 1));
+    }
+
+    #[test]
+    fn conflicting_or_oversized_ends_are_invalid() {
+        let mut t = FragTable::new(cfg());
+        let mut st = FragmentStats::default();
+        assert!(feed(&mut t, &mut st, &[(8, false, b"end"), (16, true, b"past-end")]).is_none());
+        assert!(feed(&mut t, &mut st, &[(8, false, b"other")]).is_none());
+        assert_eq!(st.invalid, 2);
+        let big = vec![0u8; 16];
+        assert!(matches!(
+            t.insert(key(2), fi(2, MAX_DATAGRAM_BYTES - 8, true), &big, Timestamp(0), &mut st),
+            Outcome::Dropped
+        ));
+        assert_eq!(st.invalid, 3);
+        // The datagram still completes with consistent fragments.
+        assert_eq!(feed(&mut t, &mut st, &[(0, true, b"abcdefgh")]).unwrap(), b"abcdefghend");
+    }
+
+    #[test]
+    fn fragment_count_cap_drops_the_datagram() {
+        let mut t = FragTable::new(FragmentConfig { max_fragments_per_datagram: 4, ..cfg() });
+        let mut st = FragmentStats::default();
+        let tiny: Vec<(u32, bool, &[u8])> = (0..5).map(|i| (i * 8, true, &b"........"[..])).collect();
+        assert!(feed(&mut t, &mut st, &tiny).is_none());
+        assert_eq!(st.dropped_too_many_fragments, 1);
+        assert_eq!((t.len(), t.mem_bytes()), (0, 0));
+    }
+
+    #[test]
+    fn datagram_count_cap_evicts_the_oldest() {
+        let mut t = FragTable::new(FragmentConfig { max_datagrams: 2, ..cfg() });
+        let mut st = FragmentStats::default();
+        for id in 0..3 {
+            let _ = t.insert(key(id), fi(id, 0, true), b"abcdefgh", Timestamp(id as u64), &mut st);
+        }
+        assert_eq!((t.len(), st.dropped_count_cap), (2, 1));
+        // Datagram 0 was evicted: its last fragment alone does not complete it.
+        assert!(matches!(t.insert(key(0), fi(0, 8, false), b"i", Timestamp(5), &mut st), Outcome::Held));
+        // Datagram 2 survived.
+        assert!(matches!(
+            t.insert(key(2), fi(2, 8, false), b"i", Timestamp(5), &mut st),
+            Outcome::Complete(b"abcdefghi")
+        ));
+    }
+
+    #[test]
+    fn memcap_evicts_the_oldest_then_refuses() {
+        let mut t = FragTable::new(FragmentConfig { memcap_bytes: 100, ..cfg() });
+        let mut st = FragmentStats::default();
+        let _ = t.insert(key(1), fi(1, 0, true), &[1; 64], Timestamp(0), &mut st);
+        let _ = t.insert(key(2), fi(2, 0, true), &[2; 64], Timestamp(0), &mut st);
+        assert_eq!((t.len(), t.mem_bytes(), st.dropped_memcap), (1, 64, 1));
+        // A datagram bigger than the whole memcap is refused.
+        assert!(matches!(t.insert(key(3), fi(3, 0, true), &[3; 200], Timestamp(0), &mut st), Outcome::Dropped));
+        assert!(t.mem_bytes() <= 100);
+        assert_eq!(t.len(), 0);
+    }
+
+    #[test]
+    fn timeout_and_stale_queue_compaction() {
+        let mut t = FragTable::new(FragmentConfig { max_datagrams: 4, ..cfg() });
+        let mut st = FragmentStats::default();
+        // Many datagrams that complete: the creation queue must not grow without bound.
+        for id in 0..1000 {
+            let _ = t.insert(key(id), fi(id, 0, true), b"abcdefgh", Timestamp(0), &mut st);
+            assert!(matches!(t.insert(key(id), fi(id, 8, false), b"z", Timestamp(0), &mut st), Outcome::Complete(_)));
+        }
+        assert!(t.order.len() <= 2 * 4 + 16);
+        let _ = t.insert(key(5000), fi(5000, 0, true), b"abcdefgh", Timestamp::from_secs(1), &mut st);
+        t.expire(Timestamp::from_secs(30), &mut st);
+        assert_eq!(t.len(), 1);
+        t.expire(Timestamp::from_secs(31), &mut st);
+        assert_eq!((t.len(), t.mem_bytes(), st.timed_out), (0, 0, 1));
+    }
+
+    #[test]
+    fn many_tiny_fragments_in_random_order_complete() {
+        let data: Vec<u8> = (0..512u32).map(|i| i as u8).collect();
+        let mut order: Vec<u32> = (0..64).collect();
+        // A fixed permutation (multiplicative step coprime with 64).
+        order = order.iter().map(|i| (i * 37) % 64).collect();
+        let mut t = FragTable::new(cfg());
+        let mut st = FragmentStats::default();
+        let mut out = None;
+        for i in order {
+            let chunk = &data[(i * 8) as usize..(i * 8 + 8) as usize];
+            if let Outcome::Complete(b) = t.insert(key(9), fi(9, i * 8, i != 63), chunk, Timestamp(0), &mut st) {
+                out = Some(b.to_vec());
+            }
+        }
+        assert_eq!(out.unwrap(), data);
+        assert_eq!(st.overlapping, 0);
+    }
+}

@@ -668,3 +668,640 @@ mod corpus_tests {
         assert_eq!(m.stats.mpls, 2);
     }
 }
+
+/// Hand-built packets for the unit tests of this module's files.
+#[cfg(test)]
+pub(crate) mod testpkt {
+    pub fn ipv4(src: [u8; 4], dst: [u8; 4], proto: u8, id: u16, frag: u16, payload: &[u8]) -> Vec<u8> {
+        let total = (20 + payload.len()) as u16;
+        let mut v = vec![0x45, 0];
+        v.extend_from_slice(&total.to_be_bytes());
+        v.extend_from_slice(&id.to_be_bytes());
+        v.extend_from_slice(&frag.to_be_bytes());
+        v.extend_from_slice(&[64, proto, 0, 0]);
+        v.extend_from_slice(&src);
+        v.extend_from_slice(&dst);
+        v.extend_from_slice(payload);
+        v
+    }
+
+    pub fn ipv6(src: u8, dst: u8, next: u8, payload: &[u8]) -> Vec<u8> {
+        let mut v = vec![0x60, 0, 0, 0];
+        v.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+        v.extend_from_slice(&[next, 64]);
+        let mut a = [0u8; 16];
+        a[0] = 0x20;
+        a[1] = 0x01;
+        a[15] = src;
+        v.extend_from_slice(&a);
+        a[15] = dst;
+        v.extend_from_slice(&a);
+        v.extend_from_slice(payload);
+        v
+    }
+
+    pub fn tcp(sport: u16, dport: u16, seq: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend_from_slice(&sport.to_be_bytes());
+        v.extend_from_slice(&dport.to_be_bytes());
+        v.extend_from_slice(&seq.to_be_bytes());
+        v.extend_from_slice(&0u32.to_be_bytes());
+        // Data offset 6 words: one 4-byte option (MSS) to check options are skipped.
+        v.extend_from_slice(&[0x60, flags, 0xff, 0xff, 0, 0, 0, 0, 2, 4, 5, 0xb4]);
+        v.extend_from_slice(payload);
+        v
+    }
+
+    pub fn udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend_from_slice(&sport.to_be_bytes());
+        v.extend_from_slice(&dport.to_be_bytes());
+        v.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        v.extend_from_slice(&[0, 0]);
+        v.extend_from_slice(payload);
+        v
+    }
+
+    pub fn eth(ethertype: u16, payload: &[u8]) -> Vec<u8> {
+        let mut v = vec![0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 6];
+        v.extend_from_slice(&ethertype.to_be_bytes());
+        v.extend_from_slice(payload);
+        v
+    }
+
+    pub fn vlan(id: u16, ethertype: u16, payload: &[u8]) -> Vec<u8> {
+        let mut v = id.to_be_bytes().to_vec();
+        v.extend_from_slice(&ethertype.to_be_bytes());
+        v.extend_from_slice(payload);
+        v
+    }
+
+    /// A TCP segment from 10.0.0.1:1234 to 10.0.0.2:80 in IPv4.
+    pub fn tcp4(payload: &[u8]) -> Vec<u8> {
+        ipv4([10, 0, 0, 1], [10, 0, 0, 2], 6, 1, 0x4000, &tcp(1234, 80, 1000, 0x18, payload))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use proptest::prelude::*;
+
+    use super::testpkt::*;
+    use super::*;
+    use crate::capture::LinkType;
+
+    fn raw(linktype: LinkType, data: &[u8]) -> RawPacket<'_> {
+        RawPacket { ts: Timestamp::from_secs(100), linktype, data, orig_len: data.len() as u32 }
+    }
+
+    fn at(secs: u64, data: &[u8]) -> RawPacket<'_> {
+        RawPacket { ts: Timestamp::from_secs(secs), linktype: LinkType::ETHERNET, data, orig_len: data.len() as u32 }
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    /// (src, dst, sport, dport, payload) of a TCP view.
+    fn tcp_of<'a>(v: &PacketView<'a>) -> (IpAddr, IpAddr, u16, u16, &'a [u8]) {
+        match v.transport {
+            Transport::Tcp { hdr, payload, .. } => (v.src, v.dst, hdr.src_port, hdr.dst_port, payload),
+            t => panic!("not tcp: {t:?}"),
+        }
+    }
+
+    fn tunnels(v: &PacketView<'_>) -> Vec<(TunnelKind, u32)> {
+        v.encap.tunnels().iter().map(|t| (t.kind, t.id)).collect()
+    }
+
+    #[test]
+    fn ethernet_ipv4_tcp_built_by_etherparse() {
+        let payload = b"GET / HTTP/1.1\r\n\r\n";
+        let b = etherparse::PacketBuilder::ethernet2([1; 6], [2; 6])
+            .single_vlan(etherparse::VlanId::try_new(42).unwrap())
+            .ipv4([192, 0, 2, 1], [192, 0, 2, 2], 64)
+            .tcp(40000, 80, 7, 1024);
+        let mut frame = Vec::new();
+        b.write(&mut frame, payload).unwrap();
+        let mut d = Decoder::new(DecodeConfig::default());
+        let v = d.decode(raw(LinkType::ETHERNET, &frame)).unwrap();
+        assert_eq!(tcp_of(&v), (ip("192.0.2.1"), ip("192.0.2.2"), 40000, 80, &payload[..]));
+        assert_eq!(v.encap.vlans(), &[42]);
+        let Transport::Tcp { hdr, wire_payload_len, .. } = v.transport else { panic!() };
+        assert_eq!((hdr.seq, wire_payload_len), (7, payload.len() as u32));
+        assert!(!v.truncated);
+        assert_eq!(d.stats().tcp, 1);
+        assert_eq!(d.stats().by_linktype.get("ethernet"), Some(&1));
+    }
+
+    #[test]
+    fn ipv6_udp_and_other_protocols() {
+        let mut d = Decoder::new(DecodeConfig::default());
+        let f = eth(0x86DD, &ipv6(1, 2, 17, &udp(53, 5353, b"dns")));
+        let v = d.decode(raw(LinkType::ETHERNET, &f)).unwrap();
+        assert_eq!(v.transport, Transport::Udp { src_port: 53, dst_port: 5353, payload: b"dns" });
+        assert_eq!(v.src, ip("2001::1"));
+        let f = eth(0x0800, &ipv4([1, 1, 1, 1], [2, 2, 2, 2], 1, 0, 0, &[8, 0, 0, 0]));
+        let v = d.decode(raw(LinkType::ETHERNET, &f)).unwrap();
+        assert_eq!(v.transport, Transport::Other { proto: 1 });
+        assert_eq!((d.stats().ipv4, d.stats().ipv6, d.stats().udp, d.stats().other_proto), (1, 1, 1, 1));
+    }
+
+    #[test]
+    fn snaplen_truncated_packet_keeps_captured_payload() {
+        let full = eth(0x0800, &tcp4(&[b'x'; 100]));
+        let cut = &full[..full.len() - 60];
+        let mut d = Decoder::new(DecodeConfig::default());
+        let pkt = RawPacket { orig_len: full.len() as u32, ..raw(LinkType::ETHERNET, cut) };
+        let v = d.decode(pkt).unwrap();
+        let Transport::Tcp { payload, wire_payload_len, .. } = v.transport else { panic!() };
+        assert_eq!((payload.len(), wire_payload_len), (40, 100));
+        assert!(v.truncated);
+        assert_eq!(v.wire_len, full.len() as u32);
+        assert_eq!(d.stats().truncated, 1);
+    }
+
+    #[test]
+    fn ethernet_padding_is_cut_off() {
+        let mut f = eth(0x0800, &tcp4(b"hi"));
+        f.extend_from_slice(&[0; 10]);
+        let mut d = Decoder::new(DecodeConfig::default());
+        let v = d.decode(raw(LinkType::ETHERNET, &f)).unwrap();
+        assert_eq!(tcp_of(&v).4, b"hi");
+        assert!(!v.truncated);
+    }
+
+    #[test]
+    fn unusable_packets_are_counted_by_cause() {
+        let mut d = Decoder::new(DecodeConfig::default());
+        assert!(d.decode(raw(LinkType(9999), &[0; 40])).is_none());
+        assert!(d.decode(raw(LinkType::ETHERNET, &eth(0x0806, &[0; 28]))).is_none());
+        assert!(d.decode(raw(LinkType::ETHERNET, &[0; 10])).is_none());
+        assert!(d.decode(raw(LinkType::ETHERNET, &eth(0x0800, &[0x45, 0, 0]))).is_none());
+        assert!(d.decode(raw(LinkType::ETHERNET, &eth(0x0800, &[0x55; 40]))).is_none());
+        let mut bad_tcp = tcp4(b"");
+        bad_tcp[20 + 12] = 0x40; // data offset 16 bytes
+        assert!(d.decode(raw(LinkType::ETHERNET, &eth(0x0800, &bad_tcp))).is_none());
+        let e = &d.stats().errors;
+        assert_eq!(
+            (
+                e.unsupported_linktype,
+                e.unsupported_ethertype,
+                e.truncated_link_header,
+                e.bad_ip_header,
+                e.bad_ip_version,
+                e.bad_tcp_header
+            ),
+            (1, 1, 1, 1, 1, 1)
+        );
+        assert_eq!(d.stats().packets, 6);
+        assert_eq!(d.stats().decoded, 0);
+    }
+
+    fn vxlan(vni: u32, inner: &[u8]) -> Vec<u8> {
+        let mut v = vec![0x08, 0, 0, 0];
+        v.extend_from_slice(&(vni << 8).to_be_bytes());
+        v.extend_from_slice(inner);
+        v
+    }
+
+    fn outer_udp(dport: u16, payload: &[u8]) -> Vec<u8> {
+        eth(0x0800, &ipv4([172, 16, 0, 1], [172, 16, 0, 2], 17, 9, 0, &udp(50000, dport, payload)))
+    }
+
+    #[test]
+    fn vxlan_inner_ethernet_with_vlan() {
+        let inner = eth(0x8100, &vlan(7, 0x0800, &tcp4(b"in")));
+        let f = outer_udp(4789, &vxlan(0x123456, &inner));
+        let mut d = Decoder::new(DecodeConfig::default());
+        let v = d.decode(raw(LinkType::ETHERNET, &f)).unwrap();
+        assert_eq!(tcp_of(&v), (ip("10.0.0.1"), ip("10.0.0.2"), 1234, 80, &b"in"[..]));
+        assert_eq!(tunnels(&v), [(TunnelKind::VXLAN, 0x123456)]);
+        assert_eq!(v.encap.vlans(), &[7]);
+        // Linux's default port too.
+        let f = outer_udp(8472, &vxlan(5, &eth(0x0800, &tcp4(b""))));
+        assert_eq!(tunnels(&d.decode(raw(LinkType::ETHERNET, &f)).unwrap()), [(TunnelKind::VXLAN, 5)]);
+        assert_eq!(d.stats().tunnels.get("vxlan"), Some(&2));
+    }
+
+    #[test]
+    fn geneve_with_options_ethernet_and_ip_payloads() {
+        let mut g = vec![0x02, 0, 0x65, 0x58, 0, 0, 0x2a, 0];
+        g.extend_from_slice(&[0xaa; 8]); // two words of options
+        g.extend_from_slice(&eth(0x0800, &tcp4(b"g")));
+        let f = outer_udp(6081, &g);
+        let mut d = Decoder::new(DecodeConfig::default());
+        let v = d.decode(raw(LinkType::ETHERNET, &f)).unwrap();
+        assert_eq!(tunnels(&v), [(TunnelKind::GENEVE, 0x2a)]);
+        assert_eq!(tcp_of(&v).4, b"g");
+        let mut g = vec![0x00, 0, 0x08, 0x00, 0, 0, 1, 0];
+        g.extend_from_slice(&tcp4(b"h"));
+        let f = outer_udp(6081, &g);
+        let v = d.decode(raw(LinkType::ETHERNET, &f)).unwrap();
+        assert_eq!((tunnels(&v), tcp_of(&v).4), (vec![(TunnelKind::GENEVE, 1)], &b"h"[..]));
+    }
+
+    fn outer_gre(gre: &[u8]) -> Vec<u8> {
+        eth(0x0800, &ipv4([172, 16, 0, 1], [172, 16, 0, 2], 47, 9, 0, gre))
+    }
+
+    #[test]
+    fn gre_with_key_checksum_and_sequence() {
+        // C, K and S set: checksum+reserved, key, sequence.
+        let mut g = vec![0xb0, 0x00, 0x08, 0x00, 0, 0, 0, 0, 0, 0, 0x30, 0x39, 0, 0, 0, 1];
+        g.extend_from_slice(&tcp4(b"gre"));
+        let mut d = Decoder::new(DecodeConfig::default());
+        let f = outer_gre(&g);
+        let v = d.decode(raw(LinkType::ETHERNET, &f)).unwrap();
+        assert_eq!((tunnels(&v), tcp_of(&v).4), (vec![(TunnelKind::GRE, 12345)], &b"gre"[..]));
+        // Transparent Ethernet bridging, no key.
+        let mut g = vec![0, 0, 0x65, 0x58];
+        g.extend_from_slice(&eth(0x86DD, &ipv6(1, 2, 6, &tcp(1, 2, 3, 0x02, b""))));
+        let f = outer_gre(&g);
+        let v = d.decode(raw(LinkType::ETHERNET, &f)).unwrap();
+        assert_eq!((tunnels(&v), v.src), (vec![(TunnelKind::GRE, 0)], ip("2001::1")));
+        // GRE over UDP (RFC 8086).
+        let mut g = vec![0, 0, 0x08, 0x00];
+        g.extend_from_slice(&tcp4(b"u"));
+        let f = outer_udp(4754, &g);
+        let v = d.decode(raw(LinkType::ETHERNET, &f)).unwrap();
+        assert_eq!((tunnels(&v), tcp_of(&v).4), (vec![(TunnelKind::GRE, 0)], &b"u"[..]));
+    }
+
+    #[test]
+    fn erspan_types_one_two_three() {
+        let inner = eth(0x0800, &tcp4(b"mirror"));
+        let mut d = Decoder::new(DecodeConfig::default());
+        // Type I: no sequence, no header.
+        let mut g = vec![0, 0, 0x88, 0xbe];
+        g.extend_from_slice(&inner);
+        let f = outer_gre(&g);
+        let v = d.decode(raw(LinkType::ETHERNET, &f)).unwrap();
+        assert_eq!((tunnels(&v), tcp_of(&v).4), (vec![(TunnelKind::ERSPAN1, 0)], &b"mirror"[..]));
+        // Type II: sequence present, version 1, session 0x3ff & 0x1234.
+        let mut g = vec![0x10, 0, 0x88, 0xbe, 0, 0, 0, 9];
+        g.extend_from_slice(&[0x10, 0x00, 0x12, 0x34, 0, 0, 0, 0]);
+        g.extend_from_slice(&inner);
+        let f = outer_gre(&g);
+        let v = d.decode(raw(LinkType::ETHERNET, &f)).unwrap();
+        assert_eq!((tunnels(&v), tcp_of(&v).4), (vec![(TunnelKind::ERSPAN2, 0x234)], &b"mirror"[..]));
+        // Type III without and with the platform subheader (O flag).
+        for o in [false, true] {
+            let mut g = vec![0x10, 0, 0x22, 0xeb, 0, 0, 0, 9];
+            g.extend_from_slice(&[0x20, 0x00, 0x00, 0x07, 0, 0, 0, 0, 0, 0, 0, o as u8]);
+            if o {
+                g.extend_from_slice(&[0xee; 8]);
+            }
+            g.extend_from_slice(&inner);
+            let f = outer_gre(&g);
+            let v = d.decode(raw(LinkType::ETHERNET, &f)).unwrap();
+            assert_eq!((tunnels(&v), tcp_of(&v).4), (vec![(TunnelKind::ERSPAN3, 7)], &b"mirror"[..]));
+        }
+    }
+
+    #[test]
+    fn ip_in_ip_and_ipv6_in_ipv4() {
+        let mut d = Decoder::new(DecodeConfig::default());
+        let f = eth(0x0800, &ipv4([1, 1, 1, 1], [2, 2, 2, 2], 4, 0, 0, &tcp4(b"4in4")));
+        let v = d.decode(raw(LinkType::ETHERNET, &f)).unwrap();
+        assert_eq!((tunnels(&v), tcp_of(&v).0), (vec![(TunnelKind::IPIP, 0)], ip("10.0.0.1")));
+        let f = eth(0x0800, &ipv4([1, 1, 1, 1], [2, 2, 2, 2], 41, 0, 0, &ipv6(5, 6, 17, &udp(1, 2, b""))));
+        let v = d.decode(raw(LinkType::ETHERNET, &f)).unwrap();
+        assert_eq!((tunnels(&v), v.dst), (vec![(TunnelKind::IPIP, 0)], ip("2001::6")));
+    }
+
+    #[test]
+    fn teredo_with_origin_indication() {
+        let mut t = vec![0, 0, 0x12, 0x34, 1, 2, 3, 4];
+        t.extend_from_slice(&ipv6(1, 2, 6, &tcp(1, 80, 0, 0x02, b"")));
+        let mut d = Decoder::new(DecodeConfig::default());
+        let f = outer_udp(3544, &t);
+        let v = d.decode(raw(LinkType::ETHERNET, &f)).unwrap();
+        assert_eq!((tunnels(&v), v.src), (vec![(TunnelKind::TEREDO, 0)], ip("2001::1")));
+        // Not IPv6 on the Teredo port: plain UDP.
+        let f = outer_udp(3544, b"qualification");
+        let v = d.decode(raw(LinkType::ETHERNET, &f)).unwrap();
+        assert!(matches!(v.transport, Transport::Udp { dst_port: 3544, .. }));
+    }
+
+    #[test]
+    fn gtpu_with_extension_header() {
+        // Version 1, PT, E flag; G-PDU; TEID; seq/npdu/next-ext = 0x85 (PDU session container), one word.
+        let mut g = vec![0x34, 0xff, 0, 0, 0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 0x85, 1, 0x10, 0x05, 0x00];
+        g.extend_from_slice(&tcp4(b"gtp"));
+        let mut d = Decoder::new(DecodeConfig::default());
+        let f = outer_udp(2152, &g);
+        let v = d.decode(raw(LinkType::ETHERNET, &f)).unwrap();
+        assert_eq!((tunnels(&v), tcp_of(&v).4), (vec![(TunnelKind::GTPU, 0)], &b"gtp"[..]));
+        let mut d = Decoder::new(DecodeConfig { gtpu_teid_as_id: true, ..DecodeConfig::default() });
+        let f = outer_udp(2152, &g);
+        let v = d.decode(raw(LinkType::ETHERNET, &f)).unwrap();
+        assert_eq!(tunnels(&v), [(TunnelKind::GTPU, 0xdeadbeef)]);
+        // Echo request: plain UDP.
+        let echo = [0x32, 0x01, 0, 4, 0, 0, 0, 0, 0, 1, 0, 0];
+        assert!(matches!(
+            d.decode(raw(LinkType::ETHERNET, &outer_udp(2152, &echo))).unwrap().transport,
+            Transport::Udp { .. }
+        ));
+    }
+
+    #[test]
+    fn nested_tunnels_up_to_the_depth_cap() {
+        // GENEVE(IP) -> GRE -> IP -> TCP, as in sv-bug-6402.
+        let mut gre = vec![0, 0, 0x08, 0x00];
+        gre.extend_from_slice(&tcp4(b"deep"));
+        let mut g = vec![0, 0, 0x08, 0x00, 0, 0, 3, 0];
+        g.extend_from_slice(&ipv4([9, 9, 9, 1], [9, 9, 9, 2], 47, 0, 0, &gre));
+        let f = outer_udp(6081, &g);
+        let mut d = Decoder::new(DecodeConfig::default());
+        let v = d.decode(raw(LinkType::ETHERNET, &f)).unwrap();
+        assert_eq!(tunnels(&v), [(TunnelKind::GENEVE, 3), (TunnelKind::GRE, 0)]);
+        let mut d = Decoder::new(DecodeConfig { max_tunnel_depth: 1, ..DecodeConfig::default() });
+        assert!(d.decode(raw(LinkType::ETHERNET, &f)).is_none());
+        assert_eq!(d.stats().errors.tunnel_depth_exceeded, 1);
+        // Five IP-in-IP layers against the default depth of 4.
+        let mut p = tcp4(b"x");
+        for _ in 0..5 {
+            p = ipv4([1, 1, 1, 1], [2, 2, 2, 2], 4, 0, 0, &p);
+        }
+        let mut d = Decoder::new(DecodeConfig { max_tunnel_depth: 99, ..DecodeConfig::default() });
+        assert!(d.decode(raw(LinkType::RAW, &p)).is_none());
+        assert_eq!(d.stats().errors.tunnel_depth_exceeded, 1);
+    }
+
+    #[test]
+    fn tunnel_with_bad_inner_packet_returns_the_outer_packet() {
+        let f = outer_udp(4789, &vxlan(1, &eth(0x0806, &[0; 28])));
+        let mut d = Decoder::new(DecodeConfig::default());
+        let v = d.decode(raw(LinkType::ETHERNET, &f)).unwrap();
+        assert!(matches!(v.transport, Transport::Udp { dst_port: 4789, .. }));
+        assert!(v.encap.tunnels().is_empty());
+        assert_eq!(d.stats().tunnel_inner_bad, 1);
+        // Flags without the I bit: malformed VXLAN header.
+        let f = outer_udp(4789, &[0; 8]);
+        assert!(d.decode(raw(LinkType::ETHERNET, &f)).is_some());
+        assert_eq!(d.stats().tunnel_bad, 1);
+    }
+
+    fn frag4(id: u16, off: u16, more: bool, data: &[u8]) -> Vec<u8> {
+        let flags = (off / 8) | if more { 0x2000 } else { 0 };
+        eth(0x0800, &ipv4([10, 0, 0, 1], [10, 0, 0, 2], 6, id, flags, data))
+    }
+
+    #[test]
+    fn ipv4_fragments_in_order_and_reversed() {
+        let seg = tcp(1234, 80, 1, 0x18, &[b'a'; 100]);
+        let (a, b) = seg.split_at(64);
+        for reversed in [false, true] {
+            let mut d = Decoder::new(DecodeConfig::default());
+            let (f1, f2) = (frag4(7, 0, true, a), frag4(7, 64, false, b));
+            let (first, second) = if reversed { (&f2, &f1) } else { (&f1, &f2) };
+            assert!(d.decode(at(1, first)).is_none());
+            let v = d.decode(at(1, second)).unwrap();
+            assert_eq!(tcp_of(&v).4, &[b'a'; 100]);
+            assert_eq!(d.stats().fragments.reassembled, 1);
+            assert_eq!(d.fragment_usage(), (0, 0));
+        }
+    }
+
+    #[test]
+    fn ipv6_fragments_reassemble() {
+        let seg = udp(53, 53, &[b'z'; 50]);
+        let (a, b) = seg.split_at(32);
+        let fh = |off: u16, more: bool| {
+            let mut h = vec![17, 0];
+            h.extend_from_slice(&(off | more as u16).to_be_bytes());
+            h.extend_from_slice(&0xabcdu32.to_be_bytes());
+            h
+        };
+        let p1 = eth(0x86DD, &ipv6(1, 2, 44, &[fh(0, true), a.to_vec()].concat()));
+        let p2 = eth(0x86DD, &ipv6(1, 2, 44, &[fh(32, false), b.to_vec()].concat()));
+        let mut d = Decoder::new(DecodeConfig::default());
+        assert!(d.decode(at(1, &p1)).is_none());
+        let v = d.decode(at(1, &p2)).unwrap();
+        assert_eq!(v.transport, Transport::Udp { src_port: 53, dst_port: 53, payload: &[b'z'; 50] });
+        // An atomic fragment (offset 0, M clear) is a whole packet.
+        let p = eth(0x86DD, &ipv6(1, 2, 44, &[fh(0, false), udp(1, 2, b"at")].concat()));
+        assert!(matches!(d.decode(at(1, &p)).unwrap().transport, Transport::Udp { payload: b"at", .. }));
+    }
+
+    #[test]
+    fn fragmented_tunnel_outer_packet_is_reassembled_then_peeled() {
+        let payload = udp(50000, 2152, &[vec![0x30, 0xff, 0, 0, 0, 0, 0, 1], tcp4(&[b'q'; 60])].concat());
+        let (a, b) = payload.split_at(48);
+        let f1 = eth(0x0800, &ipv4([9, 9, 9, 1], [9, 9, 9, 2], 17, 3, 0x2000, a));
+        let f2 = eth(0x0800, &ipv4([9, 9, 9, 1], [9, 9, 9, 2], 17, 3, 48 / 8, b));
+        let mut d = Decoder::new(DecodeConfig::default());
+        assert!(d.decode(at(1, &f1)).is_none());
+        let v = d.decode(at(1, &f2)).unwrap();
+        assert_eq!((tunnels(&v), tcp_of(&v).4), (vec![(TunnelKind::GTPU, 0)], &[b'q'; 60][..]));
+    }
+
+    #[test]
+    fn fragment_timeout_runs_on_packet_time() {
+        let mut d = Decoder::new(DecodeConfig::default());
+        assert!(d.decode(at(100, &frag4(1, 0, true, &[0; 32]))).is_none());
+        assert_eq!(d.fragment_usage().0, 1);
+        // 29 s later the datagram is still waiting; 31 s later an unrelated packet sweeps it.
+        assert!(d.decode(at(129, &eth(0x0806, &[0; 28]))).is_none());
+        assert_eq!(d.fragment_usage().0, 1);
+        assert!(d.decode(at(131, &eth(0x0806, &[0; 28]))).is_none());
+        assert_eq!(d.fragment_usage(), (0, 0));
+        assert_eq!(d.stats().fragments.timed_out, 1);
+        // The late sibling now starts a new, incomplete datagram.
+        assert!(d.decode(at(131, &frag4(1, 32, false, &[0; 8]))).is_none());
+    }
+
+    #[test]
+    fn truncated_fragment_is_not_reassembled() {
+        let f = frag4(1, 0, true, &[0; 64]);
+        let mut d = Decoder::new(DecodeConfig::default());
+        let pkt = RawPacket { orig_len: f.len() as u32, ..at(1, &f[..f.len() - 10]) };
+        assert!(d.decode(pkt).is_none());
+        assert_eq!(d.stats().errors.truncated_fragment, 1);
+        assert_eq!(d.fragment_usage().0, 0);
+    }
+
+    #[test]
+    fn vlan_stack_depth_and_overflow() {
+        let mut p = tcp4(b"");
+        let mut et = 0x0800;
+        for id in (1..=6).rev() {
+            p = vlan(id, et, &p);
+            et = 0x8100;
+        }
+        let f = eth(0x88A8, &p);
+        let mut d = Decoder::new(DecodeConfig::default());
+        let v = d.decode(raw(LinkType::ETHERNET, &f)).unwrap();
+        assert_eq!(v.encap.vlans(), &[1, 2, 3, 4]);
+        assert_eq!((d.stats().vlan_tags, d.stats().vlan_overflow), (6, 2));
+        let mut d = Decoder::new(DecodeConfig { max_vlan_depth: 5, ..DecodeConfig::default() });
+        assert!(d.decode(raw(LinkType::ETHERNET, &f)).is_none());
+        assert_eq!(d.stats().errors.vlan_depth_exceeded, 1);
+    }
+
+    #[test]
+    fn mpls_label_stack_then_ip_or_pseudowire() {
+        let label = |bos: bool| [0x00, 0x01, 0x40 | bos as u8, 64];
+        let mut d = Decoder::new(DecodeConfig::default());
+        let f = eth(0x8847, &[&label(false)[..], &label(true), &tcp4(b"m")].concat());
+        assert_eq!(tcp_of(&d.decode(raw(LinkType::ETHERNET, &f)).unwrap()).4, b"m");
+        // Ethernet pseudowire with a control word.
+        let f = eth(0x8847, &[&label(true)[..], &[0; 4], &eth(0x0800, &tcp4(b"pw"))].concat());
+        assert_eq!(tcp_of(&d.decode(raw(LinkType::ETHERNET, &f)).unwrap()).4, b"pw");
+        // Never a bottom of stack.
+        let f = eth(0x8847, &label(false).repeat(20));
+        assert!(d.decode(raw(LinkType::ETHERNET, &f)).is_none());
+        assert_eq!(d.stats().errors.mpls_depth_exceeded, 1);
+        // Pseudowires nested without end are cut.
+        let mut p = tcp4(b"");
+        for _ in 0..10 {
+            p = eth(0x8847, &[&label(true)[..], &[0; 4], &p].concat());
+        }
+        assert!(d.decode(raw(LinkType::ETHERNET, &p)).is_none());
+    }
+
+    #[test]
+    fn pppoe_session() {
+        let f = eth(0x8864, &[&[0x11, 0, 0, 1, 0, 40, 0x00, 0x21][..], &tcp4(b"p")].concat());
+        let mut d = Decoder::new(DecodeConfig::default());
+        assert_eq!(tcp_of(&d.decode(raw(LinkType::ETHERNET, &f)).unwrap()).4, b"p");
+        assert_eq!(d.stats().pppoe, 1);
+        let lcp = eth(0x8864, &[0x11, 0, 0, 1, 0, 4, 0xc0, 0x21, 1, 1]);
+        assert!(d.decode(raw(LinkType::ETHERNET, &lcp)).is_none());
+    }
+
+    #[test]
+    fn link_types() {
+        let ip4 = tcp4(b"L");
+        let ip6 = ipv6(1, 2, 6, &tcp(1, 80, 0, 0x18, b"L"));
+        let mut sll = vec![0, 0, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0, 0x08, 0x00];
+        sll.extend_from_slice(&ip4);
+        let mut sll2 = vec![0x86, 0xdd, 0, 0, 0, 0, 0, 1, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0];
+        sll2.extend_from_slice(&ip6);
+        let cases: Vec<(LinkType, Vec<u8>)> = vec![
+            (LinkType::RAW, ip4.clone()),
+            (LinkType::IPV6, ip6.clone()),
+            (LinkType::LINUX_SLL, sll),
+            (LinkType::LINUX_SLL2, sll2),
+            (LinkType::NULL, [&2u32.to_le_bytes()[..], &ip4].concat()),
+            (LinkType::NULL, [&30u32.to_be_bytes()[..], &ip6].concat()),
+            (LinkType::LOOP, [&24u32.to_be_bytes()[..], &ip6].concat()),
+            (LinkType::PPP, [&[0xff, 0x03, 0x00, 0x21][..], &ip4].concat()),
+            (LinkType::PPP, [&[0x57][..], &ip6].concat()),
+            (LinkType::PPP_HDLC, [&[0xff, 0x03, 0x00, 0x57][..], &ip6].concat()),
+            (LinkType::C_HDLC, [&[0x0f, 0x00, 0x08, 0x00][..], &ip4].concat()),
+            (LinkType::ETHERNET, [&eth(60, &[0xaa, 0xaa, 0x03, 0, 0, 0, 0x08, 0x00])[..], &ip4].concat()),
+        ];
+        for (lt, data) in cases {
+            let mut d = Decoder::new(DecodeConfig::default());
+            let got = d.decode(raw(lt, &data)).map(|v| tcp_of(&v).4.to_vec());
+            assert_eq!(got.as_deref(), Some(&b"L"[..]), "{lt:?}: {:?}", d.stats().errors);
+        }
+    }
+
+    #[test]
+    fn nflog_payload_tlv() {
+        let tlv = |t: u16, v: &[u8]| {
+            let mut x = ((4 + v.len()) as u16).to_le_bytes().to_vec();
+            x.extend_from_slice(&t.to_le_bytes());
+            x.extend_from_slice(v);
+            x.resize((x.len() + 3) & !3, 0);
+            x
+        };
+        let ip4 = tcp4(b"nf");
+        let f = [&[2u8, 0, 0, 1][..], &tlv(1, &[8, 0, 1, 0]), &tlv(10, b"pfx"), &tlv(9, &ip4)].concat();
+        let mut d = Decoder::new(DecodeConfig::default());
+        assert_eq!(tcp_of(&d.decode(raw(LinkType::NFLOG, &f)).unwrap()).4, b"nf");
+        let no_payload = [&[2u8, 0, 0, 1][..], &tlv(1, &[8, 0, 1, 0])].concat();
+        assert!(d.decode(raw(LinkType::NFLOG, &no_payload)).is_none());
+    }
+
+    #[test]
+    fn wifi_data_frames() {
+        let mut qos_data = vec![0x88, 0x01, 0, 0];
+        qos_data.extend_from_slice(&[0; 18]);
+        qos_data.extend_from_slice(&[0, 0]); // sequence control
+        qos_data.extend_from_slice(&[0, 0]); // QoS control
+        qos_data.extend_from_slice(&[0xaa, 0xaa, 0x03, 0, 0, 0, 0x08, 0x00]);
+        qos_data.extend_from_slice(&tcp4(b"w"));
+        let mut d = Decoder::new(DecodeConfig::default());
+        assert_eq!(tcp_of(&d.decode(raw(LinkType::IEEE802_11, &qos_data)).unwrap()).4, b"w");
+        let radiotap = [&[0u8, 0, 8, 0, 0, 0, 0, 0][..], &qos_data].concat();
+        assert_eq!(tcp_of(&d.decode(raw(LinkType::IEEE802_11_RADIOTAP, &radiotap)).unwrap()).4, b"w");
+        let mut protected = qos_data.clone();
+        protected[1] |= 0x40;
+        assert!(d.decode(raw(LinkType::IEEE802_11, &protected)).is_none());
+        let beacon = [0x80u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        assert!(d.decode(raw(LinkType::IEEE802_11, &beacon)).is_none());
+    }
+
+    #[test]
+    fn ipv6_extension_headers_are_skipped() {
+        // Hop-by-hop (8 bytes) -> destination options (16 bytes) -> TCP.
+        let mut ext = vec![60, 0, 1, 4, 0, 0, 0, 0];
+        ext.extend_from_slice(&[6, 1, 1, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        ext.extend_from_slice(&tcp(5, 80, 0, 0x18, b"ext"));
+        let f = eth(0x86DD, &ipv6(1, 2, 0, &ext));
+        let mut d = Decoder::new(DecodeConfig::default());
+        let v = d.decode(raw(LinkType::ETHERNET, &f)).unwrap();
+        let Transport::Tcp { payload, wire_payload_len, .. } = v.transport else { panic!() };
+        assert_eq!((payload, wire_payload_len), (&b"ext"[..], 3));
+        // ESP: opaque.
+        let f = eth(0x86DD, &ipv6(1, 2, 50, &[0; 16]));
+        assert_eq!(d.decode(raw(LinkType::ETHERNET, &f)).unwrap().transport, Transport::Other { proto: 50 });
+        // A header running past the packet.
+        let f = eth(0x86DD, &ipv6(1, 2, 0, &[6, 9, 0, 0, 0, 0, 0, 0]));
+        assert!(d.decode(raw(LinkType::ETHERNET, &f)).is_none());
+        assert_eq!(d.stats().errors.bad_ipv6_ext, 1);
+    }
+
+    const ALL_LINKTYPES: [LinkType; 17] = [
+        LinkType::NULL,
+        LinkType::ETHERNET,
+        LinkType::PPP,
+        LinkType::RAW_OPENBSD,
+        LinkType::RAW_DLT,
+        LinkType::PPP_HDLC,
+        LinkType::PPP_ETHER,
+        LinkType::RAW,
+        LinkType::C_HDLC,
+        LinkType::IEEE802_11,
+        LinkType::LOOP,
+        LinkType::LINUX_SLL,
+        LinkType::IEEE802_11_RADIOTAP,
+        LinkType::NFLOG,
+        LinkType::IPV4,
+        LinkType::IPV6,
+        LinkType::LINUX_SLL2,
+    ];
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..256), lt in 0usize..17) {
+            let mut d = Decoder::new(DecodeConfig::default());
+            let _ = d.decode(raw(ALL_LINKTYPES[lt], &data));
+        }
+
+        /// Random bytes behind valid headers reach the deeper parsers (tunnels, ext headers, fragments).
+        #[test]
+        fn arbitrary_payloads_behind_valid_headers_never_panic(
+            body in proptest::collection::vec(any::<u8>(), 0..200),
+            proto in prop_oneof![Just(4u8), Just(6), Just(17), Just(41), Just(47), Just(0), Just(44)],
+            dport in prop_oneof![Just(4789u16), Just(6081), Just(2152), Just(3544), Just(4754), Just(5072)],
+            frag in any::<u16>(),
+        ) {
+            let mut d = Decoder::new(DecodeConfig::default());
+            let inner = if proto == 17 { udp(1, dport, &body) } else { body.clone() };
+            let f4 = eth(0x0800, &ipv4([1, 1, 1, 1], [2, 2, 2, 2], proto, 1, frag, &inner));
+            let _ = d.decode(raw(LinkType::ETHERNET, &f4));
+            let f6 = eth(0x86DD, &ipv6(1, 2, proto, &inner));
+            let _ = d.decode(raw(LinkType::ETHERNET, &f6));
+            for et in [0x8100u16, 0x8847, 0x8864, 0x894F, 0x8909] {
+                let _ = d.decode(raw(LinkType::ETHERNET, &eth(et, &body)));
+            }
+        }
+    }
+}
