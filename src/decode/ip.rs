@@ -97,16 +97,25 @@ fn parse_v4(data: &[u8]) -> Result<IpPacket<'_>, DropCause> {
     if total != 0 && total < ihl {
         return Err(DropCause::BadIpHeader);
     }
-    let (payload, wire_payload_len, truncated) = body(data, ihl, total)?;
+    let (mut payload, mut wire_payload_len, truncated) = body(data, ihl, total)?;
     let flags = be16(data, 6).ok_or(DropCause::BadIpHeader)?;
     let more = flags & 0x2000 != 0;
     let offset = (flags & 0x1fff) as u32 * 8;
     let frag = (more || offset != 0).then(|| FragInfo { id: be16(data, 4).unwrap_or(0) as u32, offset, more });
+    let mut proto = IpProto(byte(data, 9).ok_or(DropCause::BadIpHeader)?);
+    // An authentication header (RFC 4302) leaves the payload in clear: skip it. In a fragment it is part of
+    // the fragmented data and stays there (rare enough not to matter).
+    if proto == IpProto::AH && frag.is_none() {
+        let len = (byte(payload, 1).ok_or(DropCause::BadIpHeader)? as usize + 2) * 4;
+        proto = IpProto(byte(payload, 0).ok_or(DropCause::BadIpHeader)?);
+        payload = payload.get(len..).ok_or(DropCause::BadIpHeader)?;
+        wire_payload_len = wire_payload_len.saturating_sub(len as u32);
+    }
     Ok(IpPacket {
         src: addr4(data, 12).ok_or(DropCause::BadIpHeader)?,
         dst: addr4(data, 16).ok_or(DropCause::BadIpHeader)?,
         v6: false,
-        proto: IpProto(byte(data, 9).ok_or(DropCause::BadIpHeader)?),
+        proto,
         payload,
         wire_payload_len,
         truncated,

@@ -38,8 +38,11 @@ pub struct DecodeConfig {
     pub max_tunnel_depth: usize,
     /// MPLS labels popped per stack.
     pub max_mpls_labels: usize,
-    /// UDP destination ports carrying VXLAN (4789 IANA, 8472 Linux default).
+    /// UDP ports (either side) carrying VXLAN (4789 IANA, 8472 Linux default).
     pub vxlan_ports: Vec<u16>,
+    /// UDP port (either side) carrying VXLAN-GPE.
+    pub vxlan_gpe_port: u16,
+    /// UDP port (either side) carrying GENEVE.
     pub geneve_port: u16,
     /// Decode Teredo (UDP 3544).
     pub teredo: bool,
@@ -65,6 +68,7 @@ impl Default for DecodeConfig {
             max_tunnel_depth: 4,
             max_mpls_labels: 8,
             vxlan_ports: vec![4789, 8472],
+            vxlan_gpe_port: 4790,
             geneve_port: 6081,
             teredo: true,
             gtpu: true,
@@ -657,6 +661,36 @@ mod corpus_tests {
     }
 
     #[test]
+    fn synthetic_capture_tunnel_counts_match_tshark() {
+        let Some(s) = summarize("arkime-arkime-synthetic.pcap") else { return };
+        let want: BTreeMap<&str, u64> = [
+            ("vxlan", 2),
+            ("vxlan-gpe", 2),
+            ("geneve", 4),
+            ("gtp-u", 1),
+            ("gre", 2),
+            // IPv4 in IPv4 behind an AH, IPv4 and IPv6 in IPv6 behind destination options.
+            ("ip-in-ip", 3),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(s.stats.tunnels, want);
+        // ERSPAN carrying a non-SNAP LLC frame: the outer GRE packet is kept.
+        assert_eq!(s.stats.tunnel_inner_bad, 1);
+        // ARP x2, LLDP, LLC, an unknown ethertype.
+        assert_eq!(s.stats.errors.unsupported_ethertype, 5);
+        assert_eq!(s.stats.decoded, 913);
+    }
+
+    #[test]
+    fn ayiya_tunnel() {
+        let Some(s) = summarize("zeek-tunnels-ayiya3.pcap") else { return };
+        assert_eq!(s.tcp_packets, 21);
+        assert_eq!(s.convs, BTreeSet::from([conv("2001:4860:b002::68", 80, "2001:4978:f:4c::2", 53382)]));
+        assert_eq!(s.stacks, BTreeSet::from([vec![(TunnelKind::AYIYA, 0)]]));
+    }
+
+    #[test]
     fn vlan_stacks_are_recorded_outermost_first() {
         let Some(q) = summarize("zeek-vlan-qinqinq.pcap") else {
             return;
@@ -959,6 +993,31 @@ mod tests {
             let v = d.decode(raw(LinkType::ETHERNET, &f)).unwrap();
             assert_eq!((tunnels(&v), tcp_of(&v).4), (vec![(TunnelKind::ERSPAN3, 7)], &b"mirror"[..]));
         }
+    }
+
+    #[test]
+    fn vxlan_gpe_next_protocols() {
+        let mut d = Decoder::new(DecodeConfig::default());
+        let f = outer_udp(4790, &[&[0x0c, 0, 0, 1, 0, 0, 9, 0][..], &tcp4(b"gpe")].concat());
+        let v = d.decode(raw(LinkType::ETHERNET, &f)).unwrap();
+        assert_eq!((tunnels(&v), tcp_of(&v).4), (vec![(TunnelKind::VXLAN_GPE, 9)], &b"gpe"[..]));
+        let f = outer_udp(4790, &[&[0x0c, 0, 0, 3, 0, 0, 9, 0][..], &eth(0x0800, &tcp4(b"e"))].concat());
+        assert_eq!(tcp_of(&d.decode(raw(LinkType::ETHERNET, &f)).unwrap()).4, b"e");
+    }
+
+    #[test]
+    fn ipv4_authentication_header_nsh_and_cisco_metadata() {
+        let mut d = Decoder::new(DecodeConfig::default());
+        // AH: next header TCP, length 4 -> (4+2)*4 = 24 bytes.
+        let ah = [&[6u8, 4, 0, 0][..], &[0; 20], &tcp(1, 80, 0, 0x18, b"ah")].concat();
+        let f = eth(0x0800, &ipv4([1, 1, 1, 1], [2, 2, 2, 2], 51, 0, 0, &ah));
+        assert_eq!(tcp_of(&d.decode(raw(LinkType::ETHERNET, &f)).unwrap()).4, b"ah");
+        // NSH, MD type 2 without metadata: 2 words, next protocol IPv4.
+        let f = eth(0x894F, &[&[0x0f, 0xc2, 0x02, 0x01, 0, 0, 1, 0xff][..], &tcp4(b"nsh")].concat());
+        assert_eq!(tcp_of(&d.decode(raw(LinkType::ETHERNET, &f)).unwrap()).4, b"nsh");
+        // Cisco MetaData then IPv4.
+        let f = eth(0x8909, &[&[1, 1, 0, 1, 0, 0x10, 0x08, 0x00][..], &tcp4(b"cmd")].concat());
+        assert_eq!(tcp_of(&d.decode(raw(LinkType::ETHERNET, &f)).unwrap()).4, b"cmd");
     }
 
     #[test]

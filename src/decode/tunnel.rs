@@ -45,22 +45,28 @@ pub fn over_ip(proto: IpProto, payload: &[u8]) -> Peel<'_> {
 
 /// A tunnel carried by UDP, recognised by port.
 pub fn over_udp<'a>(sport: u16, dport: u16, payload: &'a [u8], cfg: &DecodeConfig) -> Peel<'a> {
-    if cfg.vxlan_ports.contains(&dport) {
+    // Either port, as replies from the tunnel endpoint may come from the well-known port to an ephemeral
+    // one. A misdetection costs nothing: the inner packet must decode or the outer one is kept.
+    let either = |p: u16| dport == p || sport == p;
+    if cfg.vxlan_ports.iter().any(|&p| either(p)) {
         return vxlan(payload);
     }
-    if dport == cfg.geneve_port {
+    if either(cfg.vxlan_gpe_port) {
+        return vxlan_gpe(payload);
+    }
+    if either(cfg.geneve_port) {
         return geneve(payload);
     }
-    if cfg.gtpu && (dport == cfg.gtpu_port || sport == cfg.gtpu_port) {
+    if cfg.gtpu && either(cfg.gtpu_port) {
         return gtpu(payload, cfg);
     }
-    if cfg.teredo && (dport == TEREDO_PORT || sport == TEREDO_PORT) {
+    if cfg.teredo && either(TEREDO_PORT) {
         return teredo(payload);
     }
     if cfg.gre_over_udp && dport == GRE_UDP_PORT {
         return gre(payload);
     }
-    if cfg.ayiya && (dport == AYIYA_PORT || sport == AYIYA_PORT) {
+    if cfg.ayiya && either(AYIYA_PORT) {
         return ayiya(payload);
     }
     Peel::NotTunnel
@@ -77,6 +83,22 @@ fn vxlan(d: &[u8]) -> Peel<'_> {
         return bad;
     }
     Peel::Tunnel(Tunnel { kind: TunnelKind::VXLAN, id: vni >> 8 }, Inner::Ethernet(inner))
+}
+
+/// VXLAN-GPE (draft-ietf-nvo3-vxlan-gpe §3): VXLAN with a next protocol (1 IPv4, 2 IPv6, 3 Ethernet, 4 NSH).
+/// Senders do not all set the P flag that announces it, so the field is trusted when it holds a known value.
+fn vxlan_gpe(d: &[u8]) -> Peel<'_> {
+    let bad = Peel::Bad(TunnelKind::VXLAN_GPE);
+    let (Some(next), Some(vni), Some(inner)) = (byte(d, 3), be32(d, 4), d.get(8..)) else {
+        return bad;
+    };
+    let t = Tunnel { kind: TunnelKind::VXLAN_GPE, id: vni >> 8 };
+    match next {
+        0 | 3 => Peel::Tunnel(t, Inner::Ethernet(inner)),
+        1 | 2 => Peel::Tunnel(t, Inner::Ip(inner)),
+        4 => Peel::Tunnel(t, Inner::EtherType(EtherType::NSH, inner)),
+        _ => bad,
+    }
 }
 
 /// GENEVE (RFC 8926 §3): version 0, options length in 4-byte words, protocol type, 24-bit VNI.

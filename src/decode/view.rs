@@ -27,6 +27,8 @@ impl TunnelKind {
     pub const AYIYA: TunnelKind = TunnelKind(9);
     /// ERSPAN type I: GRE protocol 0x88BE without a sequence number and without an ERSPAN header.
     pub const ERSPAN1: TunnelKind = TunnelKind(10);
+    /// VXLAN Generic Protocol Extension (UDP 4790): VXLAN with a next-protocol field.
+    pub const VXLAN_GPE: TunnelKind = TunnelKind(11);
 
     pub fn name(self) -> &'static str {
         match self {
@@ -40,6 +42,7 @@ impl TunnelKind {
             Self::GTPU => "gtp-u",
             Self::AYIYA => "ayiya",
             Self::ERSPAN1 => "erspan1",
+            Self::VXLAN_GPE => "vxlan-gpe",
             _ => "none",
         }
     }
