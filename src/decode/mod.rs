@@ -13,6 +13,9 @@
 //! Cisco HDLC, NFLOG, 802.11 data frames (plain or radiotap). Not decoded: ARP and other non-IP
 //! ethertypes, encrypted 802.11, ESP payloads, IPv4 options content, GRE source routing.
 
+// Every read of packet bytes goes through `get`: a slip here would be a remote panic.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 pub mod fragment;
 pub mod ip;
 pub mod link;
