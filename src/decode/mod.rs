@@ -686,6 +686,22 @@ mod corpus_tests {
     }
 
     #[test]
+    fn snaplen_truncated_captures() {
+        for (name, tcp_packets, truncated, c) in [
+            ("zeek-communityid-tcp.pcap", 12, 3, conv("128.232.110.120", 34855, "66.35.250.204", 80)),
+            // Frames shorter than their wire length, but with IP lengths rewritten to what was kept: the IP
+            // header is what counts, so nothing is flagged.
+            ("sv-tcp-rst-unacked-stream-10.pcap", 75, 0, conv("10.3.11.101", 49309, "174.56.47.59", 80)),
+            ("arkime-websocket.pcap", 19, 0, conv("192.168.43.1", 50999, "192.168.43.135", 12345)),
+            ("arkime-v6-http.pcap", 10, 0, conv("2001:6f8:102d:0:2d0:9ff:fee3:e8de", 59201, "2001:6f8:900:7c0::2", 80)),
+        ] {
+            let Some(s) = summarize(name) else { return };
+            assert_eq!((s.tcp_packets, s.stats.truncated), (tcp_packets, truncated), "{name}");
+            assert_eq!(s.convs, BTreeSet::from([c]), "{name}");
+        }
+    }
+
+    #[test]
     fn ayiya_tunnel() {
         let Some(s) = summarize("zeek-tunnels-ayiya3.pcap") else { return };
         assert_eq!(s.tcp_packets, 21);
