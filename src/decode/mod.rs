@@ -701,6 +701,39 @@ mod corpus_tests {
         }
     }
 
+    /// Rough throughput over the whole corpus: `cargo test --release --lib decode_throughput -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn decode_throughput() {
+        let Some(dir) = corpus_dir() else { return };
+        let mut frames = Vec::new();
+        for e in std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()) {
+            let p = e.path();
+            if matches!(p.extension().and_then(|e| e.to_str()), Some("pcap" | "pcapng")) {
+                frames.extend(read_capture(&p));
+            }
+        }
+        let bytes: usize = frames.iter().map(|f| f.data.len()).sum();
+        let mut dec = Decoder::new(DecodeConfig::default());
+        let rounds = 20;
+        let start = std::time::Instant::now();
+        let mut n = 0usize;
+        for _ in 0..rounds {
+            for f in &frames {
+                let raw = RawPacket { ts: f.ts, linktype: f.linktype, data: &f.data, orig_len: f.orig_len };
+                n += dec.decode(raw).is_some() as usize;
+            }
+        }
+        let secs = start.elapsed().as_secs_f64();
+        eprintln!(
+            "{} packets ({} decoded) in {secs:.3}s: {:.0} packets/s, {:.2} Gbit/s",
+            frames.len() * rounds,
+            n,
+            (frames.len() * rounds) as f64 / secs,
+            (bytes * rounds * 8) as f64 / secs / 1e9
+        );
+    }
+
     #[test]
     fn ayiya_tunnel() {
         let Some(s) = summarize("zeek-tunnels-ayiya3.pcap") else { return };
