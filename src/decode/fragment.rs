@@ -79,6 +79,8 @@ struct Datagram {
     /// Byte ranges received, sorted, disjoint and merged.
     ranges: SmallVec<[(u32, u32); 4]>,
     fragments: usize,
+    /// Wire bytes of the fragments received, so the reassembled packet counts for all of them.
+    wire_bytes: u32,
     /// Payload length, known once the last fragment (MF clear) arrived.
     total: Option<u32>,
 }
@@ -87,8 +89,9 @@ struct Datagram {
 pub enum Outcome<'a> {
     /// Held; the datagram is not complete yet.
     Held,
-    /// The datagram is complete: its payload (the bytes after the IP header / fragment header).
-    Complete(&'a [u8]),
+    /// The datagram is complete: its payload (the bytes after the IP header / fragment header) and the wire
+    /// bytes of all its fragments.
+    Complete(&'a [u8], u32),
     /// Refused (counted).
     Dropped,
 }
@@ -167,6 +170,7 @@ impl FragTable {
         key: FragKey,
         frag: FragInfo,
         data: &[u8],
+        wire_len: u32,
         now: Timestamp,
         stats: &mut FragmentStats,
     ) -> Outcome<'_> {
@@ -191,7 +195,14 @@ impl FragTable {
             self.next_generation += 1;
             self.map.insert(
                 key,
-                Datagram { generation, data: Vec::new(), ranges: SmallVec::new(), fragments: 0, total: None },
+                Datagram {
+                    generation,
+                    data: Vec::new(),
+                    ranges: SmallVec::new(),
+                    fragments: 0,
+                    wire_bytes: 0,
+                    total: None,
+                },
             );
             self.order.push_back((now, generation, key));
             if self.order.len() > 2 * self.cfg.max_datagrams + 16 {
@@ -227,6 +238,7 @@ impl FragTable {
             return Outcome::Dropped;
         };
         d.fragments += 1;
+        d.wire_bytes = d.wire_bytes.saturating_add(wire_len);
         if d.fragments > self.cfg.max_fragments_per_datagram {
             stats.dropped_too_many_fragments += 1;
             self.remove(&key);
@@ -290,7 +302,7 @@ impl FragTable {
         };
         std::mem::swap(&mut self.out, &mut d.data);
         stats.reassembled += 1;
-        Outcome::Complete(&self.out)
+        Outcome::Complete(&self.out, d.wire_bytes)
     }
 }
 
@@ -343,7 +355,7 @@ mod tests {
     fn feed(t: &mut FragTable, st: &mut FragmentStats, frags: &[(u32, bool, &[u8])]) -> Option<Vec<u8>> {
         let mut done = None;
         for &(off, more, data) in frags {
-            if let Outcome::Complete(b) = t.insert(key(1), fi(1, off, more), data, Timestamp(0), st) {
+            if let Outcome::Complete(b, _) = t.insert(key(1), fi(1, off, more), data, 0, Timestamp(0), st) {
                 done = Some(b.to_vec());
             }
         }
@@ -379,7 +391,7 @@ mod tests {
         assert_eq!(st.invalid, 2);
         let big = vec![0u8; 16];
         assert!(matches!(
-            t.insert(key(2), fi(2, MAX_DATAGRAM_BYTES - 8, true), &big, Timestamp(0), &mut st),
+            t.insert(key(2), fi(2, MAX_DATAGRAM_BYTES - 8, true), &big, 0, Timestamp(0), &mut st),
             Outcome::Dropped
         ));
         assert_eq!(st.invalid, 3);
@@ -402,15 +414,15 @@ mod tests {
         let mut t = FragTable::new(FragmentConfig { max_datagrams: 2, ..cfg() });
         let mut st = FragmentStats::default();
         for id in 0..3 {
-            let _ = t.insert(key(id), fi(id, 0, true), b"abcdefgh", Timestamp(id as u64), &mut st);
+            let _ = t.insert(key(id), fi(id, 0, true), b"abcdefgh", 0, Timestamp(id as u64), &mut st);
         }
         assert_eq!((t.len(), st.dropped_count_cap), (2, 1));
         // Datagram 0 was evicted: its last fragment alone does not complete it.
-        assert!(matches!(t.insert(key(0), fi(0, 8, false), b"i", Timestamp(5), &mut st), Outcome::Held));
+        assert!(matches!(t.insert(key(0), fi(0, 8, false), b"i", 0, Timestamp(5), &mut st), Outcome::Held));
         // Datagram 2 survived.
         assert!(matches!(
-            t.insert(key(2), fi(2, 8, false), b"i", Timestamp(5), &mut st),
-            Outcome::Complete(b"abcdefghi")
+            t.insert(key(2), fi(2, 8, false), b"i", 0, Timestamp(5), &mut st),
+            Outcome::Complete(b"abcdefghi", _)
         ));
     }
 
@@ -418,11 +430,11 @@ mod tests {
     fn memcap_evicts_the_oldest_then_refuses() {
         let mut t = FragTable::new(FragmentConfig { memcap_bytes: 100, ..cfg() });
         let mut st = FragmentStats::default();
-        let _ = t.insert(key(1), fi(1, 0, true), &[1; 64], Timestamp(0), &mut st);
-        let _ = t.insert(key(2), fi(2, 0, true), &[2; 64], Timestamp(0), &mut st);
+        let _ = t.insert(key(1), fi(1, 0, true), &[1; 64], 0, Timestamp(0), &mut st);
+        let _ = t.insert(key(2), fi(2, 0, true), &[2; 64], 0, Timestamp(0), &mut st);
         assert_eq!((t.len(), t.mem_bytes(), st.dropped_memcap), (1, 64, 1));
         // A datagram bigger than the whole memcap is refused.
-        assert!(matches!(t.insert(key(3), fi(3, 0, true), &[3; 200], Timestamp(0), &mut st), Outcome::Dropped));
+        assert!(matches!(t.insert(key(3), fi(3, 0, true), &[3; 200], 0, Timestamp(0), &mut st), Outcome::Dropped));
         assert!(t.mem_bytes() <= 100);
         assert_eq!(t.len(), 0);
     }
@@ -433,11 +445,14 @@ mod tests {
         let mut st = FragmentStats::default();
         // Many datagrams that complete: the creation queue must not grow without bound.
         for id in 0..1000 {
-            let _ = t.insert(key(id), fi(id, 0, true), b"abcdefgh", Timestamp(0), &mut st);
-            assert!(matches!(t.insert(key(id), fi(id, 8, false), b"z", Timestamp(0), &mut st), Outcome::Complete(_)));
+            let _ = t.insert(key(id), fi(id, 0, true), b"abcdefgh", 0, Timestamp(0), &mut st);
+            assert!(matches!(
+                t.insert(key(id), fi(id, 8, false), b"z", 0, Timestamp(0), &mut st),
+                Outcome::Complete(..)
+            ));
         }
         assert!(t.order.len() <= 2 * 4 + 16);
-        let _ = t.insert(key(5000), fi(5000, 0, true), b"abcdefgh", Timestamp::from_secs(1), &mut st);
+        let _ = t.insert(key(5000), fi(5000, 0, true), b"abcdefgh", 0, Timestamp::from_secs(1), &mut st);
         t.expire(Timestamp::from_secs(30), &mut st);
         assert_eq!(t.len(), 1);
         t.expire(Timestamp::from_secs(31), &mut st);
@@ -455,7 +470,7 @@ mod tests {
         let mut out = None;
         for i in order {
             let chunk = &data[(i * 8) as usize..(i * 8 + 8) as usize];
-            if let Outcome::Complete(b) = t.insert(key(9), fi(9, i * 8, i != 63), chunk, Timestamp(0), &mut st) {
+            if let Outcome::Complete(b, _) = t.insert(key(9), fi(9, i * 8, i != 63), chunk, 0, Timestamp(0), &mut st) {
                 out = Some(b.to_vec());
             }
         }
@@ -476,7 +491,7 @@ mod tests {
             for i in order {
                 let end = if i == 19 { data.len() } else { (i as usize + 1) * 8 };
                 let chunk = &data[i as usize * 8..end];
-                if let Outcome::Complete(b) = t.insert(key(1), fi(1, i * 8, i != 19), chunk, Timestamp(0), &mut st) {
+                if let Outcome::Complete(b, _) = t.insert(key(1), fi(1, i * 8, i != 19), chunk, 0, Timestamp(0), &mut st) {
                     out = Some(b.to_vec());
                 }
             }
@@ -493,7 +508,7 @@ mod tests {
             let mut st = FragmentStats::default();
             let buf = vec![0xabu8; 300];
             for (id, off, len, more, secs) in frags {
-                let _ = t.insert(key(id), fi(id, off & !7, more), &buf[..len], Timestamp::from_secs(secs), &mut st);
+                let _ = t.insert(key(id), fi(id, off & !7, more), &buf[..len], 0, Timestamp::from_secs(secs), &mut st);
                 proptest::prop_assert!(t.len() <= 3);
                 proptest::prop_assert!(t.mem_bytes() <= 4096 + 65536);
                 t.expire(Timestamp::from_secs(secs), &mut st);

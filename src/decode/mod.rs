@@ -211,6 +211,7 @@ impl Decoder {
         let mut frags = Some(frags);
         let mut truncated = false;
         let mut depth = 0usize;
+        let mut wire_len = pkt.orig_len;
         loop {
             truncated |= ip.truncated;
             let (proto, payload, wire_payload_len) = match ip.frag {
@@ -225,8 +226,11 @@ impl Decoder {
                         return None;
                     }
                     let key = FragKey { src: ip.src, dst: ip.dst, id: fi.id, proto: ip.proto.0, encap };
-                    let buf = match table.insert(key, fi, ip.payload, pkt.ts, &mut stats.fragments) {
-                        Outcome::Complete(buf) => buf,
+                    let buf = match table.insert(key, fi, ip.payload, pkt.orig_len, pkt.ts, &mut stats.fragments) {
+                        Outcome::Complete(buf, wire_bytes) => {
+                            wire_len = wire_bytes;
+                            buf
+                        }
                         Outcome::Held | Outcome::Dropped => return None,
                     };
                     if ip.v6 {
@@ -326,15 +330,7 @@ impl Decoder {
                 stats.truncated += 1;
             }
             stats.decoded += 1;
-            return Some(PacketView {
-                ts: pkt.ts,
-                encap,
-                src: ip.src,
-                dst: ip.dst,
-                transport,
-                wire_len: pkt.orig_len,
-                truncated,
-            });
+            return Some(PacketView { ts: pkt.ts, encap, src: ip.src, dst: ip.dst, transport, wire_len, truncated });
         }
     }
 
@@ -1172,6 +1168,7 @@ mod tests {
             assert!(d.decode(at(1, first)).is_none());
             let v = d.decode(at(1, second)).unwrap();
             assert_eq!(tcp_of(&v).4, &[b'a'; 100]);
+            assert_eq!(v.wire_len as usize, f1.len() + f2.len());
             assert_eq!(d.stats().fragments.reassembled, 1);
             assert_eq!(d.fragment_usage(), (0, 0));
         }
