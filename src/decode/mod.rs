@@ -8,10 +8,17 @@
 //! Tunnels are peeled in a loop, at most `DecodeConfig::max_tunnel_depth` layers, each recorded in the
 //! packet's [`Encap`]. A tunnel whose inner packet does not parse is counted and the outer packet is
 //! returned as it is, so nothing is lost to a misdetected port. The non-fragment path allocates nothing.
+//! Tunnels: VXLAN, VXLAN-GPE, GENEVE, GRE (also over UDP and PPTP's enhanced GRE), ERSPAN I/II/III,
+//! IP-in-IP, Teredo, GTP-U, AYIYA; UDP tunnels are recognised on either port. The tunnel id is the VNI,
+//! GRE key or ERSPAN session; GTP TEIDs are left out unless `gtpu_teid_as_id` (they differ per direction).
+//!
+//! Fragments: one reassembly per packet (a fragment inside a reassembled datagram is dropped, counted);
+//! a fragment cut by the snaplen is dropped (counted). Overlaps are first-wins.
 //!
 //! Link types: Ethernet (with 802.3 LLC/SNAP), Linux SLL/SLL2, raw IP, NULL/LOOP, PPP, PPP-in-HDLC, PPPoE,
-//! Cisco HDLC, NFLOG, 802.11 data frames (plain or radiotap). Not decoded: ARP and other non-IP
-//! ethertypes, encrypted 802.11, ESP payloads, IPv4 options content, GRE source routing.
+//! Cisco HDLC, NFLOG, 802.11 data frames (plain or radiotap); VLAN/QinQ, MPLS (with Ethernet pseudowires),
+//! PPPoE, NSH and Cisco MetaData on Ethernet. Not decoded: ARP and other non-IP ethertypes, encrypted
+//! 802.11 and A-MSDU, ESP payloads, IPv4 options content, GRE source routing.
 
 // Every read of packet bytes goes through `get`: a slip here would be a remote panic.
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
