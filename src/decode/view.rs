@@ -25,6 +25,10 @@ impl TunnelKind {
     pub const TEREDO: TunnelKind = TunnelKind(7);
     pub const GTPU: TunnelKind = TunnelKind(8);
     pub const AYIYA: TunnelKind = TunnelKind(9);
+    /// ERSPAN type I: GRE protocol 0x88BE without a sequence number and without an ERSPAN header.
+    pub const ERSPAN1: TunnelKind = TunnelKind(10);
+    /// VXLAN Generic Protocol Extension (UDP 4790): VXLAN with a next-protocol field.
+    pub const VXLAN_GPE: TunnelKind = TunnelKind(11);
 
     pub fn name(self) -> &'static str {
         match self {
@@ -37,6 +41,8 @@ impl TunnelKind {
             Self::TEREDO => "teredo",
             Self::GTPU => "gtp-u",
             Self::AYIYA => "ayiya",
+            Self::ERSPAN1 => "erspan1",
+            Self::VXLAN_GPE => "vxlan-gpe",
             _ => "none",
         }
     }
