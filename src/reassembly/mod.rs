@@ -142,3 +142,26 @@ impl MemBudget {
         self.used = self.used.saturating_sub(n);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_refuses_over_cap_and_counts() {
+        let mut b = MemBudget::new(10);
+        assert!(b.try_reserve(6));
+        assert!(!b.try_reserve(5));
+        assert!(b.try_reserve(4));
+        assert!(!b.try_reserve(usize::MAX));
+        assert_eq!((b.used(), b.cap(), b.hits()), (10, 10, 2));
+        b.release(10);
+        assert_eq!(b.used(), 0);
+    }
+
+    #[test]
+    fn dir_helpers() {
+        assert_eq!(Dir::ToServer.other(), Dir::ToClient);
+        assert_eq!(Dir::ToClient.other().idx(), 0);
+    }
+}

@@ -1,6 +1,8 @@
 //! One TCP connection: two independent half-streams, each mapping 32-bit sequence numbers to 64-bit stream
 //! offsets, delivering in-order bytes at once and holding out-of-order ones in a bounded [`SegmentStore`].
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use super::segments::{SEG_OVERHEAD_BYTES, SegmentStore};
 use super::{Dir, MemBudget, ReassemblyConfig, StreamEvent, StreamSink};
 use crate::capture::Timestamp;
@@ -10,6 +12,16 @@ use crate::decode::{TcpHeader, tcp_flags};
 /// advertise (65535 << 14) is just under 2^30; anything further is not this stream's data (stale, spoofed
 /// or a sequence jump) and would otherwise turn into a gigantic gap.
 const MAX_AHEAD_BYTES: u64 = 1 << 30;
+
+/// Cap hits are counted every time (in [`HalfStats`]) and logged once per cause per process.
+static DIR_CAP_LOGGED: AtomicBool = AtomicBool::new(false);
+static MEMCAP_LOGGED: AtomicBool = AtomicBool::new(false);
+
+fn log_once(flag: &AtomicBool, log: impl FnOnce()) {
+    if !flag.swap(true, Ordering::Relaxed) {
+        log();
+    }
+}
 
 /// Counters of one direction.
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -79,7 +91,7 @@ impl RecentWindow {
         let tail = data.get(skip..).unwrap_or(&[]);
         let pos = ((offset + skip as u64) % cap as u64) as usize;
         let first = (cap - pos).min(tail.len());
-        let (a, b) = tail.split_at(first);
+        let (a, b) = tail.split_at_checked(first).unwrap_or((tail, &[]));
         if let Some(dst) = self.ring.get_mut(pos..pos + a.len()) {
             dst.copy_from_slice(a);
         }
@@ -104,7 +116,7 @@ impl RecentWindow {
             .unwrap_or(&[]);
         let pos = (lo % cap) as usize;
         let first = (cap as usize - pos).min(new.len());
-        let (na, nb) = new.split_at(first);
+        let (na, nb) = new.split_at_checked(first).unwrap_or((new, &[]));
         self.ring.get(pos..pos + na.len()) != Some(na) || self.ring.get(..nb.len()) != Some(nb)
     }
 
@@ -304,7 +316,10 @@ impl Half {
                     Some(held) if held <= self.next => self.drain(cx),
                     held => {
                         let upto = end.min(held.unwrap_or(u64::MAX));
-                        let (now, rest) = data.split_at((upto - start) as usize);
+                        let Some((now, rest)) = data.split_at_checked((upto - start) as usize)
+                        else {
+                            break;
+                        };
                         self.deliver(cx, start, now);
                         data = rest;
                         start = upto;
@@ -335,6 +350,14 @@ impl Half {
         if self.store.bytes() + bytes > cx.cfg.max_buffered_bytes_per_dir
             || self.store.len() + pieces.len() > cx.cfg.max_segments_per_dir
         {
+            log_once(&DIR_CAP_LOGGED, || {
+                tracing::warn!(
+                    max_bytes = cx.cfg.max_buffered_bytes_per_dir,
+                    max_segments = cx.cfg.max_segments_per_dir,
+                    "Reassembly per-direction out-of-order cap hit: holes are skipped as gaps. \
+                     Raise max_buffered_bytes_per_dir / max_segments_per_dir."
+                )
+            });
             return false;
         }
         if !cx
@@ -342,6 +365,12 @@ impl Half {
             .try_reserve(bytes + pieces.len() * SEG_OVERHEAD_BYTES)
         {
             self.stats.memcap_refusals += 1;
+            log_once(&MEMCAP_LOGGED, || {
+                tracing::warn!(
+                    cap = cx.budget.cap(),
+                    "Reassembly memory budget full: holes are skipped as gaps. Raise memcap_bytes."
+                )
+            });
             return false;
         }
         for (a, b) in pieces {
@@ -1457,6 +1486,58 @@ mod tests {
             expect.push(Ev::End);
             prop_assert_eq!(t.sink.events(C), &expect[..]);
             prop_assert_eq!(t.conn.both_fin(), false);
+        }
+
+        /// Segments that all carry the same stream (truncated, duplicated, reordered, overlapping), random
+        /// peer ACKs and tiny caps: whatever gaps get forced, every delivered byte is the stream's byte at
+        /// that offset, and data plus gaps never run past what was sent.
+        #[test]
+        fn prop_consistent_under_pressure(
+            (stream, ranges) in prop::collection::vec(any::<u8>(), 1..400)
+                .prop_flat_map(|s| { let n = s.len(); (Just(s), soup(n)) }),
+            cuts in prop::collection::vec(0usize..8, 0..24),
+            acks in prop::collection::vec((0usize..24, 0usize..420), 0..6),
+            isn in isn_strategy(),
+            max_segs in 0usize..5,
+            max_bytes in 0usize..200,
+            memcap in 0usize..600,
+            last_wins in any::<bool>(),
+        ) {
+            let n = stream.len();
+            let cfg = ReassemblyConfig {
+                policy: if last_wins { OverlapPolicy::LastWins } else { OverlapPolicy::FirstWins },
+                max_buffered_bytes_per_dir: max_bytes,
+                max_segments_per_dir: max_segs,
+                memcap_bytes: memcap,
+                recent_window_bytes: 8,
+                ..Default::default()
+            };
+            let mut t = T::with(cfg);
+            t.seg(C, isn, S, 0, b"");
+            t.seg(SV, 0, S | A, isn.wrapping_add(1), b"");
+            for (i, &(s, l)) in ranges.iter().enumerate() {
+                let seq = isn.wrapping_add(1).wrapping_add(s as u32);
+                let cut = cuts.get(i).copied().unwrap_or(0).min(l);
+                t.trunc(C, seq, A, 1, &stream[s..s + l - cut], l as u32);
+                for &(_, a) in acks.iter().filter(|&&(at, _)| at == i) {
+                    t.seg(SV, 1, A, isn.wrapping_add(1).wrapping_add(a.min(n) as u32), b"");
+                }
+            }
+            t.close();
+            let mut pos = 0usize;
+            for ev in t.sink.events(C) {
+                match ev {
+                    Ev::Data(b) => {
+                        prop_assert!(pos + b.len() <= n);
+                        prop_assert_eq!(&b[..], &stream[pos..pos + b.len()]);
+                        pos += b.len();
+                    }
+                    Ev::Gap(g) => pos += *g as usize,
+                    Ev::End => {}
+                }
+            }
+            prop_assert!(pos <= n);
+            prop_assert_eq!(t.sink.events(C).last(), Some(&Ev::End));
         }
 
         /// Random segment soup with small caps: the budget is never exceeded, books balance, close frees all.
