@@ -40,6 +40,8 @@ pub struct HalfStats {
     pub overlaps_different_data: u64,
     /// Segments carrying bytes already delivered (or skipped as a gap).
     pub retransmissions: u64,
+    /// One-byte keep-alive probes (sequence one below the next expected byte), ignored.
+    pub keepalives: u64,
     pub depth_skipped_bytes: u64,
     /// Segments refused: too far ahead of the stream to be its data.
     pub ooo_dropped_segments: u64,
@@ -200,6 +202,7 @@ impl Half {
         hdr: &TcpHeader,
         payload: &[u8],
         wire_len: u32,
+        peer_in_handshake: bool,
     ) {
         let syn = hdr.has(tcp_flags::SYN);
         let fin = hdr.has(tcp_flags::FIN);
@@ -216,7 +219,9 @@ impl Half {
             return;
         }
         if !self.init {
-            if !(syn || fin || wire > 0) {
+            // A bare FIN may start a direction picked up mid-stream, but not one whose peer is still waiting
+            // for its SYN-ACK: that FIN cannot be real (an evasion trick) and would end the direction early.
+            if !(syn || wire > 0 || (fin && !peer_in_handshake)) {
                 return;
             }
             self.init = true;
@@ -260,6 +265,11 @@ impl Half {
             let stream_end = self.fin.map_or(wire_end, |f| wire_end.min(i128::from(f)));
             let beyond = (stream_end - i128::from(cx.cfg.depth_bytes)).max(0) as u64;
             self.stats.depth_skipped_bytes = self.stats.depth_skipped_bytes.max(beyond);
+        }
+        if wire == 1 && start + 1 == next {
+            // Keep-alive probe: one byte below the window, usually junk; neither data nor evasion.
+            self.stats.keepalives += 1;
+            return;
         }
         if start < next {
             self.stats.retransmissions += 1;
@@ -558,8 +568,10 @@ impl TcpConnection {
         if hdr.has(tcp_flags::ACK) {
             self.half_mut(dir.other()).on_peer_ack(&mut cx, hdr.ack);
         }
+        let peer = self.half_mut(dir.other());
+        let peer_in_handshake = peer.stats.syn && peer.next == 0 && !peer.ended;
         self.half_mut(dir)
-            .on_segment(&mut cx, hdr, payload, wire_payload_len);
+            .on_segment(&mut cx, hdr, payload, wire_payload_len, peer_in_handshake);
     }
 
     /// End of the connection (RST handled, idle timeout, eviction, end of input): deliver everything still
@@ -883,6 +895,20 @@ mod tests {
     }
 
     #[test]
+    fn keepalive_probe_is_not_evasion() {
+        let mut t = T::new();
+        handshake(&mut t);
+        t.seg(C, 1001, A, 5001, b"abc");
+        t.seg(C, 1003, A, 5001, b"\0");
+        assert_eq!(t.st(C).keepalives, 1);
+        assert_eq!(
+            (t.st(C).retransmissions, t.st(C).overlaps_different_data),
+            (0, 0)
+        );
+        assert_eq!(t.sink.bytes(C), b"abc");
+    }
+
+    #[test]
     fn retransmission_with_different_data_is_flagged() {
         let mut t = T::new();
         handshake(&mut t);
@@ -1163,6 +1189,22 @@ mod tests {
         t.seg(C, 1001, A | F, 5001, b"abcdef"); // FIN at 1007: "ghi" is past it
         assert_eq!(t.sink.events(C), &[d(b"abcdef"), Ev::End]);
         t.close();
+    }
+
+    #[test]
+    fn bare_fin_before_syn_ack_is_ignored() {
+        let mut t = T::new();
+        t.seg(C, 1000, S, 0, b"");
+        t.seg(SV, 5001, A | F, 1001, b"");
+        t.seg(SV, 5000, S | A, 1001, b"");
+        t.seg(C, 1001, A, 5001, b"GET /");
+        t.seg(SV, 5001, A, 1006, b"HTTP/1.1 200");
+        assert_eq!(t.sink.events(SV), &[d(b"HTTP/1.1 200")]);
+        // Mid-stream, a bare FIN does start (and end) a direction.
+        let mut t = T::new();
+        t.seg(C, 1, A, 9, b"x");
+        t.seg(SV, 9, A | F, 2, b"");
+        assert_eq!(t.sink.events(SV), &[Ev::End]);
     }
 
     #[test]
