@@ -53,7 +53,8 @@ pub struct HalfStats {
     pub after_fin_bytes: u64,
     /// ACKs pointing implausibly far ahead, ignored.
     pub bogus_acks: u64,
-    /// The recent window could not be allocated (budget full): different-data retransmissions go unnoticed.
+    /// The recent window could not be allocated at some point (windows may use half the budget): meanwhile
+    /// retransmissions carrying different data go unnoticed.
     pub recent_window_refused: bool,
     /// The direction started with a SYN (false: picked up mid-stream).
     pub syn: bool,
@@ -77,11 +78,14 @@ impl RecentWindow {
 
     /// Records `data` just delivered at `offset` (ending at the new next expected offset).
     fn record(&mut self, size: usize, budget: &mut MemBudget, offset: u64, data: &[u8]) {
-        if size == 0 || self.refused || data.is_empty() {
+        if size == 0 || data.is_empty() {
             return;
         }
         if self.ring.is_empty() {
-            if !budget.try_reserve(size) {
+            // Windows are a nicety: they may fill only half the budget, so many idle connections never
+            // crowd out out-of-order data. Retried at later deliveries while refused.
+            let fits = budget.used().saturating_add(size) <= budget.cap() / 2;
+            if !fits || !budget.try_reserve(size) {
                 self.refused = true;
                 return;
             }
@@ -1395,6 +1399,18 @@ mod tests {
         t.seg(C, 0, A, 0, b"abc");
         assert!(t.st(C).recent_window_refused);
         assert_eq!(t.sink.bytes(C), b"abc");
+        // Windows never take more than half the budget, even when the rest is free.
+        let cfg = ReassemblyConfig {
+            memcap_bytes: 200,
+            recent_window_bytes: 100,
+            ..Default::default()
+        };
+        let mut t = T::with(cfg);
+        t.seg(C, 0, A, 0, b"abc");
+        assert_eq!(t.conn.mem_used(), 100);
+        t.seg(SV, 0, A, 0, b"xyz");
+        assert!(t.st(SV).recent_window_refused && !t.st(C).recent_window_refused);
+        assert_eq!(t.conn.mem_used(), 100);
     }
 
     #[test]
@@ -1580,6 +1596,29 @@ mod tests {
             }
             prop_assert!(pos <= n);
             prop_assert_eq!(t.sink.events(C).last(), Some(&Ev::End));
+        }
+
+        /// Anything at all (full-range sequence and ACK numbers, any flags, truncation): no panic, the
+        /// budget balances, close releases everything.
+        #[test]
+        fn prop_arbitrary_segments_are_safe(
+            segs in prop::collection::vec(
+                (any::<bool>(), any::<u32>(), any::<u8>(), any::<u32>(), 0usize..100, any::<u32>()),
+                1..40),
+            memcap in 0usize..2000,
+        ) {
+            let cfg = ReassemblyConfig {
+                memcap_bytes: memcap,
+                recent_window_bytes: 32,
+                max_segments_per_dir: 4,
+                ..Default::default()
+            };
+            let mut t = T::with(cfg);
+            for (to_server, seq, flags, ack, len, wire) in segs {
+                let dir = if to_server { C } else { SV };
+                t.trunc(dir, seq, flags, ack, &vec![0x55; len], wire);
+            }
+            t.close();
         }
 
         /// Random segment soup with small caps: the budget is never exceeded, books balance, close frees all.
