@@ -1,10 +1,22 @@
 //! TCP stream reassembly per direction.
 //!
-//! (Stub: filled in by the reassembly work; the interface below is the contract the flow table and the HTTP
-//! stage are written against.)
+//! Input: the TCP segments of one connection, already oriented (`Dir::ToServer` = client to server), in
+//! capture order, through [`TcpConnection::on_segment`]. Output: per direction, [`StreamEvent`]s in stream
+//! order: `Data` as soon as it is in order (the packet's own slice when nothing is buffered), `Gap(n)` for
+//! every range the capture will never have, `End` once after FIN (or at [`TcpConnection::close`]).
+//!
+//! Gaps are reported, never hidden: a hole closes when the peer ACKs past it, when buffering would exceed a
+//! cap (`max_buffered_bytes_per_dir`, `max_segments_per_dir`, the shard's [`MemBudget`]), when a snaplen cut
+//! a segment, or at close. Overlapping bytes follow [`OverlapPolicy`]; overlaps, differing overlaps,
+//! retransmissions, cap hits and skipped bytes are counted in [`HalfStats`]. Every held byte is reserved from
+//! the shard's [`MemBudget`] first, so the budget's `used()` never exceeds its cap.
+
+pub mod segments;
+pub mod tcp;
+
+pub use tcp::{HalfStats, TcpConnection};
 
 use crate::capture::Timestamp;
-use crate::decode::TcpHeader;
 
 /// Direction within a connection, relative to the client (the initiator).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -53,67 +65,103 @@ pub enum OverlapPolicy {
 #[derive(Clone, Debug)]
 pub struct ReassemblyConfig {
     pub policy: OverlapPolicy,
+    /// Out-of-order payload bytes held per direction; beyond it the oldest hole is closed as a gap.
+    pub max_buffered_bytes_per_dir: usize,
+    /// Out-of-order segments held per direction; beyond it the oldest hole is closed as a gap.
+    pub max_segments_per_dir: usize,
+    /// Stream bytes delivered per direction; 0 = unlimited. Bytes beyond are counted
+    /// (`depth_skipped_bytes`), never delivered; `End` still comes at FIN or close.
+    pub depth_bytes: u64,
+    /// Global reassembly memory of one shard (the [`MemBudget`] cap).
     pub memcap_bytes: usize,
+    /// Recently delivered bytes kept per direction to notice retransmissions carrying different data (an
+    /// evasion signal). 0 disables. Allocated at the first delivery and charged to the budget.
+    pub recent_window_bytes: usize,
 }
 
 impl Default for ReassemblyConfig {
     fn default() -> Self {
-        ReassemblyConfig { policy: OverlapPolicy::FirstWins, memcap_bytes: 256 << 20 }
+        ReassemblyConfig {
+            policy: OverlapPolicy::FirstWins,
+            max_buffered_bytes_per_dir: 1 << 20,
+            max_segments_per_dir: 2048,
+            depth_bytes: 0,
+            memcap_bytes: 256 << 20,
+            recent_window_bytes: 4096,
+        }
     }
 }
 
-/// Global reassembly memory budget of one shard, shared by all its connections.
-#[derive(Debug, Default)]
-pub struct MemBudget {}
+/// Global reassembly memory budget of one shard, shared (as `&mut`) by all its connections.
+#[derive(Debug)]
+pub struct MemBudget {
+    used: usize,
+    cap: usize,
+    hits: u64,
+}
+
+impl Default for MemBudget {
+    fn default() -> Self {
+        MemBudget::new(ReassemblyConfig::default().memcap_bytes)
+    }
+}
 
 impl MemBudget {
-    pub fn new(_cap: usize) -> Self {
-        MemBudget {}
+    pub fn new(cap_bytes: usize) -> Self {
+        MemBudget {
+            used: 0,
+            cap: cap_bytes,
+            hits: 0,
+        }
     }
     pub fn used(&self) -> usize {
-        0
+        self.used
     }
+    pub fn cap(&self) -> usize {
+        self.cap
+    }
+    /// Times a reservation was refused.
     pub fn hits(&self) -> u64 {
-        0
+        self.hits
+    }
+    /// Reserves `n` bytes if they fit under the cap; a refusal is counted in `hits`.
+    pub fn try_reserve(&mut self, n: usize) -> bool {
+        match self.used.checked_add(n) {
+            Some(total) if total <= self.cap => {
+                self.used = total;
+                true
+            }
+            _ => {
+                self.hits += 1;
+                false
+            }
+        }
+    }
+    pub fn release(&mut self, n: usize) {
+        debug_assert!(n <= self.used, "released more than reserved");
+        self.used = self.used.saturating_sub(n);
     }
 }
 
-#[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct HalfStats {
-    pub delivered_bytes: u64,
-    pub gaps: u64,
-    pub gap_bytes: u64,
-    pub overlaps: u64,
-    pub overlaps_different_data: u64,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-#[derive(Debug, Default)]
-pub struct TcpConnection {
-    s: HalfStats,
-}
+    #[test]
+    fn budget_refuses_over_cap_and_counts() {
+        let mut b = MemBudget::new(10);
+        assert!(b.try_reserve(6));
+        assert!(!b.try_reserve(5));
+        assert!(b.try_reserve(4));
+        assert!(!b.try_reserve(usize::MAX));
+        assert_eq!((b.used(), b.cap(), b.hits()), (10, 10, 2));
+        b.release(10);
+        assert_eq!(b.used(), 0);
+    }
 
-impl TcpConnection {
-    #[allow(clippy::too_many_arguments)]
-    pub fn on_segment(
-        &mut self,
-        _cfg: &ReassemblyConfig,
-        _budget: &mut MemBudget,
-        _ts: Timestamp,
-        _dir: Dir,
-        _hdr: &TcpHeader,
-        _payload: &[u8],
-        _wire_payload_len: u32,
-        _sink: &mut impl StreamSink,
-    ) {
-    }
-    pub fn close(&mut self, _cfg: &ReassemblyConfig, _budget: &mut MemBudget, _ts: Timestamp, _sink: &mut impl StreamSink) {}
-    pub fn stats(&self, _dir: Dir) -> &HalfStats {
-        &self.s
-    }
-    pub fn both_fin(&self) -> bool {
-        false
-    }
-    pub fn saw_rst(&self) -> bool {
-        false
+    #[test]
+    fn dir_helpers() {
+        assert_eq!(Dir::ToServer.other(), Dir::ToClient);
+        assert_eq!(Dir::ToClient.other().idx(), 0);
     }
 }
