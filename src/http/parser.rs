@@ -169,6 +169,15 @@ impl HttpParser {
         &self.stats
     }
 
+    /// Bytes held in head and line buffers (for memory-bound tests).
+    pub fn max_buffered(&self) -> usize {
+        self.sides
+            .iter()
+            .map(|s| s.head.len().max(s.line.len()))
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Feed one reassembled event of one direction; completed transactions are pushed to `out` in order.
     pub fn on_stream(
         &mut self,
