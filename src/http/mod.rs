@@ -20,6 +20,8 @@
 //! accept (obs-fold in requests, bare LF, HTTP/0.9, lower-case methods, junk header lines) and say which anomaly it
 //! saw, where httparse rejects the whole head.
 
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 mod body;
 pub mod decompress;
 pub mod fixture;
@@ -410,6 +412,49 @@ mod tests {
     }
 
     #[test]
+    fn connect_then_plain_http() {
+        let r = run(fx!("connect_plain_http"));
+        assert_eq!(r.len(), 2);
+        assert!(has(&r[0], "connect"));
+        assert_eq!(
+            (r[1].uri.as_deref(), r[1].status, r[1].response_body_len),
+            (Some("/inner"), Some(200), 2)
+        );
+    }
+
+    #[test]
+    fn junk_before_http_is_skipped() {
+        // A SOCKS handshake before the HTTP exchange: each packet boundary is a resync point.
+        let ev = vec![
+            (Dir::ToServer, FixtureEvent::Data(b"\x05\x01\x00".to_vec())),
+            (Dir::ToClient, FixtureEvent::Data(b"\x05\x00".to_vec())),
+            (
+                Dir::ToServer,
+                FixtureEvent::Data(b"\x05\x01\x00\x01\x0a\x00\x00\x01\x00\x50".to_vec()),
+            ),
+            (
+                Dir::ToClient,
+                FixtureEvent::Data(b"\x05\x00\x00\x01\x0a\x00\x00\x01\x00\x50".to_vec()),
+            ),
+            (
+                Dir::ToServer,
+                FixtureEvent::Data(b"GET /s HTTP/1.1\r\nHost: a\r\n\r\n".to_vec()),
+            ),
+            (
+                Dir::ToClient,
+                FixtureEvent::Data(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx".to_vec()),
+            ),
+        ];
+        let (txs, stats) = run_events(&ev, cfg());
+        assert_eq!(txs.len(), 1);
+        assert_eq!((txs[0].uri.as_str(), txs[0].status), ("/s", Some(200)));
+        assert!(stats.resyncs >= 2);
+        // Cruft that is not a known HTTP/0.9 method is not a request.
+        let r = run(b">>>\nT / HTTP\n\n<<<\nnope\n");
+        assert!(r.is_empty(), "{r:?}");
+    }
+
+    #[test]
     fn http09() {
         let r = run(fx!("http09"));
         assert_eq!(r.len(), 1);
@@ -607,6 +652,70 @@ mod tests {
         fn send_sync<T: Send + Sync>() {}
         send::<HttpParser>();
         send_sync::<Transaction>();
+    }
+
+    /// Replays per-direction payloads extracted by tshark (`HTTP_EVAL_IN`, one JSON object per case:
+    /// `{"case", "streams": [{"client", "server", "events": [[0|1, hex], ...]}]}`) and writes
+    /// `HTTP_EVAL_OUT/<case>/transactions.jsonl` for the corpus scorer. A development aid, not a unit test.
+    #[test]
+    #[ignore]
+    fn corpus_replay() {
+        use std::io::Write;
+        let (Ok(inp), Ok(out_dir)) = (
+            std::env::var("HTTP_EVAL_IN"),
+            std::env::var("HTTP_EVAL_OUT"),
+        ) else {
+            return;
+        };
+        let text = std::fs::read_to_string(inp).unwrap();
+        for line in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let case = v["case"].as_str().unwrap();
+            let dir = std::path::Path::new(&out_dir).join(case);
+            std::fs::create_dir_all(&dir).unwrap();
+            let mut f = std::fs::File::create(dir.join("transactions.jsonl")).unwrap();
+            for (i, s) in v["streams"].as_array().unwrap().iter().enumerate() {
+                let parse = |x: &serde_json::Value| -> std::net::SocketAddr {
+                    let s = x.as_str().unwrap();
+                    s.parse().unwrap_or_else(|_| {
+                        let (h, p) = s.rsplit_once(':').unwrap();
+                        std::net::SocketAddr::new(h.parse().unwrap(), p.parse().unwrap())
+                    })
+                };
+                let flow = Arc::new(crate::flow::FlowInfo {
+                    uid: format!("C{i}"),
+                    community_id: String::new(),
+                    client: parse(&s["client"]),
+                    server: parse(&s["server"]),
+                    encap: crate::decode::Encap::default(),
+                });
+                let mut p = HttpParser::new(cfg(), flow);
+                let mut out = Vec::new();
+                for (k, e) in s["events"].as_array().unwrap().iter().enumerate() {
+                    let d = if e[0].as_u64() == Some(0) {
+                        Dir::ToServer
+                    } else {
+                        Dir::ToClient
+                    };
+                    let hex = e[1].as_str().unwrap().as_bytes();
+                    let bytes: Vec<u8> = hex
+                        .chunks(2)
+                        .filter_map(|c| u8::from_str_radix(std::str::from_utf8(c).ok()?, 16).ok())
+                        .collect();
+                    let ts = crate::capture::Timestamp(k as u64 * 1000);
+                    p.on_stream(
+                        d,
+                        ts,
+                        crate::reassembly::StreamEvent::Data(&bytes),
+                        &mut out,
+                    );
+                }
+                p.finish(crate::capture::Timestamp(u64::MAX / 2), &mut out);
+                for t in &out {
+                    writeln!(f, "{}", serde_json::to_string(&t.record()).unwrap()).unwrap();
+                }
+            }
+        }
     }
 
     mod prop {

@@ -69,6 +69,9 @@ enum State {
     },
     /// Tunnel, after HTTP/0.9, or after the end of the direction: bytes are counted and dropped.
     Ignore,
+    /// After a 2xx to CONNECT: if the first tunnelled bytes are HTTP again (a plain-HTTP proxy tunnel), parsing
+    /// resumes, else the connection is a tunnel (Suricata does the same).
+    TunnelProbe,
 }
 
 struct Side {
@@ -226,6 +229,10 @@ impl HttpParser {
         {
             side.seen_data = true;
         }
+        // A packet boundary is a plausible message boundary too (SOCKS, a gap the sender never filled).
+        if let State::Resync { at_line_start } = &mut self.side(s).state {
+            *at_line_start = true;
+        }
         let mut stalls = 0;
         while !d.is_empty() {
             let before = self.state(s).clone();
@@ -236,6 +243,10 @@ impl HttpParser {
                 State::Ignore => {
                     self.stats.tunnel_bytes_ignored += d.len() as u64;
                     d.len()
+                }
+                State::TunnelProbe => {
+                    self.tunnel_probe(s, d);
+                    0
                 }
             };
             let n = n.min(d.len());
@@ -330,16 +341,32 @@ impl HttpParser {
 
         if !side.first_checked {
             let nl = memchr(b'\n', &side.head);
-            let decidable =
-                nl.is_some() || side.head.len() >= max_line || (s == RESP && side.head.len() >= 5);
+            // Junk is recognised from its first bytes, so that a start line later in the same chunk or in the next
+            // packet (after a SOCKS handshake, say) is not swallowed into a bogus head.
+            let early_bad = if s == REQ {
+                request_prefix_invalid(&side.head)
+            } else {
+                !http_prefix_ok(&side.head)
+            };
+            let decidable = early_bad
+                || nl.is_some()
+                || side.head.len() >= max_line
+                || (s == RESP && side.head.len() >= 5);
             if decidable {
                 side.first_checked = true;
                 let first = side
                     .head
                     .get(..nl.unwrap_or(side.head.len()))
                     .unwrap_or(&[]);
+                // Bytes of earlier chunks in the head; this chunk's are handed back to the resync scan.
+                let earlier = side.head.len().saturating_sub(piece.len().min(room)) as u64;
                 if s == REQ {
-                    match classify_request_line(first) {
+                    let kind = if early_bad {
+                        LineKind::Invalid
+                    } else {
+                        classify_request_line(first)
+                    };
+                    match kind {
                         LineKind::Request => {}
                         LineKind::Http09 if nl.is_some() => {
                             let line = first.to_vec();
@@ -348,12 +375,12 @@ impl HttpParser {
                             return consumed;
                         }
                         LineKind::Http09 | LineKind::Invalid => {
-                            self.stats.resync_bytes_skipped += self.side(s).head.len() as u64;
-                            self.start_resync(s, end.is_some());
-                            return consumed;
+                            self.stats.resync_bytes_skipped += earlier;
+                            self.start_resync(s, false);
+                            return skipped;
                         }
                     }
-                } else if !starts_with_ci(trim_start(&side.head), b"HTTP/") {
+                } else if early_bad || !starts_with_ci(trim_start(&side.head), b"HTTP/") {
                     // No status line. Answering a request: a headerless body until close (libhtp does the same);
                     // otherwise junk to skip.
                     if self.queue.iter().any(|p| p.resp == Resp::None) {
@@ -365,9 +392,9 @@ impl HttpParser {
                         self.side(s).head.clear();
                         return consumed;
                     }
-                    self.stats.resync_bytes_skipped += self.side(s).head.len() as u64;
-                    self.start_resync(s, end.is_some());
-                    return consumed;
+                    self.stats.resync_bytes_skipped += earlier;
+                    self.start_resync(s, false);
+                    return skipped;
                 }
             }
         }
@@ -610,11 +637,32 @@ impl HttpParser {
             }
         }
         if tunnel {
+            let next = if status == Some(101) {
+                State::Ignore
+            } else {
+                State::TunnelProbe
+            };
             for s in [REQ, RESP] {
                 let side = self.side(s);
                 side.reset_head();
                 side.cur = None;
-                side.state = State::Ignore;
+                if !side.ended {
+                    side.state = next.clone();
+                }
+            }
+        }
+    }
+
+    fn tunnel_probe(&mut self, s: usize, d: &[u8]) {
+        let http = if s == REQ {
+            looks_like_request_start(d)
+        } else {
+            starts_with_ci(d, b"HTTP/")
+        };
+        for x in [REQ, RESP] {
+            let side = self.side(x);
+            if side.state == State::TunnelProbe {
+                side.state = if http { State::Head } else { State::Ignore };
             }
         }
     }
@@ -758,7 +806,7 @@ impl HttpParser {
         }
         let cur = self.side(s).cur;
         match self.state(s).clone() {
-            State::Ignore => self.stats.tunnel_bytes_ignored += n,
+            State::Ignore | State::TunnelProbe => self.stats.tunnel_bytes_ignored += n,
             State::Resync { .. } => self.set_state(
                 s,
                 State::Resync {
@@ -941,7 +989,7 @@ impl HttpParser {
             }
             State::Body(Framing::Close) => self.body_done(s, None),
             State::Body(_) => self.body_done(s, Some(Flag::TRUNCATED)),
-            State::Resync { .. } | State::Ignore => {}
+            State::Resync { .. } | State::Ignore | State::TunnelProbe => {}
         }
         let side = self.side(s);
         side.ended = true;
@@ -1079,9 +1127,31 @@ fn classify_request_line(line: &[u8]) -> LineKind {
     let last = rest.rsplit(is_ws).next().unwrap_or(&[]);
     if starts_with_ci(last, b"HTTP/") && last.len() < rest.len() {
         LineKind::Request
-    } else {
+    } else if HTTP09_METHODS.iter().any(|m| line.get(..mlen) == Some(*m))
+        && !rest.iter().any(|b| is_ws(b))
+    {
+        // Like Zeek, only a well-known method makes a version-less line an HTTP/0.9 request: anything else
+        // is more likely another protocol or cruft.
         LineKind::Http09
+    } else {
+        LineKind::Invalid
     }
+}
+
+const HTTP09_METHODS: [&[u8]; 4] = [b"GET", b"POST", b"HEAD", b"PUT"];
+
+/// The head so far cannot start a request line: a method token is not followed by whitespace.
+fn request_prefix_invalid(head: &[u8]) -> bool {
+    let n = head.iter().take_while(|b| is_tchar(**b)).count();
+    n > 32 || head.get(n).is_some_and(|b| !is_ws(b))
+}
+
+/// The head so far is a prefix of (or starts with) "HTTP/", case-insensitively.
+fn http_prefix_ok(head: &[u8]) -> bool {
+    let h = trim_start(head);
+    let n = h.len().min(5);
+    h.get(..n)
+        .is_some_and(|p| p.eq_ignore_ascii_case(b"HTTP/".get(..n).unwrap_or(&[])))
 }
 
 /// Strict form used to resync: an uppercase method, a target, "HTTP/1.x".
