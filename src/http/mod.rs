@@ -93,6 +93,8 @@ pub struct HttpStats {
     pub decompression_bombs: u64,
     pub decompression_errors: u64,
     pub roles_swapped: u64,
+    /// Responses without a request that followed invalid request data: framed, not reported.
+    pub responses_to_invalid_requests: u64,
     /// Transactions carrying each flag (anomalies and outcomes), by flag name.
     pub flags: transaction::FlagCounts,
 }
@@ -113,6 +115,7 @@ impl HttpStats {
         self.decompression_bombs += o.decompression_bombs;
         self.decompression_errors += o.decompression_errors;
         self.roles_swapped += o.roles_swapped;
+        self.responses_to_invalid_requests += o.responses_to_invalid_requests;
         self.flags.merge(&o.flags);
     }
 }
@@ -412,6 +415,32 @@ mod tests {
     }
 
     #[test]
+    fn connect_then_fragmented_request() {
+        let ev = vec![
+            (
+                Dir::ToServer,
+                FixtureEvent::Data(b"CONNECT abc:443 HTTP/1.1\r\n\r\n".to_vec()),
+            ),
+            (
+                Dir::ToClient,
+                FixtureEvent::Data(b"HTTP/1.1 200 OK\r\n\r\n".to_vec()),
+            ),
+            (Dir::ToServer, FixtureEvent::Data(b"GE".to_vec())),
+            (
+                Dir::ToServer,
+                FixtureEvent::Data(b"T / HTTP/1.1\r\n\r\n".to_vec()),
+            ),
+            (
+                Dir::ToClient,
+                FixtureEvent::Data(b"HTTP/1.1 200 OK\r\n\r\n".to_vec()),
+            ),
+        ];
+        let (txs, _) = run_events(&ev, cfg());
+        assert_eq!(txs.len(), 2);
+        assert_eq!((txs[1].method.as_str(), txs[1].uri.as_str()), ("GET", "/"));
+    }
+
+    #[test]
     fn connect_then_plain_http() {
         let r = run(fx!("connect_plain_http"));
         assert_eq!(r.len(), 2);
@@ -449,9 +478,35 @@ mod tests {
         assert_eq!(txs.len(), 1);
         assert_eq!((txs[0].uri.as_str(), txs[0].status), ("/s", Some(200)));
         assert!(stats.resyncs >= 2);
-        // Cruft that is not a known HTTP/0.9 method is not a request.
+        // Cruft that is not a known HTTP/0.9 method is not a request, and the 400 answering it is not reported.
         let r = run(b">>>\nT / HTTP\n\n<<<\nnope\n");
         assert!(r.is_empty(), "{r:?}");
+        let (txs, stats) = run_events(
+            &parse_fixture(b">>>\nGET / HTTP/1.1\n\n<<<\nHTTP/1.1 200 OK\nContent-Length: 0\n\n>>>\nT / HTTP\n\n<<<\nHTTP/1.1 400 Bad\nContent-Length: 1\n\nx\\\n"),
+            cfg(),
+        );
+        assert_eq!(txs.len(), 1);
+        assert_eq!(stats.responses_to_invalid_requests, 1);
+        // Roles decided by the first HTTP-looking bytes, after junk on both sides.
+        let ev = vec![
+            (Dir::ToServer, FixtureEvent::Data(b"NZ\x8d\x08".to_vec())),
+            (Dir::ToClient, FixtureEvent::Data(b"\x05\x01\x00".to_vec())),
+            (Dir::ToServer, FixtureEvent::Data(b"\x05\x00".to_vec())),
+            (
+                Dir::ToClient,
+                FixtureEvent::Data(b"GET /r HTTP/1.1\r\n\r\n".to_vec()),
+            ),
+            (
+                Dir::ToServer,
+                FixtureEvent::Data(b"HTTP/1.1 204 No Content\r\n\r\n".to_vec()),
+            ),
+        ];
+        let (txs, _) = run_events(&ev, cfg());
+        assert_eq!(txs.len(), 1);
+        assert_eq!(
+            (txs[0].uri.as_str(), txs[0].status, txs[0].roles_swapped),
+            ("/r", Some(204), true)
+        );
     }
 
     #[test]

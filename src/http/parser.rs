@@ -123,6 +123,8 @@ enum Resp {
 
 struct Pending {
     id: u64,
+    /// False for a response to an invalid request: framed, counted, not reported.
+    emit: bool,
     tx: Transaction,
     req_done: bool,
     resp: Resp,
@@ -143,6 +145,9 @@ pub struct HttpParser {
     depth: u64,
     /// Transactions pushed out by the pipelining cap, emitted at the next drain.
     overflow: Vec<Transaction>,
+    /// Invalid requests skipped on the client side: a response without a pending request most likely answers one
+    /// of them (a 400), and is framed but not reported (as Zeek does).
+    junk_requests: u32,
 }
 
 /// Parsed start line + headers.
@@ -165,6 +170,7 @@ impl HttpParser {
             next_id: 0,
             depth: 0,
             overflow: Vec::new(),
+            junk_requests: 0,
         }
     }
 
@@ -189,18 +195,24 @@ impl HttpParser {
         ev: StreamEvent<'_>,
         out: &mut Vec<Transaction>,
     ) {
+        // Roles are decided by the first data that looks like a request or a status line; what came before
+        // (a SOCKS handshake, midstream junk) was skipped as junk either way.
         if let StreamEvent::Data(d) = ev
             && self.swapped.is_none()
-            && !d.is_empty()
         {
-            let swap = match dir {
-                Dir::ToServer => starts_with_ci(d, b"HTTP/"),
-                Dir::ToClient => !starts_with_ci(d, b"HTTP/") && looks_like_request_start(d),
-            };
-            if swap {
-                self.stats.roles_swapped += 1;
+            let status = starts_with_ci(d, b"HTTP/");
+            let request = looks_like_request_start(d);
+            if status != request {
+                let swap = match dir {
+                    Dir::ToServer => status,
+                    Dir::ToClient => request,
+                };
+                if swap {
+                    self.stats.roles_swapped += 1;
+                    self.swap_sides();
+                }
+                self.swapped = Some(swap);
             }
-            self.swapped = Some(swap);
         }
         let side = match (dir, self.swapped.unwrap_or(false)) {
             (Dir::ToServer, false) | (Dir::ToClient, true) => REQ,
@@ -219,6 +231,19 @@ impl HttpParser {
         self.end(REQ);
         self.end(RESP);
         self.drain(out, true);
+    }
+
+    fn swap_sides(&mut self) {
+        let [a, b] = &self.sides;
+        let (seen, ended) = ([b.seen_data, a.seen_data], [b.ended, a.ended]);
+        for (i, side) in self.sides.iter_mut().enumerate() {
+            *side = Side::new();
+            side.seen_data = seen.get(i).copied().unwrap_or(false);
+            side.ended = ended.get(i).copied().unwrap_or(false);
+            if side.ended {
+                side.state = State::Ignore;
+            }
+        }
     }
 
     // ---- dispatch ----
@@ -375,6 +400,7 @@ impl HttpParser {
                             return consumed;
                         }
                         LineKind::Http09 | LineKind::Invalid => {
+                            self.junk_requests = self.junk_requests.saturating_add(1).min(64);
                             self.stats.resync_bytes_skipped += earlier;
                             self.start_resync(s, false);
                             return skipped;
@@ -514,13 +540,16 @@ impl HttpParser {
                     self.side(s).cur = None;
                 }
             }
-            let t = self.complete(p);
-            self.overflow.push(t);
+            if p.emit {
+                let t = self.complete(p);
+                self.overflow.push(t);
+            }
         }
         self.next_id += 1;
         let id = self.next_id;
         self.queue.push_back(Pending {
             id,
+            emit: true,
             tx,
             req_done: false,
             resp: Resp::None,
@@ -577,7 +606,15 @@ impl HttpParser {
                     Flag::RESPONSE_ONLY
                 };
                 tx.flags.set(flag);
-                self.push_pending(tx);
+                let to_junk = self.junk_requests > 0;
+                if to_junk {
+                    self.junk_requests -= 1;
+                    self.depth -= 1;
+                }
+                let id = self.push_pending(tx);
+                if to_junk && let Some(p) = self.pending(Some(id)) {
+                    p.emit = false;
+                }
                 match self.queue.iter().position(|p| p.resp == Resp::None) {
                     Some(i) => i,
                     None => return,
@@ -654,8 +691,10 @@ impl HttpParser {
     }
 
     fn tunnel_probe(&mut self, s: usize, d: &[u8]) {
+        // A first byte that can start a method is enough: the head parser rejects the rest if it is not HTTP,
+        // and a request may arrive in pieces ("GE", "T / HTTP/1.1").
         let http = if s == REQ {
-            looks_like_request_start(d)
+            d.first().is_some_and(u8::is_ascii_uppercase)
         } else {
             starts_with_ci(d, b"HTTP/")
         };
@@ -1010,6 +1049,10 @@ impl HttpParser {
             let Some(p) = self.queue.pop_front() else {
                 break;
             };
+            if !p.emit {
+                self.stats.responses_to_invalid_requests += 1;
+                continue;
+            }
             let t = self.complete(p);
             out.push(t);
         }
