@@ -1,44 +1,825 @@
-//! HTTP/1.x framing over reassembled streams. (Stub with the agreed interface; replaced by the HTTP work.)
+//! HTTP/1.x framing over reassembled TCP streams.
+//!
+//! Input: the [`StreamEvent`](crate::reassembly::StreamEvent)s of both directions of one connection, in packet
+//! order. Output: owned [`Transaction`]s (request + response, with parsed heads, capped bodies and the content-
+//! decoded response body), pushed in request order as soon as both halves are complete, or at
+//! [`HttpParser::finish`].
+//!
+//! Contract:
+//! - Never panics and never errors on any bytes: malformed input sets a flag on the transaction it hits and bumps
+//!   a counter in [`HttpStats`].
+//! - Bounded memory per connection: one head buffer per direction (at most `max_header_bytes`), one line buffer
+//!   (at most `max_line_bytes`), captured bodies (at most `body_capture_bytes` each, raw and decoded), at most
+//!   `max_pipelined` transactions waiting for their response, and the decoders' own windows. Body bytes beyond the
+//!   capture cap are counted and skipped, never copied.
+//! - Gaps inside a length-framed body or a chunk's data are consumed exactly (the body length counts them);
+//!   anywhere else the direction resyncs on the next plausible request or status line.
+//! - 101 Switching Protocols and a 2xx answer to CONNECT end HTTP parsing of the connection.
+//!
+//! Heads are parsed by our own line parser rather than httparse: a passive sensor must keep what a server would
+//! accept (obs-fold in requests, bare LF, HTTP/0.9, lower-case methods, junk header lines) and say which anomaly it
+//! saw, where httparse rejects the whole head.
 
-use std::sync::Arc;
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
-use crate::capture::Timestamp;
-use crate::flow::FlowInfo;
-use crate::reassembly::{Dir, StreamEvent};
+mod body;
+pub mod decompress;
+pub mod fixture;
+mod parser;
+mod transaction;
 
-#[derive(Clone, Debug, Default)]
-pub struct HttpConfig {}
+pub use decompress::DecompressConfig;
+pub use fixture::{FixtureEvent, parse_fixture, run_fixture};
+pub use parser::HttpParser;
+pub use transaction::{Flag, Flags, Headers, Transaction, TransactionRecord, TunnelRecord};
 
+/// Caps and switches of the HTTP stage. Every cap is a field here with its default in [`Default`].
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct HttpConfig {
+    /// Body bytes kept per message (raw, de-chunked) and per decoded body; the rest is counted and skipped.
+    /// Suricata's `response-body-limit` default.
+    pub body_capture_bytes: usize,
+    /// Bytes of one head (start line + headers); beyond: flag `header_too_long`, parse what fits, skip to the
+    /// blank line.
+    pub max_header_bytes: usize,
+    /// Headers kept per head; the rest are dropped (flag `too_many_headers`).
+    pub max_headers: usize,
+    /// Transactions waiting for a response; beyond, the oldest is emitted without one (flag
+    /// `excessive_pipelining`).
+    pub max_pipelined: usize,
+    /// Length of a chunk-size line, trailer line or resync candidate line.
+    pub max_line_bytes: usize,
+    /// Query parameters parsed into `Transaction::query_params`.
+    pub max_query_params: usize,
+    /// When false, the values of Authorization, Proxy-Authorization, Cookie and Set-Cookie are masked in
+    /// [`TransactionRecord`] (the transaction itself keeps them for analyzers).
+    pub log_sensitive_headers: bool,
+    pub decompress: DecompressConfig,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            body_capture_bytes: 100 * 1024,
+            max_header_bytes: 64 * 1024,
+            max_headers: 256,
+            max_pipelined: 64,
+            max_line_bytes: 8 * 1024,
+            max_query_params: 64,
+            log_sensitive_headers: false,
+            decompress: DecompressConfig::default(),
+        }
+    }
+}
+
+/// Counters of one parser (one connection); the caller sums them per shard.
 #[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct HttpStats {}
+pub struct HttpStats {
+    pub transactions: u64,
+    pub requests: u64,
+    pub responses: u64,
+    /// 1xx interim responses folded into `info_codes`.
+    pub interim_responses: u64,
+    pub gaps: u64,
+    pub gap_bytes: u64,
+    /// Times a direction lost framing and searched for the next start line.
+    pub resyncs: u64,
+    /// Bytes discarded while resyncing.
+    pub resync_bytes_skipped: u64,
+    /// Body bytes beyond `body_capture_bytes`, counted and not copied.
+    pub body_bytes_skipped: u64,
+    /// Bytes after an upgrade/CONNECT tunnel or after an HTTP/0.9 exchange, ignored.
+    pub tunnel_bytes_ignored: u64,
+    pub decompression_bombs: u64,
+    pub decompression_errors: u64,
+    pub roles_swapped: u64,
+    /// Responses without a request that followed invalid request data: framed, not reported.
+    pub responses_to_invalid_requests: u64,
+    /// Transactions carrying each flag (anomalies and outcomes), by flag name.
+    pub flags: transaction::FlagCounts,
+}
 
 impl HttpStats {
-    pub fn merge(&mut self, _o: &HttpStats) {}
-}
-
-#[derive(Debug)]
-pub struct Transaction {}
-
-#[derive(Debug, serde::Serialize)]
-pub struct TransactionRecord {}
-
-impl Transaction {
-    pub fn record(&self) -> TransactionRecord {
-        TransactionRecord {}
+    /// Adds another parser's counters (per-shard totals).
+    pub fn merge(&mut self, o: &HttpStats) {
+        self.transactions += o.transactions;
+        self.requests += o.requests;
+        self.responses += o.responses;
+        self.interim_responses += o.interim_responses;
+        self.gaps += o.gaps;
+        self.gap_bytes += o.gap_bytes;
+        self.resyncs += o.resyncs;
+        self.resync_bytes_skipped += o.resync_bytes_skipped;
+        self.body_bytes_skipped += o.body_bytes_skipped;
+        self.tunnel_bytes_ignored += o.tunnel_bytes_ignored;
+        self.decompression_bombs += o.decompression_bombs;
+        self.decompression_errors += o.decompression_errors;
+        self.roles_swapped += o.roles_swapped;
+        self.responses_to_invalid_requests += o.responses_to_invalid_requests;
+        self.flags.merge(&o.flags);
     }
 }
 
-pub struct HttpParser {
-    stats: HttpStats,
-}
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
 
-impl HttpParser {
-    pub fn new(_cfg: Arc<HttpConfig>, _flow: Arc<FlowInfo>) -> Self {
-        HttpParser { stats: HttpStats::default() }
+    use super::fixture::{FixtureEvent, run_events};
+    use super::*;
+    use crate::reassembly::Dir;
+
+    macro_rules! fx {
+        ($name:literal) => {
+            include_bytes!(concat!("testdata/", $name, ".txt")).as_slice()
+        };
     }
-    pub fn on_stream(&mut self, _dir: Dir, _ts: Timestamp, _ev: StreamEvent<'_>, _out: &mut Vec<Transaction>) {}
-    pub fn finish(&mut self, _ts: Timestamp, _out: &mut Vec<Transaction>) {}
-    pub fn stats(&self) -> &HttpStats {
-        &self.stats
+
+    fn cfg() -> Arc<HttpConfig> {
+        Arc::new(HttpConfig::default())
+    }
+
+    fn run(text: &[u8]) -> Vec<TransactionRecord> {
+        run_fixture(text, cfg())
+            .iter()
+            .map(Transaction::record)
+            .collect()
+    }
+
+    fn has(r: &TransactionRecord, f: &str) -> bool {
+        r.flags.contains(&f)
+    }
+
+    #[test]
+    fn simple_get() {
+        let txs = run_fixture(fx!("simple_get"), cfg());
+        assert_eq!(txs.len(), 1);
+        let t = &txs[0];
+        assert_eq!(t.path, "/index.html");
+        assert_eq!(t.query_params[1], ("b".into(), "x y".into()));
+        assert_eq!(t.response_body, b"hello");
+        assert_eq!(t.request_headers.get("COOKIE"), Some("session=secret"));
+        let r = t.record();
+        assert_eq!(r.method.as_deref(), Some("GET"));
+        assert_eq!(r.uri.as_deref(), Some("/index.html?a=1&b=x%20y"));
+        assert_eq!(r.host.as_deref(), Some("www.example.com"));
+        assert_eq!(r.user_agent.as_deref(), Some("test/1.0"));
+        assert_eq!(r.version.as_deref(), Some("HTTP/1.1"));
+        assert_eq!((r.status, r.status_msg.as_deref()), (Some(200), Some("OK")));
+        assert_eq!(
+            (r.response_body_len, r.response_body_decoded_len),
+            (5, Some(5))
+        );
+        assert_eq!((r.trans_depth, r.uid.as_str()), (1, "CFixture"));
+        assert_eq!((r.src_port, r.dst_port), (Some(40000), Some(80)));
+        assert!(r.flags.is_empty(), "{:?}", r.flags);
+        assert!(r.ts < r.ts_response.unwrap());
+        // Sensitive values are masked in the record only.
+        assert!(
+            r.request_headers
+                .iter()
+                .any(|[n, v]| n == "Cookie" && v == "***")
+        );
+        assert!(
+            r.response_headers
+                .iter()
+                .any(|[n, v]| n == "Set-Cookie" && v == "***")
+        );
+        let open = Arc::new(HttpConfig {
+            log_sensitive_headers: true,
+            ..HttpConfig::default()
+        });
+        let r = run_fixture(fx!("simple_get"), open)[0].record();
+        assert!(r.request_headers.iter().any(|[_, v]| v == "session=secret"));
+        serde_json::to_string(&r).unwrap();
+    }
+
+    #[test]
+    fn keepalive() {
+        let r = run(fx!("keepalive"));
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].uri.as_deref(), Some("/one"));
+        assert_eq!(r[1].uri.as_deref(), Some("/two"));
+        assert_eq!(r[1].version.as_deref(), Some("HTTP/1.0"));
+        assert_eq!(r[1].trans_depth, 2);
+        assert!(
+            r.iter()
+                .all(|t| t.response_body_len == 3 && t.flags.is_empty())
+        );
+    }
+
+    #[test]
+    fn pipelining() {
+        let r = run(fx!("pipelining"));
+        assert_eq!(r.len(), 3);
+        let got: Vec<_> = r
+            .iter()
+            .map(|t| (t.uri.clone().unwrap(), t.status, t.response_body_len))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("/1".into(), Some(200), 1),
+                ("/2".into(), Some(404), 2),
+                ("/3".into(), Some(200), 0)
+            ]
+        );
+        assert!(r.iter().all(|t| t.flags.is_empty()), "{r:?}");
+    }
+
+    #[test]
+    fn excessive_pipelining() {
+        let mut text = b">>>\n".to_vec();
+        for i in 0..10 {
+            text.extend_from_slice(format!("GET /{i} HTTP/1.1\nHost: a\n\n").as_bytes());
+        }
+        let c = Arc::new(HttpConfig {
+            max_pipelined: 4,
+            ..HttpConfig::default()
+        });
+        let (txs, stats) = run_events(&parse_fixture(&text), c);
+        assert_eq!(txs.len(), 10);
+        let r: Vec<_> = txs.iter().map(Transaction::record).collect();
+        assert!(has(&r[0], "excessive_pipelining") && has(&r[0], "request_only"));
+        assert!(!has(&r[9], "excessive_pipelining") && has(&r[9], "request_only"));
+        assert_eq!(stats.flags.get(Flag::EXCESSIVE_PIPELINING), 6);
+    }
+
+    #[test]
+    fn continue_100() {
+        let r = run(fx!("continue100"));
+        assert_eq!(r.len(), 1);
+        assert_eq!(
+            (r[0].status, r[0].info_codes.clone()),
+            (Some(201), vec![100])
+        );
+        assert_eq!(r[0].request_body_len, 10);
+        assert!(r[0].flags.is_empty());
+    }
+
+    #[test]
+    fn chunked_extensions_trailers() {
+        let txs = run_fixture(fx!("chunked"), cfg());
+        assert_eq!(txs.len(), 2);
+        assert_eq!(txs[0].request_body, b"abcd");
+        assert_eq!(txs[0].response_body, b"hello world");
+        let r: Vec<_> = txs.iter().map(Transaction::record).collect();
+        assert_eq!((r[0].request_body_len, r[0].response_body_len), (4, 11));
+        assert_eq!(
+            (r[1].uri.as_deref(), r[1].status),
+            (Some("/after"), Some(204))
+        );
+        assert!(r.iter().all(|t| t.flags.is_empty()), "{r:?}");
+    }
+
+    /// A response whose body is `body` with the given Content-Encoding, sent in small pieces.
+    fn encoded(ce: &str, body: &[u8], c: Arc<HttpConfig>) -> (Transaction, HttpStats) {
+        let req = b"GET /z HTTP/1.1\r\nHost: a\r\n\r\n".to_vec();
+        let mut resp = format!(
+            "HTTP/1.1 200 OK\r\nContent-Encoding: {ce}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        resp.extend_from_slice(body);
+        let mut ev = vec![(Dir::ToServer, FixtureEvent::Data(req))];
+        for piece in resp.chunks(700) {
+            ev.push((Dir::ToClient, FixtureEvent::Data(piece.to_vec())));
+        }
+        let (mut txs, stats) = run_events(&ev, c);
+        assert_eq!(txs.len(), 1);
+        (txs.remove(0), stats)
+    }
+
+    #[test]
+    fn content_codings() {
+        use super::decompress::tests::{brotli_stored, gzip, raw_deflate, zlib, zstd};
+        let plain = b"{\"user\":\"alice\",\"items\":[1,2,3]}".repeat(40);
+        for (ce, enc) in [
+            ("gzip", gzip(&plain)),
+            ("x-gzip", gzip(&plain)),
+            ("deflate", zlib(&plain)),
+            ("deflate", raw_deflate(&plain)),
+            ("br", brotli_stored(&plain)),
+            ("zstd", zstd(&plain)),
+            ("gzip, br", brotli_stored(&gzip(&plain))),
+            ("deflate, gzip", gzip(&zlib(&plain))),
+        ] {
+            let (t, _) = encoded(ce, &enc, cfg());
+            let r = t.record();
+            assert_eq!(r.response_body_len, enc.len() as u64, "{ce}");
+            assert_eq!(
+                r.response_body_decoded_len,
+                Some(plain.len() as u64),
+                "{ce}"
+            );
+            assert_eq!(t.response_body_decoded, plain, "{ce}");
+            assert_eq!(r.content_encoding.as_deref(), Some(ce));
+            assert!(r.flags.is_empty(), "{ce}: {:?}", r.flags);
+        }
+        // Not actually compressed: the raw length stays, no decoded length.
+        let (t, stats) = encoded("gzip", b"plain text", cfg());
+        assert_eq!(
+            (t.response_body_len, t.response_body_decoded_len),
+            (10, None)
+        );
+        assert_eq!(stats.decompression_errors, 1);
+        let (t, _) = encoded("compress", b"xx", cfg());
+        assert!(
+            t.flags.has(Flag::UNKNOWN_CONTENT_ENCODING) && t.response_body_decoded_len.is_none()
+        );
+    }
+
+    #[test]
+    fn decompression_bomb() {
+        use super::decompress::tests::gzip;
+        let enc = gzip(&vec![b'A'; 8 * 1024 * 1024]);
+        let c = Arc::new(HttpConfig {
+            decompress: DecompressConfig {
+                max_output_bytes: 1024 * 1024,
+                ..DecompressConfig::default()
+            },
+            ..HttpConfig::default()
+        });
+        let (t, stats) = encoded("gzip", &enc, c);
+        assert!(t.flags.has(Flag::DECOMPRESSION_BOMB));
+        assert_eq!(t.response_body_decoded_len, None);
+        assert_eq!(t.response_body_len, enc.len() as u64);
+        assert!(t.response_body_decoded.len() <= 100 * 1024);
+        assert_eq!(stats.decompression_bombs, 1);
+        let (t, _) = encoded("gzip, gzip, gzip, gzip", b"x", cfg());
+        assert!(t.flags.has(Flag::DECOMPRESSION_BOMB));
+    }
+
+    #[test]
+    fn gap_in_cl_body() {
+        let r = run(fx!("gap_cl_body"));
+        assert_eq!(r.len(), 2);
+        assert_eq!((r[0].response_body_len, has(&r[0], "gap")), (20, true));
+        assert_eq!(
+            (r[1].uri.as_deref(), r[1].response_body_len),
+            (Some("/next"), 2)
+        );
+        assert!(r[1].flags.is_empty());
+    }
+
+    #[test]
+    fn gap_in_head_resyncs() {
+        let (txs, stats) = run_events(&parse_fixture(fx!("gap_head_resync")), cfg());
+        let r: Vec<_> = txs.iter().map(Transaction::record).collect();
+        assert_eq!(r.len(), 2, "{r:?}");
+        assert_eq!(r[0].uri.as_deref(), Some("/first"));
+        assert_eq!(
+            (r[1].uri.as_deref(), r[1].status),
+            (Some("/found"), Some(200))
+        );
+        assert_eq!(stats.resyncs, 1);
+        assert!(stats.resync_bytes_skipped > 0);
+    }
+
+    #[test]
+    fn head_204_304() {
+        let r = run(fx!("no_body_statuses"));
+        let got: Vec<_> = r.iter().map(|t| (t.status, t.response_body_len)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (Some(200), 0),
+                (Some(204), 0),
+                (Some(304), 0),
+                (Some(200), 1)
+            ]
+        );
+        assert!(r.iter().all(|t| t.flags.is_empty()), "{r:?}");
+    }
+
+    #[test]
+    fn websocket_upgrade() {
+        let (txs, stats) = run_events(&parse_fixture(fx!("websocket")), cfg());
+        assert_eq!(txs.len(), 1);
+        let r = txs[0].record();
+        assert_eq!(r.status, Some(101));
+        assert!(has(&r, "upgraded"));
+        assert!(stats.tunnel_bytes_ignored > 0);
+    }
+
+    #[test]
+    fn connect_tunnel() {
+        let (txs, stats) = run_events(&parse_fixture(fx!("connect")), cfg());
+        assert_eq!(txs.len(), 1);
+        let r = txs[0].record();
+        assert_eq!(
+            (r.method.as_deref(), r.uri.as_deref(), r.status),
+            (Some("CONNECT"), Some("example.com:443"), Some(200))
+        );
+        assert!(has(&r, "connect"));
+        assert!(stats.tunnel_bytes_ignored > 0);
+    }
+
+    #[test]
+    fn connect_then_fragmented_request() {
+        let ev = vec![
+            (
+                Dir::ToServer,
+                FixtureEvent::Data(b"CONNECT abc:443 HTTP/1.1\r\n\r\n".to_vec()),
+            ),
+            (
+                Dir::ToClient,
+                FixtureEvent::Data(b"HTTP/1.1 200 OK\r\n\r\n".to_vec()),
+            ),
+            (Dir::ToServer, FixtureEvent::Data(b"GE".to_vec())),
+            (
+                Dir::ToServer,
+                FixtureEvent::Data(b"T / HTTP/1.1\r\n\r\n".to_vec()),
+            ),
+            (
+                Dir::ToClient,
+                FixtureEvent::Data(b"HTTP/1.1 200 OK\r\n\r\n".to_vec()),
+            ),
+        ];
+        let (txs, _) = run_events(&ev, cfg());
+        assert_eq!(txs.len(), 2);
+        assert_eq!((txs[1].method.as_str(), txs[1].uri.as_str()), ("GET", "/"));
+    }
+
+    #[test]
+    fn connect_then_plain_http() {
+        let r = run(fx!("connect_plain_http"));
+        assert_eq!(r.len(), 2);
+        assert!(has(&r[0], "connect"));
+        assert_eq!(
+            (r[1].uri.as_deref(), r[1].status, r[1].response_body_len),
+            (Some("/inner"), Some(200), 2)
+        );
+    }
+
+    #[test]
+    fn junk_before_http_is_skipped() {
+        // A SOCKS handshake before the HTTP exchange: each packet boundary is a resync point.
+        let ev = vec![
+            (Dir::ToServer, FixtureEvent::Data(b"\x05\x01\x00".to_vec())),
+            (Dir::ToClient, FixtureEvent::Data(b"\x05\x00".to_vec())),
+            (
+                Dir::ToServer,
+                FixtureEvent::Data(b"\x05\x01\x00\x01\x0a\x00\x00\x01\x00\x50".to_vec()),
+            ),
+            (
+                Dir::ToClient,
+                FixtureEvent::Data(b"\x05\x00\x00\x01\x0a\x00\x00\x01\x00\x50".to_vec()),
+            ),
+            (
+                Dir::ToServer,
+                FixtureEvent::Data(b"GET /s HTTP/1.1\r\nHost: a\r\n\r\n".to_vec()),
+            ),
+            (
+                Dir::ToClient,
+                FixtureEvent::Data(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx".to_vec()),
+            ),
+        ];
+        let (txs, stats) = run_events(&ev, cfg());
+        assert_eq!(txs.len(), 1);
+        assert_eq!((txs[0].uri.as_str(), txs[0].status), ("/s", Some(200)));
+        assert!(stats.resyncs >= 2);
+        // Cruft that is not a known HTTP/0.9 method is not a request, and the 400 answering it is not reported.
+        let r = run(b">>>\nT / HTTP\n\n<<<\nnope\n");
+        assert!(r.is_empty(), "{r:?}");
+        let (txs, stats) = run_events(
+            &parse_fixture(b">>>\nGET / HTTP/1.1\n\n<<<\nHTTP/1.1 200 OK\nContent-Length: 0\n\n>>>\nT / HTTP\n\n<<<\nHTTP/1.1 400 Bad\nContent-Length: 1\n\nx\\\n"),
+            cfg(),
+        );
+        assert_eq!(txs.len(), 1);
+        assert_eq!(stats.responses_to_invalid_requests, 1);
+        // Roles decided by the first HTTP-looking bytes, after junk on both sides.
+        let ev = vec![
+            (Dir::ToServer, FixtureEvent::Data(b"NZ\x8d\x08".to_vec())),
+            (Dir::ToClient, FixtureEvent::Data(b"\x05\x01\x00".to_vec())),
+            (Dir::ToServer, FixtureEvent::Data(b"\x05\x00".to_vec())),
+            (
+                Dir::ToClient,
+                FixtureEvent::Data(b"GET /r HTTP/1.1\r\n\r\n".to_vec()),
+            ),
+            (
+                Dir::ToServer,
+                FixtureEvent::Data(b"HTTP/1.1 204 No Content\r\n\r\n".to_vec()),
+            ),
+        ];
+        let (txs, _) = run_events(&ev, cfg());
+        assert_eq!(txs.len(), 1);
+        assert_eq!(
+            (txs[0].uri.as_str(), txs[0].status, txs[0].roles_swapped),
+            ("/r", Some(204), true)
+        );
+    }
+
+    #[test]
+    fn http09() {
+        let r = run(fx!("http09"));
+        assert_eq!(r.len(), 1);
+        assert_eq!(
+            (r[0].uri.as_deref(), r[0].version.as_deref(), r[0].status),
+            (Some("/old.html"), Some("HTTP/0.9"), None)
+        );
+        assert_eq!(
+            r[0].response_body_len,
+            b"<html>old school</html>\r\n".len() as u64
+        );
+        assert!(has(&r[0], "http09"));
+    }
+
+    #[test]
+    fn http10_close_delimited() {
+        let r = run(fx!("http10_close"));
+        assert_eq!(r.len(), 1);
+        assert_eq!(
+            r[0].response_body_len,
+            b"body until close\r\nand more\r\n".len() as u64
+        );
+        assert!(r[0].flags.is_empty(), "{:?}", r[0].flags);
+    }
+
+    #[test]
+    fn orphan_response() {
+        let r = run(fx!("orphan"));
+        assert_eq!(r.len(), 2);
+        assert!(r[0].flags.is_empty());
+        assert!(has(&r[1], "orphan"));
+        assert_eq!(
+            (r[1].method.clone(), r[1].status, r[1].response_body_len),
+            (None, Some(200), 2)
+        );
+    }
+
+    #[test]
+    fn one_sided() {
+        let r = run(fx!("request_only"));
+        assert_eq!(r.len(), 1);
+        assert!(has(&r[0], "request_only"));
+        assert_eq!((r[0].request_body_len, r[0].status), (3, None));
+        let r = run(fx!("response_only"));
+        assert_eq!(r.len(), 2);
+        assert!(
+            r.iter()
+                .all(|t| has(t, "response_only") && t.method.is_none())
+        );
+        assert_eq!((r[0].status, r[1].status), (Some(200), Some(404)));
+    }
+
+    #[test]
+    fn cl_and_te() {
+        let r = run(fx!("cl_te"));
+        assert_eq!(r.len(), 2, "{r:?}");
+        assert!(has(&r[0], "cl_and_te"));
+        // Chunked wins: the body is empty and the smuggled request is a request of its own.
+        assert_eq!(r[0].request_body_len, 0);
+        assert_eq!(r[1].uri.as_deref(), Some("/smuggled"));
+    }
+
+    #[test]
+    fn duplicate_and_conflicting_cl() {
+        let r = run(fx!("dup_cl"));
+        assert_eq!(r.len(), 2, "{r:?}");
+        assert!(has(&r[0], "dup_content_length") && r[0].request_body_len == 3);
+        assert!(has(&r[1], "conflicting_content_length"));
+        assert_eq!(r[1].request_body_len, 2);
+    }
+
+    #[test]
+    fn obs_fold_and_bare_lf() {
+        let txs = run_fixture(fx!("obs_fold"), cfg());
+        assert_eq!(txs[0].request_headers.get("x-long"), Some("first second"));
+        assert_eq!(txs[0].user_agent(), Some("ua"));
+        assert!(txs[0].flags.has(Flag::OBS_FOLD));
+        let r = run(fx!("bare_lf"));
+        assert_eq!(r.len(), 1);
+        assert_eq!(
+            (r[0].host.as_deref(), r[0].status, r[0].response_body_len),
+            (Some("a"), Some(200), 2)
+        );
+        assert!(has(&r[0], "bare_lf"));
+    }
+
+    #[test]
+    fn lowercase_method_kept() {
+        let r = run(fx!("lowercase_method"));
+        assert_eq!(r.len(), 1);
+        assert_eq!(
+            (r[0].method.as_deref(), r[0].status),
+            (Some("get"), Some(200))
+        );
+        assert!(has(&r[0], "invalid_method"));
+    }
+
+    #[test]
+    fn reversed_roles() {
+        let (txs, stats) = run_events(&parse_fixture(fx!("reversed")), cfg());
+        assert_eq!(txs.len(), 1);
+        let r = txs[0].record();
+        assert_eq!(
+            (r.uri.as_deref(), r.status, r.response_body_len),
+            (Some("/rev"), Some(200), 2)
+        );
+        // The HTTP client is the flow's server side.
+        assert_eq!((r.src_port, r.dst_port), (Some(80), Some(40000)));
+        assert_eq!(stats.roles_swapped, 1);
+    }
+
+    #[test]
+    fn header_caps() {
+        let c = Arc::new(HttpConfig {
+            max_header_bytes: 256,
+            max_headers: 3,
+            ..HttpConfig::default()
+        });
+        let mut text = b">>>\nGET /big HTTP/1.1\n".to_vec();
+        for i in 0..40 {
+            text.extend_from_slice(format!("X-H{i}: {}\n", "v".repeat(20)).as_bytes());
+        }
+        text.extend_from_slice(b"\n<<<\nHTTP/1.1 200 OK\nContent-Length: 0\n\n");
+        let txs = run_fixture(&text, c);
+        assert_eq!(txs.len(), 1);
+        assert!(
+            txs[0].flags.has(Flag::HEADER_TOO_LONG) && txs[0].flags.has(Flag::TOO_MANY_HEADERS)
+        );
+        assert_eq!(txs[0].request_headers.len(), 3);
+        assert_eq!(txs[0].status, Some(200));
+    }
+
+    #[test]
+    fn body_capture_cap() {
+        let c = Arc::new(HttpConfig {
+            body_capture_bytes: 10,
+            ..HttpConfig::default()
+        });
+        let text = format!(
+            ">>>\nGET / HTTP/1.1\n\n<<<\nHTTP/1.1 200 OK\nContent-Length: 1000\n\n{}\\\n",
+            "x".repeat(1000)
+        );
+        let (txs, stats) = run_events(&parse_fixture(text.as_bytes()), c);
+        assert_eq!(
+            (txs[0].response_body_len, txs[0].response_body.len()),
+            (1000, 10)
+        );
+        assert_eq!(stats.body_bytes_skipped, 990);
+    }
+
+    #[test]
+    fn every_split_gives_the_same_result() {
+        // Byte-at-a-time delivery must frame exactly like one chunk.
+        for name in [
+            fx!("chunked"),
+            fx!("pipelining"),
+            fx!("continue100"),
+            fx!("obs_fold"),
+        ] {
+            let whole = run(name);
+            let mut ev = Vec::new();
+            for (d, e) in parse_fixture(name) {
+                match e {
+                    FixtureEvent::Data(b) => {
+                        ev.extend(b.iter().map(|x| (d, FixtureEvent::Data(vec![*x]))))
+                    }
+                    other => ev.push((d, other)),
+                }
+            }
+            let split: Vec<_> = run_events(&ev, cfg())
+                .0
+                .iter()
+                .map(Transaction::record)
+                .collect();
+            let key = |r: &Vec<TransactionRecord>| {
+                r.iter()
+                    .map(|t| {
+                        (
+                            t.uri.clone(),
+                            t.status,
+                            t.request_body_len,
+                            t.response_body_len,
+                            t.flags.clone(),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(key(&whole), key(&split));
+        }
+    }
+
+    #[test]
+    fn parser_is_send() {
+        fn send<T: Send>() {}
+        fn send_sync<T: Send + Sync>() {}
+        send::<HttpParser>();
+        send_sync::<Transaction>();
+    }
+
+    /// Replays per-direction payloads extracted by tshark (`HTTP_EVAL_IN`, one JSON object per case:
+    /// `{"case", "streams": [{"client", "server", "events": [[0|1, hex], ...]}]}`) and writes
+    /// `HTTP_EVAL_OUT/<case>/transactions.jsonl` for the corpus scorer. A development aid, not a unit test.
+    #[test]
+    #[ignore]
+    fn corpus_replay() {
+        use std::io::Write;
+        let (Ok(inp), Ok(out_dir)) = (
+            std::env::var("HTTP_EVAL_IN"),
+            std::env::var("HTTP_EVAL_OUT"),
+        ) else {
+            return;
+        };
+        let text = std::fs::read_to_string(inp).unwrap();
+        for line in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let case = v["case"].as_str().unwrap();
+            let dir = std::path::Path::new(&out_dir).join(case);
+            std::fs::create_dir_all(&dir).unwrap();
+            let mut f = std::fs::File::create(dir.join("transactions.jsonl")).unwrap();
+            for (i, s) in v["streams"].as_array().unwrap().iter().enumerate() {
+                let parse = |x: &serde_json::Value| -> std::net::SocketAddr {
+                    let s = x.as_str().unwrap();
+                    s.parse().unwrap_or_else(|_| {
+                        let (h, p) = s.rsplit_once(':').unwrap();
+                        std::net::SocketAddr::new(h.parse().unwrap(), p.parse().unwrap())
+                    })
+                };
+                let flow = Arc::new(crate::flow::FlowInfo {
+                    uid: format!("C{i}"),
+                    community_id: String::new(),
+                    client: parse(&s["client"]),
+                    server: parse(&s["server"]),
+                    encap: crate::decode::Encap::default(),
+                });
+                let mut p = HttpParser::new(cfg(), flow);
+                let mut out = Vec::new();
+                for (k, e) in s["events"].as_array().unwrap().iter().enumerate() {
+                    let d = if e[0].as_u64() == Some(0) {
+                        Dir::ToServer
+                    } else {
+                        Dir::ToClient
+                    };
+                    let hex = e[1].as_str().unwrap().as_bytes();
+                    let bytes: Vec<u8> = hex
+                        .chunks(2)
+                        .filter_map(|c| u8::from_str_radix(std::str::from_utf8(c).ok()?, 16).ok())
+                        .collect();
+                    let ts = crate::capture::Timestamp(k as u64 * 1000);
+                    p.on_stream(
+                        d,
+                        ts,
+                        crate::reassembly::StreamEvent::Data(&bytes),
+                        &mut out,
+                    );
+                }
+                p.finish(crate::capture::Timestamp(u64::MAX / 2), &mut out);
+                for t in &out {
+                    writeln!(f, "{}", serde_json::to_string(&t.record()).unwrap()).unwrap();
+                }
+            }
+        }
+    }
+
+    mod prop {
+        use super::*;
+        use crate::capture::Timestamp;
+        use crate::reassembly::StreamEvent;
+        use proptest::prelude::*;
+
+        fn event() -> impl Strategy<Value = (bool, Option<Vec<u8>>, u64)> {
+            let seeds: Vec<&'static [u8]> = vec![
+                b"GET / HTTP/1.1\r\n",
+                b"HTTP/1.1 200 OK\r\n",
+                b"Content-Length: 5\r\n",
+                b"Transfer-Encoding: chunked\r\n",
+                b"\r\n",
+                b"5\r\nhello\r\n0\r\n\r\n",
+                b"HTTP/1.1 100 Continue\r\n\r\n",
+                b"Content-Encoding: gzip\r\n",
+            ];
+            (
+                any::<bool>(),
+                prop_oneof![
+                    3 => proptest::collection::vec(any::<u8>(), 0..200).prop_map(Some),
+                    3 => proptest::sample::select(seeds).prop_map(|s| Some(s.to_vec())),
+                    1 => Just(None),
+                ],
+                0u64..100_000,
+            )
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+            #[test]
+            fn never_panics_and_stays_bounded(evs in proptest::collection::vec(event(), 0..60)) {
+                let c = Arc::new(HttpConfig { max_header_bytes: 512, max_line_bytes: 128, max_pipelined: 4, body_capture_bytes: 256, ..HttpConfig::default() });
+                let mut p = HttpParser::new(c, fixture::fixture_flow());
+                let mut out = Vec::new();
+                for (i, (to_server, data, gap)) in evs.iter().enumerate() {
+                    let dir = if *to_server { Dir::ToServer } else { Dir::ToClient };
+                    let ev = match data { Some(d) => StreamEvent::Data(d), None => StreamEvent::Gap(*gap) };
+                    p.on_stream(dir, Timestamp(i as u64), ev, &mut out);
+                    prop_assert!(p.max_buffered() <= 512 + 128);
+                }
+                p.finish(Timestamp(1_000), &mut out);
+                for t in &out {
+                    prop_assert!(t.request_body.len() <= 256 && t.response_body.len() <= 256);
+                    serde_json::to_string(&t.record()).unwrap();
+                }
+            }
+        }
     }
 }

@@ -1,0 +1,1487 @@
+//! The per-connection framing state machine: heads, bodies, pipelining queue, gaps and resync.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use memchr::{memchr, memchr_iter};
+
+use super::body::{BodyAcc, ChunkResult, ChunkState, Framing, chunked_feed, trim};
+use super::decompress::{Codings, parse_codings};
+use super::transaction::{Flag, Flags, Headers, Transaction, parse_query, split_target};
+use super::{HttpConfig, HttpStats};
+use crate::capture::Timestamp;
+use crate::flow::FlowInfo;
+use crate::reassembly::{Dir, StreamEvent};
+
+/// Side index: the HTTP client's direction (requests) and the server's (responses), after role reversal.
+const REQ: usize = 0;
+const RESP: usize = 1;
+
+/// Finds the end of a head across chunk boundaries: the LF that ends an empty line ("\n" or "\r\n"), with the
+/// state of the unfinished line carried between calls.
+#[derive(Clone, Copy, Debug, Default)]
+struct HeadScan {
+    lines: u32,
+    partial: usize,
+    partial_is_cr: bool,
+}
+
+impl HeadScan {
+    /// Offset just past the blank line's LF, when the head ends in `chunk`.
+    fn scan(&mut self, chunk: &[u8]) -> Option<usize> {
+        let mut start = 0usize;
+        for i in memchr_iter(b'\n', chunk) {
+            let seg = chunk.get(start..i).unwrap_or(&[]);
+            let total = self.partial + seg.len();
+            let empty = total == 0
+                || (total == 1
+                    && if seg.len() == 1 {
+                        seg == b"\r"
+                    } else {
+                        self.partial_is_cr
+                    });
+            if empty && self.lines > 0 {
+                *self = HeadScan::default();
+                return Some(i + 1);
+            }
+            self.lines = self.lines.saturating_add(1);
+            self.partial = 0;
+            self.partial_is_cr = false;
+            start = i + 1;
+        }
+        let rest = chunk.get(start..).unwrap_or(&[]);
+        if !rest.is_empty() {
+            self.partial_is_cr = self.partial == 0 && rest == b"\r";
+            self.partial = self.partial.saturating_add(rest.len());
+        }
+        None
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum State {
+    /// Between messages or inside a head.
+    Head,
+    Body(Framing),
+    /// Framing lost: discard until a plausible start line at a line start.
+    Resync {
+        at_line_start: bool,
+    },
+    /// Tunnel, after HTTP/0.9, or after the end of the direction: bytes are counted and dropped.
+    Ignore,
+    /// After a 2xx to CONNECT: if the first tunnelled bytes are HTTP again (a plain-HTTP proxy tunnel), parsing
+    /// resumes, else the connection is a tunnel (Suricata does the same).
+    TunnelProbe,
+}
+
+struct Side {
+    state: State,
+    head: Vec<u8>,
+    scan: HeadScan,
+    /// First line of the current head already classified.
+    first_checked: bool,
+    /// Chunk-size/trailer line or resync candidate line.
+    line: Vec<u8>,
+    msg_ts: Timestamp,
+    /// The transaction whose body this side is reading.
+    cur: Option<u64>,
+    ended: bool,
+    seen_data: bool,
+}
+
+impl Side {
+    fn new() -> Side {
+        Side {
+            state: State::Head,
+            head: Vec::new(),
+            scan: HeadScan::default(),
+            first_checked: false,
+            line: Vec::new(),
+            msg_ts: Timestamp::default(),
+            cur: None,
+            ended: false,
+            seen_data: false,
+        }
+    }
+    fn reset_head(&mut self) {
+        self.head.clear();
+        // A hostile 64 KiB head must not pin that much per idle connection.
+        if self.head.capacity() > 8192 {
+            self.head = Vec::new();
+        }
+        self.scan = HeadScan::default();
+        self.first_checked = false;
+    }
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Resp {
+    None,
+    InProgress,
+    Done,
+}
+
+struct Pending {
+    id: u64,
+    /// False for a response to an invalid request: framed, counted, not reported.
+    emit: bool,
+    tx: Transaction,
+    req_done: bool,
+    resp: Resp,
+    req_body: Option<BodyAcc>,
+    resp_body: Option<BodyAcc>,
+}
+
+/// HTTP/1.x parser of one TCP connection.
+pub struct HttpParser {
+    cfg: Arc<HttpConfig>,
+    flow: Arc<FlowInfo>,
+    stats: HttpStats,
+    /// Decided at the first data: the caller's ToServer direction carries responses.
+    swapped: Option<bool>,
+    sides: [Side; 2],
+    queue: VecDeque<Pending>,
+    next_id: u64,
+    depth: u64,
+    /// Transactions pushed out by the pipelining cap, emitted at the next drain.
+    overflow: Vec<Transaction>,
+    /// Invalid requests skipped on the client side: a response without a pending request most likely answers one
+    /// of them (a 400), and is framed but not reported (as Zeek does).
+    junk_requests: u32,
+}
+
+/// Parsed start line + headers.
+#[derive(Default)]
+struct Head {
+    first: String,
+    headers: Headers,
+    flags: Flags,
+}
+
+impl HttpParser {
+    pub fn new(cfg: Arc<HttpConfig>, flow: Arc<FlowInfo>) -> Self {
+        HttpParser {
+            cfg,
+            flow,
+            stats: HttpStats::default(),
+            swapped: None,
+            sides: [Side::new(), Side::new()],
+            queue: VecDeque::new(),
+            next_id: 0,
+            depth: 0,
+            overflow: Vec::new(),
+            junk_requests: 0,
+        }
+    }
+
+    pub fn stats(&self) -> &HttpStats {
+        &self.stats
+    }
+
+    /// Bytes held in head and line buffers (for memory-bound tests).
+    pub fn max_buffered(&self) -> usize {
+        self.sides
+            .iter()
+            .map(|s| s.head.len().max(s.line.len()))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Feed one reassembled event of one direction; completed transactions are pushed to `out` in order.
+    pub fn on_stream(
+        &mut self,
+        dir: Dir,
+        ts: Timestamp,
+        ev: StreamEvent<'_>,
+        out: &mut Vec<Transaction>,
+    ) {
+        // Roles are decided by the first data that looks like a request or a status line; what came before
+        // (a SOCKS handshake, midstream junk) was skipped as junk either way.
+        if let StreamEvent::Data(d) = ev
+            && self.swapped.is_none()
+        {
+            let status = starts_with_ci(d, b"HTTP/");
+            let request = looks_like_request_start(d);
+            if status != request {
+                let swap = match dir {
+                    Dir::ToServer => status,
+                    Dir::ToClient => request,
+                };
+                if swap {
+                    self.stats.roles_swapped += 1;
+                    self.swap_sides();
+                }
+                self.swapped = Some(swap);
+            }
+        }
+        let side = match (dir, self.swapped.unwrap_or(false)) {
+            (Dir::ToServer, false) | (Dir::ToClient, true) => REQ,
+            _ => RESP,
+        };
+        match ev {
+            StreamEvent::Data(d) => self.data(side, ts, d),
+            StreamEvent::Gap(n) => self.gap(side, ts, n),
+            StreamEvent::End => self.end(side),
+        }
+        self.drain(out, false);
+    }
+
+    /// The flow ended: emit every pending/partial transaction (request-only, truncated, etc.).
+    pub fn finish(&mut self, _ts: Timestamp, out: &mut Vec<Transaction>) {
+        self.end(REQ);
+        self.end(RESP);
+        self.drain(out, true);
+    }
+
+    fn swap_sides(&mut self) {
+        let [a, b] = &self.sides;
+        let (seen, ended) = ([b.seen_data, a.seen_data], [b.ended, a.ended]);
+        for (i, side) in self.sides.iter_mut().enumerate() {
+            *side = Side::new();
+            side.seen_data = seen.get(i).copied().unwrap_or(false);
+            side.ended = ended.get(i).copied().unwrap_or(false);
+            if side.ended {
+                side.state = State::Ignore;
+            }
+        }
+    }
+
+    // ---- dispatch ----
+
+    fn data(&mut self, s: usize, ts: Timestamp, mut d: &[u8]) {
+        if let Some(side) = self.sides.get_mut(s)
+            && !d.is_empty()
+        {
+            side.seen_data = true;
+        }
+        // A packet boundary is a plausible message boundary too (SOCKS, a gap the sender never filled).
+        if let State::Resync { at_line_start } = &mut self.side(s).state {
+            *at_line_start = true;
+        }
+        let mut stalls = 0;
+        while !d.is_empty() {
+            let before = self.state(s).clone();
+            let n = match before {
+                State::Head => self.feed_head(s, ts, d),
+                State::Body(_) => self.feed_body(s, d),
+                State::Resync { .. } => self.feed_resync(s, ts, d),
+                State::Ignore => {
+                    self.stats.tunnel_bytes_ignored += d.len() as u64;
+                    d.len()
+                }
+                State::TunnelProbe => {
+                    self.tunnel_probe(s, d);
+                    0
+                }
+            };
+            let n = n.min(d.len());
+            d = d.get(n..).unwrap_or(&[]);
+            // Every handler consumes or changes state; this only guards against a bug looping forever.
+            if n == 0 && *self.state(s) == before {
+                stalls += 1;
+                if stalls > 2 {
+                    self.stats.resync_bytes_skipped += d.len() as u64;
+                    break;
+                }
+            } else {
+                stalls = 0;
+            }
+        }
+    }
+
+    fn state(&self, s: usize) -> &State {
+        self.sides.get(s).map_or(&State::Ignore, |x| &x.state)
+    }
+
+    fn set_state(&mut self, s: usize, st: State) {
+        if let Some(x) = self.sides.get_mut(s) {
+            x.state = st;
+        }
+    }
+
+    fn side(&mut self, s: usize) -> &mut Side {
+        // `s` is always REQ or RESP.
+        let i = s.min(1);
+        match self.sides.get_mut(i) {
+            Some(x) => x,
+            None => unreachable_side(),
+        }
+    }
+
+    fn pending(&mut self, id: Option<u64>) -> Option<&mut Pending> {
+        let id = id?;
+        self.queue.iter_mut().rev().find(|p| p.id == id)
+    }
+
+    fn start_resync(&mut self, s: usize, at_line_start: bool) {
+        self.stats.resyncs += 1;
+        let side = self.side(s);
+        side.reset_head();
+        side.line.clear();
+        side.cur = None;
+        side.state = State::Resync { at_line_start };
+    }
+
+    // ---- heads ----
+
+    fn feed_head(&mut self, s: usize, ts: Timestamp, d: &[u8]) -> usize {
+        let max_head = self.cfg.max_header_bytes;
+        let max_line = self.cfg.max_line_bytes;
+        let mut skipped = 0usize;
+        let mut d = d;
+        {
+            let side = self.side(s);
+            if side.head.is_empty() && side.scan.lines == 0 && side.scan.partial == 0 {
+                // Empty lines between messages are tolerated (RFC 9112 §2.2).
+                let lead = d.iter().take_while(|b| matches!(b, b'\r' | b'\n')).count();
+                d = d.get(lead..).unwrap_or(&[]);
+                skipped = lead;
+                if d.is_empty() {
+                    return skipped;
+                }
+                side.msg_ts = ts;
+            }
+        }
+        // A response to an HTTP/0.9 request has no head: the whole rest of the stream is its body.
+        if s == RESP && self.side(s).head.is_empty() && self.side(s).scan.partial == 0 {
+            let http09 = self
+                .queue
+                .iter()
+                .find(|p| p.resp == Resp::None)
+                .is_some_and(|p| p.tx.flags.has(Flag::HTTP09));
+            if http09 {
+                self.start_raw_response(s, Flag::HTTP09);
+                return skipped;
+            }
+        }
+        let side = self.side(s);
+        let end = side.scan.scan(d);
+        let take = end.unwrap_or(d.len());
+        let room = max_head.saturating_sub(side.head.len());
+        let piece = d.get(..take).unwrap_or(d);
+        side.head
+            .extend_from_slice(piece.get(..room.min(piece.len())).unwrap_or(&[]));
+        let too_long = piece.len() > room;
+        let consumed = skipped + take;
+
+        if !side.first_checked {
+            let nl = memchr(b'\n', &side.head);
+            // Junk is recognised from its first bytes, so that a start line later in the same chunk or in the next
+            // packet (after a SOCKS handshake, say) is not swallowed into a bogus head.
+            let early_bad = if s == REQ {
+                request_prefix_invalid(&side.head)
+            } else {
+                !http_prefix_ok(&side.head)
+            };
+            let decidable = early_bad
+                || nl.is_some()
+                || side.head.len() >= max_line
+                || (s == RESP && side.head.len() >= 5);
+            if decidable {
+                side.first_checked = true;
+                let first = side
+                    .head
+                    .get(..nl.unwrap_or(side.head.len()))
+                    .unwrap_or(&[]);
+                // Bytes of earlier chunks in the head; this chunk's are handed back to the resync scan.
+                let earlier = side.head.len().saturating_sub(piece.len().min(room)) as u64;
+                if s == REQ {
+                    let kind = if early_bad {
+                        LineKind::Invalid
+                    } else {
+                        classify_request_line(first)
+                    };
+                    match kind {
+                        LineKind::Request => {}
+                        LineKind::Http09 if nl.is_some() => {
+                            let line = first.to_vec();
+                            self.side(s).reset_head();
+                            self.request_09(s, &line);
+                            return consumed;
+                        }
+                        LineKind::Http09 | LineKind::Invalid => {
+                            self.junk_requests = self.junk_requests.saturating_add(1).min(64);
+                            self.stats.resync_bytes_skipped += earlier;
+                            self.start_resync(s, false);
+                            return skipped;
+                        }
+                    }
+                } else if early_bad || !starts_with_ci(trim_start(&side.head), b"HTTP/") {
+                    // No status line. Answering a request: a headerless body until close (libhtp does the same);
+                    // otherwise junk to skip.
+                    if self.queue.iter().any(|p| p.resp == Resp::None) {
+                        let head = std::mem::take(&mut self.side(s).head);
+                        self.side(s).reset_head();
+                        self.start_raw_response(s, Flag::INVALID_STATUS_LINE);
+                        self.feed_body(s, &head);
+                        self.side(s).head = head;
+                        self.side(s).head.clear();
+                        return consumed;
+                    }
+                    self.stats.resync_bytes_skipped += earlier;
+                    self.start_resync(s, false);
+                    return skipped;
+                }
+            }
+        }
+        if end.is_some() {
+            let head_bytes = std::mem::take(&mut self.side(s).head);
+            let mut head = parse_head(&head_bytes, self.cfg.max_headers, false);
+            if too_long || head_bytes.len() >= max_head {
+                head.flags.set(Flag::HEADER_TOO_LONG);
+            }
+            let side = self.side(s);
+            side.head = head_bytes;
+            side.reset_head();
+            if s == REQ {
+                self.on_request(head);
+            } else {
+                self.on_response(head);
+            }
+        }
+        consumed
+    }
+
+    /// A complete request head.
+    fn on_request(&mut self, head: Head) {
+        self.stats.requests += 1;
+        let ts = self.side(REQ).msg_ts;
+        let mut tx = self.new_tx(ts);
+        tx.has_request = true;
+        tx.flags = head.flags;
+        let (method, uri, version, lf) = split_request_line(&head.first);
+        for f in lf.iter() {
+            tx.flags.set(f);
+        }
+        tx.method = method;
+        tx.uri = uri;
+        tx.version = version;
+        let (path, query) = split_target(&tx.uri);
+        tx.path = path;
+        if let Some(q) = &query {
+            tx.query_params = parse_query(q, self.cfg.max_query_params);
+        }
+        tx.query = query;
+        let hosts = head.headers.get_all("host").count();
+        if hosts > 1 {
+            tx.flags.set(Flag::DUP_HOST);
+        }
+        tx.request_headers = head.headers;
+        let framing = request_framing(&tx.request_headers, &mut tx.flags);
+        let codings = body_codings(&tx.request_headers, &self.cfg, &mut tx.flags, false);
+        let id = self.push_pending(tx);
+        match framing {
+            Some(f) => {
+                let body = BodyAcc::new(&self.cfg, codings.as_deref());
+                if let Some(p) = self.pending(Some(id)) {
+                    p.req_body = Some(body);
+                }
+                let side = self.side(REQ);
+                side.cur = Some(id);
+                side.state = State::Body(f);
+            }
+            None => {
+                if let Some(p) = self.pending(Some(id)) {
+                    p.req_done = true;
+                }
+            }
+        }
+    }
+
+    fn request_09(&mut self, s: usize, line: &[u8]) {
+        self.stats.requests += 1;
+        let ts = self.side(s).msg_ts;
+        let mut tx = self.new_tx(ts);
+        tx.has_request = true;
+        tx.flags.set(Flag::HTTP09);
+        let line = String::from_utf8_lossy(trim(line)).into_owned();
+        let (m, u) = line.split_once([' ', '\t']).unwrap_or((&line, ""));
+        tx.method = m.to_owned();
+        tx.uri = u.trim().to_owned();
+        tx.version = "HTTP/0.9".to_owned();
+        if !tx.method.bytes().all(|b| b.is_ascii_uppercase()) {
+            tx.flags.set(Flag::INVALID_METHOD);
+        }
+        let (path, query) = split_target(&tx.uri);
+        tx.path = path;
+        if let Some(q) = &query {
+            tx.query_params = parse_query(q, self.cfg.max_query_params);
+        }
+        tx.query = query;
+        let id = self.push_pending(tx);
+        if let Some(p) = self.pending(Some(id)) {
+            p.req_done = true;
+        }
+        // An HTTP/0.9 client sends nothing more that we could frame.
+        self.set_state(s, State::Ignore);
+    }
+
+    fn new_tx(&mut self, ts: Timestamp) -> Transaction {
+        self.depth += 1;
+        Transaction {
+            flow: Some(self.flow.clone()),
+            roles_swapped: self.swapped.unwrap_or(false),
+            trans_depth: self.depth,
+            ts: ts.as_secs_f64(),
+            mask_sensitive: !self.cfg.log_sensitive_headers,
+            ..Transaction::default()
+        }
+    }
+
+    fn push_pending(&mut self, tx: Transaction) -> u64 {
+        // Too many requests waiting: the oldest goes out without its response.
+        while self.queue.len() >= self.cfg.max_pipelined.max(1) {
+            let Some(mut p) = self.queue.pop_front() else {
+                break;
+            };
+            p.tx.flags.set(Flag::EXCESSIVE_PIPELINING);
+            for s in [REQ, RESP] {
+                if self.side(s).cur == Some(p.id) {
+                    self.side(s).cur = None;
+                }
+            }
+            if p.emit {
+                let t = self.complete(p);
+                self.overflow.push(t);
+            }
+        }
+        self.next_id += 1;
+        let id = self.next_id;
+        self.queue.push_back(Pending {
+            id,
+            emit: true,
+            tx,
+            req_done: false,
+            resp: Resp::None,
+            req_body: None,
+            resp_body: None,
+        });
+        id
+    }
+
+    /// The server answers without a head: everything until close is the body of the oldest unanswered request.
+    fn start_raw_response(&mut self, s: usize, flag: Flag) {
+        let ts = self.side(s).msg_ts;
+        let cfg = self.cfg.clone();
+        let Some(p) = self.queue.iter_mut().find(|p| p.resp == Resp::None) else {
+            self.start_resync(s, false);
+            return;
+        };
+        self.stats.responses += 1;
+        p.resp = Resp::InProgress;
+        p.tx.has_response = true;
+        p.tx.ts_response = Some(ts.as_secs_f64());
+        p.tx.flags.set(flag);
+        p.resp_body = Some(BodyAcc::new(&cfg, None));
+        let id = p.id;
+        let side = self.side(s);
+        side.cur = Some(id);
+        side.state = State::Body(Framing::Close);
+    }
+
+    /// A complete response head.
+    fn on_response(&mut self, head: Head) {
+        let ts = self.side(RESP).msg_ts;
+        let (version, status, msg, lf) = split_status_line(&head.first);
+        if let Some(code) = status
+            && (100..200).contains(&code)
+            && code != 101
+        {
+            self.stats.interim_responses += 1;
+            if let Some(p) = self.queue.iter_mut().find(|p| p.resp == Resp::None)
+                && p.tx.info_codes.len() < 16
+            {
+                p.tx.info_codes.push(code);
+            }
+            return;
+        }
+        self.stats.responses += 1;
+        let idx = match self.queue.iter().position(|p| p.resp == Resp::None) {
+            Some(i) => i,
+            None => {
+                let mut tx = self.new_tx(ts);
+                let flag = if self.side(REQ).seen_data {
+                    Flag::ORPHAN
+                } else {
+                    Flag::RESPONSE_ONLY
+                };
+                tx.flags.set(flag);
+                let to_junk = self.junk_requests > 0;
+                if to_junk {
+                    self.junk_requests -= 1;
+                    self.depth -= 1;
+                }
+                let id = self.push_pending(tx);
+                if to_junk && let Some(p) = self.pending(Some(id)) {
+                    p.emit = false;
+                }
+                match self.queue.iter().position(|p| p.resp == Resp::None) {
+                    Some(i) => i,
+                    None => return,
+                }
+            }
+        };
+        let cfg = self.cfg.clone();
+        let Some(p) = self.queue.get_mut(idx) else {
+            return;
+        };
+        let tx = &mut p.tx;
+        if !tx.has_request {
+            p.req_done = true;
+        }
+        tx.has_response = true;
+        tx.ts_response = Some(ts.as_secs_f64());
+        for f in head.flags.iter().chain(lf.iter()) {
+            tx.flags.set(f);
+        }
+        tx.status = status;
+        tx.status_msg = msg;
+        tx.response_version = version;
+        tx.response_headers = head.headers;
+        let method = tx.method.clone();
+        let mut tunnel = false;
+        if status == Some(101) {
+            tx.flags.set(Flag::UPGRADED);
+            tunnel = true;
+        } else if method.eq_ignore_ascii_case("CONNECT")
+            && status.is_some_and(|c| (200..300).contains(&c))
+        {
+            tx.flags.set(Flag::CONNECT);
+            tunnel = true;
+        }
+        let framing = if tunnel {
+            None
+        } else {
+            response_framing(status, &method, &tx.response_headers, &mut tx.flags)
+        };
+        let codings = body_codings(&tx.response_headers, &cfg, &mut tx.flags, true);
+        tx.content_encoding = tx
+            .response_headers
+            .get("content-encoding")
+            .map(str::to_owned);
+        let id = p.id;
+        match framing {
+            Some(f) => {
+                p.resp = Resp::InProgress;
+                p.resp_body = Some(BodyAcc::new(&cfg, codings.as_deref()));
+                let side = self.side(RESP);
+                side.cur = Some(id);
+                side.state = State::Body(f);
+            }
+            None => {
+                p.resp = Resp::Done;
+                p.resp_body = Some(BodyAcc::new(&cfg, None));
+            }
+        }
+        if tunnel {
+            let next = if status == Some(101) {
+                State::Ignore
+            } else {
+                State::TunnelProbe
+            };
+            for s in [REQ, RESP] {
+                let side = self.side(s);
+                side.reset_head();
+                side.cur = None;
+                if !side.ended {
+                    side.state = next.clone();
+                }
+            }
+        }
+    }
+
+    fn tunnel_probe(&mut self, s: usize, d: &[u8]) {
+        // A first byte that can start a method is enough: the head parser rejects the rest if it is not HTTP,
+        // and a request may arrive in pieces ("GE", "T / HTTP/1.1").
+        let http = if s == REQ {
+            d.first().is_some_and(u8::is_ascii_uppercase)
+        } else {
+            starts_with_ci(d, b"HTTP/")
+        };
+        for x in [REQ, RESP] {
+            let side = self.side(x);
+            if side.state == State::TunnelProbe {
+                side.state = if http { State::Head } else { State::Ignore };
+            }
+        }
+    }
+
+    // ---- bodies ----
+
+    fn feed_body(&mut self, s: usize, d: &[u8]) -> usize {
+        let State::Body(framing) = self.state(s).clone() else {
+            return 0;
+        };
+        let cur = self.side(s).cur;
+        match framing {
+            Framing::Length(rem) => {
+                let take = usize::try_from(rem).unwrap_or(usize::MAX).min(d.len());
+                self.body_data(cur, s, d.get(..take).unwrap_or(&[]));
+                let left = rem - take as u64;
+                if left == 0 {
+                    self.body_done(s, None);
+                } else {
+                    self.set_state(s, State::Body(Framing::Length(left)));
+                }
+                take
+            }
+            Framing::Close => {
+                self.body_data(cur, s, d);
+                d.len()
+            }
+            Framing::Chunked(mut cs) => {
+                let max_line = self.cfg.max_line_bytes;
+                let mut line = std::mem::take(&mut self.side(s).line);
+                let mut body = self.take_body(cur, s);
+                let skipped_before = body.as_ref().map_or(0, |b| b.skipped);
+                let (n, res) = chunked_feed(&mut cs, d, &mut line, max_line, &mut |b| {
+                    if let Some(acc) = body.as_mut() {
+                        acc.data(b);
+                    }
+                });
+                if let Some(b) = &body {
+                    self.stats.body_bytes_skipped += b.skipped - skipped_before;
+                }
+                self.put_body(cur, s, body);
+                match res {
+                    ChunkResult::More => {
+                        self.side(s).line = line;
+                        self.set_state(s, State::Body(Framing::Chunked(cs)));
+                    }
+                    ChunkResult::Done => {
+                        line.clear();
+                        self.side(s).line = line;
+                        self.body_done(s, None);
+                    }
+                    ChunkResult::Invalid => {
+                        self.flag(cur, Flag::INVALID_CHUNK);
+                        if s == RESP {
+                            // libhtp: a response that is not really chunked is read as identity until close.
+                            self.set_state(s, State::Body(Framing::Close));
+                            self.body_data(cur, s, &line);
+                            line.clear();
+                            self.side(s).line = line;
+                        } else {
+                            line.clear();
+                            self.side(s).line = line;
+                            self.body_done(s, Some(Flag::TRUNCATED));
+                            self.start_resync(s, true);
+                        }
+                    }
+                }
+                n
+            }
+        }
+    }
+
+    fn take_body(&mut self, id: Option<u64>, s: usize) -> Option<BodyAcc> {
+        let p = self.pending(id)?;
+        if s == REQ {
+            p.req_body.take()
+        } else {
+            p.resp_body.take()
+        }
+    }
+
+    fn put_body(&mut self, id: Option<u64>, s: usize, b: Option<BodyAcc>) {
+        if let Some(p) = self.pending(id) {
+            if s == REQ {
+                p.req_body = b;
+            } else {
+                p.resp_body = b;
+            }
+        }
+    }
+
+    fn body_data(&mut self, id: Option<u64>, s: usize, b: &[u8]) {
+        if b.is_empty() {
+            return;
+        }
+        let mut skipped = b.len() as u64;
+        if let Some(p) = self.pending(id) {
+            let acc = if s == REQ {
+                p.req_body.as_mut()
+            } else {
+                p.resp_body.as_mut()
+            };
+            if let Some(acc) = acc {
+                let before = acc.skipped;
+                acc.data(b);
+                skipped = acc.skipped - before;
+            }
+        }
+        self.stats.body_bytes_skipped += skipped;
+    }
+
+    fn flag(&mut self, id: Option<u64>, f: Flag) {
+        if let Some(p) = self.pending(id) {
+            p.tx.flags.set(f);
+        }
+    }
+
+    /// The current message of side `s` is complete (or abandoned with `flag`).
+    fn body_done(&mut self, s: usize, flag: Option<Flag>) {
+        let id = self.side(s).cur.take();
+        self.set_state(s, State::Head);
+        if let Some(p) = self.pending(id) {
+            if let Some(f) = flag {
+                p.tx.flags.set(f);
+            }
+            if s == REQ {
+                p.req_done = true;
+            } else {
+                p.resp = Resp::Done;
+            }
+        }
+    }
+
+    // ---- gaps, resync, end ----
+
+    fn gap(&mut self, s: usize, ts: Timestamp, n: u64) {
+        self.stats.gaps += 1;
+        self.stats.gap_bytes += n;
+        if n == 0 {
+            return;
+        }
+        let cur = self.side(s).cur;
+        match self.state(s).clone() {
+            State::Ignore | State::TunnelProbe => self.stats.tunnel_bytes_ignored += n,
+            State::Resync { .. } => self.set_state(
+                s,
+                State::Resync {
+                    at_line_start: true,
+                },
+            ),
+            State::Body(Framing::Length(rem)) => {
+                let take = rem.min(n);
+                self.body_gap(cur, s, take);
+                if take == rem {
+                    self.body_done(s, None);
+                    if n > take {
+                        self.start_resync(s, true);
+                    }
+                } else {
+                    self.set_state(s, State::Body(Framing::Length(rem - take)));
+                }
+            }
+            State::Body(Framing::Chunked(ChunkState::Data(rem))) if n <= rem => {
+                self.body_gap(cur, s, n);
+                let st = if n == rem {
+                    ChunkState::DataEnd { seen_cr: false }
+                } else {
+                    ChunkState::Data(rem - n)
+                };
+                self.set_state(s, State::Body(Framing::Chunked(st)));
+            }
+            State::Body(Framing::Close) => self.body_gap(cur, s, n),
+            State::Body(Framing::Chunked(_)) => {
+                self.body_gap(cur, s, 0);
+                self.body_done(s, Some(Flag::TRUNCATED));
+                self.start_resync(s, true);
+            }
+            State::Head => {
+                let partial = !self.side(s).head.is_empty();
+                if partial {
+                    self.stats.resync_bytes_skipped += self.side(s).head.len() as u64;
+                }
+                // A message answering an HTTP/0.9 request has no head: the gap is part of its body.
+                let raw09 = s == RESP
+                    && !partial
+                    && self
+                        .queue
+                        .iter()
+                        .find(|p| p.resp == Resp::None)
+                        .is_some_and(|p| p.tx.flags.has(Flag::HTTP09));
+                if raw09 {
+                    self.side(s).msg_ts = ts;
+                    self.start_raw_response(s, Flag::HTTP09);
+                    let cur = self.side(s).cur;
+                    self.body_gap(cur, s, n);
+                } else {
+                    self.start_resync(s, true);
+                }
+            }
+        }
+    }
+
+    fn body_gap(&mut self, id: Option<u64>, s: usize, n: u64) {
+        if let Some(p) = self.pending(id) {
+            p.tx.flags.set(Flag::GAP);
+            let acc = if s == REQ {
+                p.req_body.as_mut()
+            } else {
+                p.resp_body.as_mut()
+            };
+            if let Some(acc) = acc {
+                acc.gap(n);
+            }
+        }
+    }
+
+    fn feed_resync(&mut self, s: usize, ts: Timestamp, d: &[u8]) -> usize {
+        let State::Resync { at_line_start } = *self.state(s) else {
+            return 0;
+        };
+        let max_line = self.cfg.max_line_bytes;
+        if !at_line_start {
+            return match memchr(b'\n', d) {
+                Some(i) => {
+                    self.stats.resync_bytes_skipped += i as u64 + 1;
+                    self.set_state(
+                        s,
+                        State::Resync {
+                            at_line_start: true,
+                        },
+                    );
+                    i + 1
+                }
+                None => {
+                    self.stats.resync_bytes_skipped += d.len() as u64;
+                    d.len()
+                }
+            };
+        }
+        let Some(side) = self.sides.get_mut(s) else {
+            return d.len();
+        };
+        if side.line.is_empty() {
+            // Cheap reject before copying anything: a start line begins with an uppercase method or "HTTP/".
+            let ok = d.first().is_some_and(|b| {
+                if s == REQ {
+                    b.is_ascii_uppercase()
+                } else {
+                    *b == b'H'
+                }
+            });
+            if !ok {
+                side.state = State::Resync {
+                    at_line_start: false,
+                };
+                return 0;
+            }
+            side.msg_ts = ts;
+        }
+        let (piece, complete) = match memchr(b'\n', d) {
+            Some(i) => (d.get(..i + 1).unwrap_or(d), true),
+            None => (d, false),
+        };
+        if side.line.len() + piece.len() > max_line {
+            self.stats.resync_bytes_skipped += (side.line.len() + piece.len()) as u64;
+            side.line.clear();
+            side.state = State::Resync {
+                at_line_start: complete,
+            };
+            return piece.len();
+        }
+        side.line.extend_from_slice(piece);
+        if !complete {
+            return piece.len();
+        }
+        let plausible = if s == REQ {
+            plausible_request_line(&side.line)
+        } else {
+            side.line.starts_with(b"HTTP/1.")
+        };
+        let line = std::mem::take(&mut side.line);
+        if plausible {
+            side.state = State::Head;
+            side.reset_head();
+            let msg_ts = side.msg_ts;
+            self.feed_head(s, msg_ts, &line);
+        } else {
+            self.stats.resync_bytes_skipped += line.len() as u64;
+        }
+        let side = self.side(s);
+        let mut line = line;
+        line.clear();
+        if side.line.is_empty() {
+            side.line = line;
+        }
+        piece.len()
+    }
+
+    fn end(&mut self, s: usize) {
+        if self.side(s).ended {
+            return;
+        }
+        match self.state(s).clone() {
+            State::Head => {
+                let head_bytes = std::mem::take(&mut self.side(s).head);
+                self.side(s).reset_head();
+                if !trim(&head_bytes).is_empty() {
+                    let mut head = parse_head(&head_bytes, self.cfg.max_headers, true);
+                    head.flags.set(Flag::TRUNCATED);
+                    if s == REQ {
+                        match classify_request_line(head.first.as_bytes()) {
+                            LineKind::Request => self.on_request(head),
+                            LineKind::Http09 => self.request_09(s, &head_bytes),
+                            LineKind::Invalid => {}
+                        }
+                    } else if starts_with_ci(head.first.as_bytes(), b"HTTP/") {
+                        self.on_response(head);
+                    }
+                    // A truncated head cannot have a body.
+                    if let State::Body(_) = self.state(s) {
+                        self.body_done(s, Some(Flag::TRUNCATED));
+                    }
+                }
+            }
+            State::Body(Framing::Close) => self.body_done(s, None),
+            State::Body(_) => self.body_done(s, Some(Flag::TRUNCATED)),
+            State::Resync { .. } | State::Ignore | State::TunnelProbe => {}
+        }
+        let side = self.side(s);
+        side.ended = true;
+        side.state = State::Ignore;
+        side.line = Vec::new();
+        side.head = Vec::new();
+    }
+
+    // ---- emission ----
+
+    fn drain(&mut self, out: &mut Vec<Transaction>, all: bool) {
+        out.append(&mut self.overflow);
+        while let Some(p) = self.queue.front() {
+            let done = p.req_done && p.resp == Resp::Done;
+            if !(done || all) {
+                break;
+            }
+            let Some(p) = self.queue.pop_front() else {
+                break;
+            };
+            if !p.emit {
+                self.stats.responses_to_invalid_requests += 1;
+                continue;
+            }
+            let t = self.complete(p);
+            out.push(t);
+        }
+    }
+
+    fn complete(&mut self, mut p: Pending) -> Transaction {
+        let mut tx = std::mem::take(&mut p.tx);
+        if let Some(mut b) = p.req_body.take() {
+            let dl = b.finish();
+            tx.request_body_len = b.len;
+            tx.request_body = std::mem::take(&mut b.captured);
+            if !b.is_identity() && dl.is_some() {
+                tx.request_body_decoded = Some(std::mem::take(&mut b.decoded));
+            }
+            self.decode_flags(&b, &mut tx.flags);
+        }
+        if let Some(mut b) = p.resp_body.take() {
+            let dl = b.finish();
+            tx.response_body_len = b.len;
+            tx.response_body_decoded_len = dl;
+            tx.response_body = std::mem::take(&mut b.captured);
+            tx.response_body_decoded = if b.is_identity() {
+                tx.response_body.clone()
+            } else {
+                std::mem::take(&mut b.decoded)
+            };
+            self.decode_flags(&b, &mut tx.flags);
+        }
+        if tx.has_request && !p.req_done {
+            tx.flags.set(Flag::TRUNCATED);
+        }
+        if tx.has_request && !tx.has_response {
+            tx.flags.set(Flag::REQUEST_ONLY);
+        }
+        if !tx.has_request && !self.side(REQ).seen_data && !tx.flags.has(Flag::ORPHAN) {
+            tx.flags.set(Flag::RESPONSE_ONLY);
+        }
+        self.stats.transactions += 1;
+        self.stats.flags.add(tx.flags);
+        tx
+    }
+
+    fn decode_flags(&mut self, b: &BodyAcc, flags: &mut Flags) {
+        use super::decompress::DecodeStatus;
+        match b.status {
+            Some(DecodeStatus::Bomb) => {
+                self.stats.decompression_bombs += 1;
+                flags.set(Flag::DECOMPRESSION_BOMB);
+            }
+            Some(DecodeStatus::Failed) => {
+                self.stats.decompression_errors += 1;
+                flags.set(Flag::DECOMPRESSION_ERROR);
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cold]
+fn unreachable_side() -> ! {
+    unreachable!("side index is REQ or RESP")
+}
+
+// ---- line classification ----
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum LineKind {
+    Request,
+    Http09,
+    Invalid,
+}
+
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn is_ws(b: &u8) -> bool {
+    *b == b' ' || *b == b'\t'
+}
+
+fn trim_start(b: &[u8]) -> &[u8] {
+    let s = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
+    b.get(s..).unwrap_or(&[])
+}
+
+fn starts_with_ci(b: &[u8], prefix: &[u8]) -> bool {
+    b.get(..prefix.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+}
+
+/// "TOKEN SP": the first bytes of a request, for role detection.
+fn looks_like_request_start(d: &[u8]) -> bool {
+    let n = d.iter().take_while(|b| b.is_ascii_uppercase()).count();
+    (3..=16).contains(&n) && d.get(n) == Some(&b' ')
+}
+
+/// Classifies a request line (without its LF). Lenient: any tchar method, several spaces, a target with spaces.
+fn classify_request_line(line: &[u8]) -> LineKind {
+    let line = trim(line);
+    let mlen = line.iter().take_while(|b| is_tchar(**b)).count();
+    if mlen == 0 || mlen > 32 {
+        return LineKind::Invalid;
+    }
+    let rest = line.get(mlen..).unwrap_or(&[]);
+    if !rest.first().is_some_and(is_ws) {
+        return LineKind::Invalid;
+    }
+    let rest = trim(rest);
+    if rest.is_empty() {
+        return LineKind::Invalid;
+    }
+    let last = rest.rsplit(is_ws).next().unwrap_or(&[]);
+    if starts_with_ci(last, b"HTTP/") && last.len() < rest.len() {
+        LineKind::Request
+    } else if HTTP09_METHODS.iter().any(|m| line.get(..mlen) == Some(*m))
+        && !rest.iter().any(|b| is_ws(b))
+    {
+        // Like Zeek, only a well-known method makes a version-less line an HTTP/0.9 request: anything else
+        // is more likely another protocol or cruft.
+        LineKind::Http09
+    } else {
+        LineKind::Invalid
+    }
+}
+
+const HTTP09_METHODS: [&[u8]; 4] = [b"GET", b"POST", b"HEAD", b"PUT"];
+
+/// The head so far cannot start a request line: a method token is not followed by whitespace.
+fn request_prefix_invalid(head: &[u8]) -> bool {
+    let n = head.iter().take_while(|b| is_tchar(**b)).count();
+    n > 32 || head.get(n).is_some_and(|b| !is_ws(b))
+}
+
+/// The head so far is a prefix of (or starts with) "HTTP/", case-insensitively.
+fn http_prefix_ok(head: &[u8]) -> bool {
+    let h = trim_start(head);
+    let n = h.len().min(5);
+    h.get(..n)
+        .is_some_and(|p| p.eq_ignore_ascii_case(b"HTTP/".get(..n).unwrap_or(&[])))
+}
+
+/// Strict form used to resync: an uppercase method, a target, "HTTP/1.x".
+fn plausible_request_line(line: &[u8]) -> bool {
+    let l = trim(line);
+    let m = l
+        .iter()
+        .take_while(|b| b.is_ascii_uppercase() || **b == b'-' || **b == b'_')
+        .count();
+    if !(1..=20).contains(&m) || l.get(m) != Some(&b' ') {
+        return false;
+    }
+    let last = l.rsplit(is_ws).next().unwrap_or(&[]);
+    last.len() == 8 && last.starts_with(b"HTTP/1.") && l.len() > m + 1 + last.len()
+}
+
+/// (method, uri, version, flags) of a request line already classified as `Request`.
+fn split_request_line(first: &str) -> (String, String, String, Flags) {
+    let mut flags = Flags::default();
+    let line = first.trim();
+    let (method, rest) = line.split_once([' ', '\t']).unwrap_or((line, ""));
+    let rest = rest.trim();
+    let (uri, version) = match rest.rsplit_once([' ', '\t']) {
+        Some((u, v))
+            if v.len() >= 5 && v.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("HTTP/")) =>
+        {
+            (u.trim(), v)
+        }
+        _ => (rest, "HTTP/0.9"),
+    };
+    if !method.bytes().all(is_tchar) || method.is_empty() {
+        flags.set(Flag::INVALID_REQUEST_LINE);
+    } else if !method
+        .bytes()
+        .all(|b| b.is_ascii_uppercase() || b == b'-' || b == b'_')
+    {
+        flags.set(Flag::INVALID_METHOD);
+    }
+    if !valid_version(version) {
+        flags.set(Flag::INVALID_VERSION);
+    }
+    if uri.contains([' ', '\t']) || line.contains("  ") {
+        flags.set(Flag::INVALID_REQUEST_LINE);
+    }
+    (method.to_owned(), uri.to_owned(), version.to_owned(), flags)
+}
+
+fn valid_version(v: &str) -> bool {
+    let b = v.as_bytes();
+    b.len() == 8
+        && b.get(..5) == Some(b"HTTP/")
+        && b.get(5).is_some_and(u8::is_ascii_digit)
+        && b.get(6) == Some(&b'.')
+        && b.get(7).is_some_and(u8::is_ascii_digit)
+}
+
+/// (version, status, reason, flags) of a status line.
+fn split_status_line(first: &str) -> (String, Option<u16>, String, Flags) {
+    let mut flags = Flags::default();
+    let line = first.trim();
+    let (version, rest) = line.split_once([' ', '\t']).unwrap_or((line, ""));
+    let rest = rest.trim_start();
+    let (code, msg) = rest.split_once([' ', '\t']).unwrap_or((rest, ""));
+    let status = if code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()) {
+        code.parse().ok()
+    } else {
+        None
+    };
+    if status.is_none() || !valid_version(version) {
+        flags.set(Flag::INVALID_STATUS_LINE);
+    }
+    (version.to_owned(), status, msg.trim().to_owned(), flags)
+}
+
+/// Parses a head: start line and header lines. Only LF-terminated lines count unless `accept_partial` (the stream
+/// ended inside the head).
+fn parse_head(bytes: &[u8], max_headers: usize, accept_partial: bool) -> Head {
+    let mut h = Head::default();
+    let mut first = true;
+    let mut pos = 0usize;
+    let mut cur: Option<(Vec<u8>, Vec<u8>)> = None;
+    let mut list: Vec<(String, String)> = Vec::new();
+    let push = |cur: &mut Option<(Vec<u8>, Vec<u8>)>,
+                list: &mut Vec<(String, String)>,
+                flags: &mut Flags| {
+        if let Some((n, v)) = cur.take() {
+            if list.len() < max_headers {
+                list.push((
+                    String::from_utf8_lossy(&n).into_owned(),
+                    String::from_utf8_lossy(trim(&v)).into_owned(),
+                ));
+            } else {
+                flags.set(Flag::TOO_MANY_HEADERS);
+            }
+        }
+    };
+    while pos < bytes.len() {
+        let rest = bytes.get(pos..).unwrap_or(&[]);
+        let (raw, next) = match memchr(b'\n', rest) {
+            Some(i) => (rest.get(..i).unwrap_or(&[]), pos + i + 1),
+            None if accept_partial => (rest, bytes.len()),
+            None => break,
+        };
+        pos = next;
+        let line = match raw.strip_suffix(b"\r") {
+            Some(l) => l,
+            None => {
+                if next <= bytes.len() && bytes.get(next - 1) == Some(&b'\n') {
+                    h.flags.set(Flag::BARE_LF);
+                }
+                raw
+            }
+        };
+        if first {
+            h.first = String::from_utf8_lossy(line).into_owned();
+            first = false;
+            continue;
+        }
+        if line.is_empty() {
+            break;
+        }
+        if line.first().is_some_and(is_ws) {
+            match &mut cur {
+                Some((_, v)) => {
+                    h.flags.set(Flag::OBS_FOLD);
+                    v.push(b' ');
+                    v.extend_from_slice(trim(line));
+                }
+                None => {
+                    h.flags.set(Flag::INVALID_HEADER);
+                }
+            }
+            continue;
+        }
+        push(&mut cur, &mut list, &mut h.flags);
+        match memchr(b':', line) {
+            Some(c) => {
+                let name = line.get(..c).unwrap_or(&[]);
+                let value = line.get(c + 1..).unwrap_or(&[]);
+                let tname = trim(name);
+                if tname.len() != name.len() {
+                    h.flags.set(Flag::SPACE_BEFORE_COLON);
+                }
+                if tname.is_empty() || !tname.iter().all(|b| is_tchar(*b)) {
+                    h.flags.set(Flag::INVALID_HEADER);
+                    if tname.is_empty() {
+                        continue;
+                    }
+                }
+                cur = Some((tname.to_vec(), value.to_vec()));
+            }
+            None => {
+                h.flags.set(Flag::INVALID_HEADER);
+            }
+        }
+    }
+    push(&mut cur, &mut list, &mut h.flags);
+    h.headers = Headers(list);
+    h
+}
+
+// ---- framing decisions ----
+
+/// Every Content-Length value (several headers or a comma list). Sets dup/conflict/invalid flags.
+fn content_length(h: &Headers, flags: &mut Flags) -> Option<Option<u64>> {
+    let mut seen: Option<u64> = None;
+    let mut count = 0;
+    let mut any = false;
+    for v in h.get_all("content-length") {
+        any = true;
+        for part in v.split(',') {
+            let p = part.trim();
+            count += 1;
+            let n = if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) {
+                p.parse::<u64>().ok()
+            } else {
+                None
+            };
+            match (n, seen) {
+                (None, _) => {
+                    flags.set(Flag::INVALID_CONTENT_LENGTH);
+                }
+                (Some(n), None) => seen = Some(n),
+                (Some(n), Some(s)) if n != s => {
+                    flags.set(Flag::CONFLICTING_CONTENT_LENGTH);
+                }
+                _ => {}
+            }
+        }
+    }
+    if !any {
+        return None;
+    }
+    if count > 1 && !flags.has(Flag::CONFLICTING_CONTENT_LENGTH) {
+        flags.set(Flag::DUP_CONTENT_LENGTH);
+    }
+    Some(seen)
+}
+
+/// Some(true) chunked, Some(false) another transfer coding, None absent.
+fn transfer_chunked(h: &Headers, flags: &mut Flags) -> Option<bool> {
+    let mut any = false;
+    let mut chunked = false;
+    for v in h.get_all("transfer-encoding") {
+        any = true;
+        if v.split(',')
+            .any(|t| t.trim().eq_ignore_ascii_case("chunked"))
+        {
+            chunked = true;
+        }
+    }
+    if !any {
+        return None;
+    }
+    if !chunked {
+        flags.set(Flag::UNKNOWN_TRANSFER_ENCODING);
+    }
+    Some(chunked)
+}
+
+fn request_framing(h: &Headers, flags: &mut Flags) -> Option<Framing> {
+    let te = transfer_chunked(h, flags);
+    let cl = content_length(h, flags);
+    if te.is_some() && cl.is_some() {
+        flags.set(Flag::CL_AND_TE);
+    }
+    match (te, cl) {
+        (Some(true), _) => Some(Framing::Chunked(ChunkState::Size)),
+        // An unknown transfer coding on a request cannot be framed (RFC 9112 §6.3: 400); assume no body.
+        (Some(false), _) => None,
+        (None, Some(Some(n))) if n > 0 => Some(Framing::Length(n)),
+        _ => None,
+    }
+}
+
+fn response_framing(
+    status: Option<u16>,
+    method: &str,
+    h: &Headers,
+    flags: &mut Flags,
+) -> Option<Framing> {
+    if method.eq_ignore_ascii_case("HEAD") {
+        return None;
+    }
+    if let Some(c) = status
+        && ((100..200).contains(&c) || c == 204 || c == 304)
+    {
+        return None;
+    }
+    let te = transfer_chunked(h, flags);
+    let cl = content_length(h, flags);
+    if te.is_some() && cl.is_some() {
+        flags.set(Flag::CL_AND_TE);
+    }
+    match (te, cl) {
+        (Some(true), _) => Some(Framing::Chunked(ChunkState::Size)),
+        (Some(false), _) => Some(Framing::Close),
+        (None, Some(Some(0))) => None,
+        (None, Some(Some(n))) => Some(Framing::Length(n)),
+        _ => Some(Framing::Close),
+    }
+}
+
+/// Codings to undo for a body, from its Content-Encoding; None when identity or not decodable.
+fn body_codings(
+    h: &Headers,
+    cfg: &HttpConfig,
+    flags: &mut Flags,
+    _response: bool,
+) -> Option<smallvec::SmallVec<[super::decompress::Coding; 3]>> {
+    let mut joined = String::new();
+    for v in h.get_all("content-encoding") {
+        if !joined.is_empty() {
+            joined.push(',');
+        }
+        joined.push_str(v);
+    }
+    match parse_codings(&joined, cfg.decompress.max_layers) {
+        Codings::Identity => None,
+        Codings::Decode(c) => Some(c),
+        Codings::Unknown => {
+            flags.set(Flag::UNKNOWN_CONTENT_ENCODING);
+            Some(smallvec::SmallVec::new())
+        }
+        Codings::TooManyLayers => {
+            flags.set(Flag::DECOMPRESSION_BOMB);
+            Some(smallvec::SmallVec::new())
+        }
+    }
+}

@@ -1,0 +1,469 @@
+//! Transaction: one request and its response, owned, read by analyzers without re-parsing.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::flow::FlowInfo;
+
+/// One flag a transaction can carry: an outcome (gap, orphan, upgraded...) or an anomaly (malformed cause).
+/// An open newtype over a bit index so adding a flag never breaks a match.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Flag(pub u8);
+
+impl Flag {
+    pub const GAP: Flag = Flag(0);
+    pub const TRUNCATED: Flag = Flag(1);
+    pub const REQUEST_ONLY: Flag = Flag(2);
+    pub const RESPONSE_ONLY: Flag = Flag(3);
+    pub const ORPHAN: Flag = Flag(4);
+    pub const UPGRADED: Flag = Flag(5);
+    pub const CONNECT: Flag = Flag(6);
+    pub const HTTP09: Flag = Flag(7);
+    pub const DECOMPRESSION_BOMB: Flag = Flag(8);
+    pub const DUP_CONTENT_LENGTH: Flag = Flag(9);
+    pub const CONFLICTING_CONTENT_LENGTH: Flag = Flag(10);
+    pub const CL_AND_TE: Flag = Flag(11);
+    pub const INVALID_CHUNK: Flag = Flag(12);
+    pub const HEADER_TOO_LONG: Flag = Flag(13);
+    pub const TOO_MANY_HEADERS: Flag = Flag(14);
+    pub const INVALID_REQUEST_LINE: Flag = Flag(15);
+    pub const INVALID_STATUS_LINE: Flag = Flag(16);
+    pub const EXCESSIVE_PIPELINING: Flag = Flag(17);
+    pub const OBS_FOLD: Flag = Flag(18);
+    pub const BARE_LF: Flag = Flag(19);
+    pub const INVALID_METHOD: Flag = Flag(20);
+    pub const INVALID_CONTENT_LENGTH: Flag = Flag(21);
+    pub const INVALID_HEADER: Flag = Flag(22);
+    pub const SPACE_BEFORE_COLON: Flag = Flag(23);
+    pub const UNKNOWN_TRANSFER_ENCODING: Flag = Flag(24);
+    pub const DECOMPRESSION_ERROR: Flag = Flag(25);
+    pub const UNKNOWN_CONTENT_ENCODING: Flag = Flag(26);
+    pub const INVALID_VERSION: Flag = Flag(27);
+    pub const MISSING_HOST: Flag = Flag(28);
+    pub const DUP_HOST: Flag = Flag(29);
+    pub const CHUNK_TOO_BIG: Flag = Flag(30);
+    pub const INVALID_TRAILER: Flag = Flag(31);
+
+    const NAMES: [&'static str; 32] = [
+        "gap",
+        "truncated",
+        "request_only",
+        "response_only",
+        "orphan",
+        "upgraded",
+        "connect",
+        "http09",
+        "decompression_bomb",
+        "dup_content_length",
+        "conflicting_content_length",
+        "cl_and_te",
+        "invalid_chunk",
+        "header_too_long",
+        "too_many_headers",
+        "invalid_request_line",
+        "invalid_status_line",
+        "excessive_pipelining",
+        "obs_fold",
+        "bare_lf",
+        "invalid_method",
+        "invalid_content_length",
+        "invalid_header",
+        "space_before_colon",
+        "unknown_transfer_encoding",
+        "decompression_error",
+        "unknown_content_encoding",
+        "invalid_version",
+        "missing_host",
+        "dup_host",
+        "chunk_too_big",
+        "invalid_trailer",
+    ];
+    const COUNT: usize = Self::NAMES.len();
+
+    pub fn name(self) -> &'static str {
+        Self::NAMES.get(self.0 as usize).copied().unwrap_or("other")
+    }
+}
+
+/// A set of [`Flag`]s.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Flags(u64);
+
+impl Flags {
+    /// Sets `f`; true when it was not set before.
+    pub fn set(&mut self, f: Flag) -> bool {
+        let bit = 1u64 << (f.0 & 63);
+        let new = self.0 & bit == 0;
+        self.0 |= bit;
+        new
+    }
+    pub fn has(&self, f: Flag) -> bool {
+        self.0 & (1u64 << (f.0 & 63)) != 0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0 == 0
+    }
+    pub fn iter(&self) -> impl Iterator<Item = Flag> + '_ {
+        (0..64u8).map(Flag).filter(|f| self.has(*f))
+    }
+    pub fn names(&self) -> Vec<&'static str> {
+        self.iter().map(Flag::name).collect()
+    }
+}
+
+/// Per-flag transaction counters, serialized as `{name: count}` without the zeros.
+#[derive(Clone, Debug, Default)]
+pub struct FlagCounts([u64; Flag::COUNT]);
+
+impl FlagCounts {
+    pub fn add(&mut self, flags: Flags) {
+        for f in flags.iter() {
+            if let Some(c) = self.0.get_mut(f.0 as usize) {
+                *c += 1;
+            }
+        }
+    }
+    pub fn get(&self, f: Flag) -> u64 {
+        self.0.get(f.0 as usize).copied().unwrap_or(0)
+    }
+    pub fn merge(&mut self, o: &FlagCounts) {
+        for (a, b) in self.0.iter_mut().zip(o.0.iter()) {
+            *a += *b;
+        }
+    }
+}
+
+impl Serialize for FlagCounts {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        for (i, c) in self.0.iter().enumerate() {
+            if *c > 0 {
+                m.serialize_entry(Flag(i as u8).name(), c)?;
+            }
+        }
+        m.end()
+    }
+}
+
+/// Headers in wire order, names and values as seen (lossy UTF-8), with a case-insensitive lookup.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Headers(pub Vec<(String, String)>);
+
+impl Headers {
+    /// The first value of `name` (ASCII case-insensitive).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    /// Every value of `name`, in order.
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+}
+
+/// One request/response exchange. Either half may be missing (request-only, orphan response).
+#[derive(Clone, Debug, Default)]
+pub struct Transaction {
+    pub flow: Option<Arc<FlowInfo>>,
+    /// The HTTP client is the flow's server (roles were reversed: midstream capture).
+    pub roles_swapped: bool,
+    /// 1-based position in the connection.
+    pub trans_depth: u64,
+    /// Start of the request (or of the response for an orphan), seconds.
+    pub ts: f64,
+    pub ts_response: Option<f64>,
+    pub has_request: bool,
+    pub has_response: bool,
+
+    pub method: String,
+    /// Request target as sent.
+    pub uri: String,
+    /// `uri` before `?` (and without a `scheme://authority` prefix in absolute form).
+    pub path: String,
+    /// After `?`, without it.
+    pub query: Option<String>,
+    /// Query parameters, percent-decoded (`+` as space), at most `max_query_params`.
+    pub query_params: Vec<(String, String)>,
+    /// "HTTP/1.1" etc., as sent; "HTTP/0.9" for a request line without version.
+    pub version: String,
+    pub request_headers: Headers,
+    /// Body bytes after de-chunking (gap bytes inside a framed body included).
+    pub request_body_len: u64,
+    /// First `body_capture_bytes` of the de-chunked request body.
+    pub request_body: Vec<u8>,
+    /// Content-decoded request body (capped), when the request had a Content-Encoding that decoded.
+    pub request_body_decoded: Option<Vec<u8>>,
+
+    pub status: Option<u16>,
+    pub status_msg: String,
+    pub response_version: String,
+    /// 1xx interim codes seen before the final response.
+    pub info_codes: Vec<u16>,
+    pub response_headers: Headers,
+    pub response_body_len: u64,
+    pub response_body: Vec<u8>,
+    /// Content-decoded response body (capped); equals `response_body` when identity.
+    pub response_body_decoded: Vec<u8>,
+    /// Bytes after content decoding; None when decoding failed or was stopped.
+    pub response_body_decoded_len: Option<u64>,
+    pub content_encoding: Option<String>,
+
+    pub flags: Flags,
+    /// Mask sensitive header values in [`Transaction::record`].
+    pub mask_sensitive: bool,
+}
+
+impl Transaction {
+    pub fn host(&self) -> Option<&str> {
+        self.request_headers.get("host")
+    }
+    pub fn user_agent(&self) -> Option<&str> {
+        self.request_headers.get("user-agent")
+    }
+    /// (client, server) as seen by HTTP, after any role reversal.
+    pub fn endpoints(&self) -> Option<(SocketAddr, SocketAddr)> {
+        let f = self.flow.as_ref()?;
+        Some(if self.roles_swapped {
+            (f.server, f.client)
+        } else {
+            (f.client, f.server)
+        })
+    }
+
+    /// The line of `transactions.jsonl`.
+    pub fn record(&self) -> TransactionRecord {
+        let (src, dst) = match self.endpoints() {
+            Some((c, s)) => (Some(c), Some(s)),
+            None => (None, None),
+        };
+        let (vlan, tunnel) = match &self.flow {
+            Some(f) => (
+                f.encap.vlans().to_vec(),
+                f.encap
+                    .tunnels()
+                    .iter()
+                    .map(|t| TunnelRecord {
+                        r#type: t.kind.name(),
+                        id: t.id,
+                    })
+                    .collect(),
+            ),
+            None => (Vec::new(), Vec::new()),
+        };
+        let hdrs = |h: &Headers| -> Vec<[String; 2]> {
+            h.0.iter()
+                .map(|(n, v)| {
+                    let v = if self.mask_sensitive && is_sensitive(n) {
+                        mask(v)
+                    } else {
+                        v.clone()
+                    };
+                    [n.clone(), v]
+                })
+                .collect()
+        };
+        TransactionRecord {
+            uid: self
+                .flow
+                .as_ref()
+                .map(|f| f.uid.clone())
+                .unwrap_or_default(),
+            trans_depth: self.trans_depth,
+            ts: self.ts,
+            ts_response: self.ts_response,
+            src_ip: src.map(|a| a.ip().to_string()),
+            src_port: src.map(|a| a.port()),
+            dst_ip: dst.map(|a| a.ip().to_string()),
+            dst_port: dst.map(|a| a.port()),
+            vlan,
+            tunnel,
+            method: self.has_request.then(|| self.method.clone()),
+            uri: self.has_request.then(|| self.uri.clone()),
+            host: self.host().map(str::to_owned),
+            version: self.has_request.then(|| self.version.clone()),
+            user_agent: self.user_agent().map(str::to_owned),
+            request_headers: hdrs(&self.request_headers),
+            request_body_len: self.request_body_len,
+            status: self.status,
+            status_msg: self.has_response.then(|| self.status_msg.clone()),
+            info_codes: self.info_codes.clone(),
+            response_headers: hdrs(&self.response_headers),
+            response_body_len: self.response_body_len,
+            response_body_decoded_len: self.response_body_decoded_len,
+            content_encoding: self.content_encoding.clone(),
+            flags: self.flags.names(),
+        }
+    }
+}
+
+fn is_sensitive(name: &str) -> bool {
+    [
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+    ]
+    .iter()
+    .any(|s| name.eq_ignore_ascii_case(s))
+}
+
+/// Keeps the auth scheme ("Basic", "Bearer") so the record still says which kind of credential was sent.
+fn mask(v: &str) -> String {
+    match v.split_once(' ') {
+        Some((scheme, _)) if !scheme.is_empty() && !scheme.contains('=') => format!("{scheme} ***"),
+        _ => "***".to_owned(),
+    }
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct TunnelRecord {
+    pub r#type: &'static str,
+    pub id: u32,
+}
+
+/// One line of transactions.jsonl.
+#[derive(Clone, Debug, Serialize)]
+pub struct TransactionRecord {
+    pub uid: String,
+    pub trans_depth: u64,
+    pub ts: f64,
+    pub ts_response: Option<f64>,
+    pub src_ip: Option<String>,
+    pub src_port: Option<u16>,
+    pub dst_ip: Option<String>,
+    pub dst_port: Option<u16>,
+    pub vlan: Vec<u16>,
+    pub tunnel: Vec<TunnelRecord>,
+    pub method: Option<String>,
+    pub uri: Option<String>,
+    pub host: Option<String>,
+    pub version: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_headers: Vec<[String; 2]>,
+    pub request_body_len: u64,
+    pub status: Option<u16>,
+    pub status_msg: Option<String>,
+    pub info_codes: Vec<u16>,
+    pub response_headers: Vec<[String; 2]>,
+    pub response_body_len: u64,
+    pub response_body_decoded_len: Option<u64>,
+    pub content_encoding: Option<String>,
+    pub flags: Vec<&'static str>,
+}
+
+/// Splits a request target into path and query, dropping an absolute-form `scheme://authority` prefix.
+pub(crate) fn split_target(uri: &str) -> (String, Option<String>) {
+    let mut rest = uri;
+    if let Some(i) = rest.find("://")
+        && rest.get(..i).is_some_and(|s| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'-' || b == b'.')
+        })
+    {
+        let after = rest.get(i + 3..).unwrap_or("");
+        rest = match after.find(['/', '?']) {
+            Some(j) => after.get(j..).unwrap_or(""),
+            None => "/",
+        };
+    }
+    match rest.split_once('?') {
+        Some((p, q)) => (p.to_owned(), Some(q.to_owned())),
+        None => (rest.to_owned(), None),
+    }
+}
+
+/// `a=1&b=%20x+y` -> [("a","1"),("b"," x y")], at most `max` pairs.
+pub(crate) fn parse_query(q: &str, max: usize) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .take(max)
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+pub(crate) fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        match c {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = |x: Option<&u8>| x.and_then(|c| (*c as char).to_digit(16));
+                match (hex(b.get(i + 1)), hex(b.get(i + 2))) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            _ => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_split_and_query() {
+        assert_eq!(
+            split_target("/a/b?x=1"),
+            ("/a/b".into(), Some("x=1".into()))
+        );
+        assert_eq!(
+            split_target("http://h:80/p?q"),
+            ("/p".into(), Some("q".into()))
+        );
+        assert_eq!(split_target("http://h"), ("/".into(), None));
+        assert_eq!(split_target("*"), ("*".into(), None));
+        let q = parse_query("a=1&b=%20x+y&&c&d=%zz", 10);
+        assert_eq!(q.len(), 4);
+        assert_eq!(q[1], ("b".into(), " x y".into()));
+        assert_eq!(q[2], ("c".into(), "".into()));
+        assert_eq!(q[3], ("d".into(), "%zz".into()));
+        assert_eq!(parse_query("a&b&c", 2).len(), 2);
+    }
+
+    #[test]
+    fn flags_and_masking() {
+        let mut f = Flags::default();
+        assert!(f.set(Flag::GAP));
+        assert!(!f.set(Flag::GAP));
+        f.set(Flag::BARE_LF);
+        assert_eq!(f.names(), vec!["gap", "bare_lf"]);
+        assert_eq!(mask("Basic dXNlcjpwYXNz"), "Basic ***");
+        assert_eq!(mask("session=abc; x=y"), "***");
+        let mut c = FlagCounts::default();
+        c.add(f);
+        assert_eq!(
+            serde_json::to_string(&c).unwrap(),
+            r#"{"gap":1,"bare_lf":1}"#
+        );
+    }
+}
