@@ -44,7 +44,9 @@ enum Policy {
 enum Cmd {
     /// Replay pcap/pcapng files (merged in timestamp order) and write flows.jsonl, transactions.jsonl and
     /// stats.json to --out.
-    #[command(after_help = "Examples:\n  mirador replay pcaps/demo.pcap --out out/\n  mirador replay tap-a.pcap tap-b.pcapng --out out/")]
+    #[command(
+        after_help = "Examples:\n  mirador replay pcaps/demo.pcap --out out/\n  mirador replay tap-a.pcap tap-b.pcapng --out out/"
+    )]
     Replay {
         /// Capture files (pcap or pcapng).
         #[arg(required = true)]
@@ -56,7 +58,9 @@ enum Cmd {
         tuning: TuningArgs,
     },
     /// Capture live from one or more interfaces until SIGINT/SIGTERM, then flush and write to --out.
-    #[command(after_help = "Examples:\n  mirador run -i eth1 --out /var/lib/mirador/out\n  mirador run -i tap0 -i tap1 --filter 'tcp port 80' --out out/")]
+    #[command(
+        after_help = "Examples:\n  mirador run -i eth1 --out /var/lib/mirador/out\n  mirador run -i tap0 -i tap1 --filter 'tcp port 80' --out out/"
+    )]
     Run {
         /// Interface to capture on; repeat for several (a TAP gives one per direction).
         #[arg(long = "interface", short = 'i', required = true)]
@@ -103,9 +107,7 @@ fn main() -> ExitCode {
         }
     };
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
     match cli.cmd {

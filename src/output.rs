@@ -10,7 +10,10 @@ use crate::http::Transaction;
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// A JSON-lines file written through a buffer; the first write error is kept and reported at `finish`.

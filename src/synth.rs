@@ -49,7 +49,9 @@ pub enum Wrap {
     None,
     Vlan(u16),
     /// VXLAN (UDP 4789) between two tunnel endpoints, as AWS and Azure traffic mirroring deliver it.
-    Vxlan { vni: u32 },
+    Vxlan {
+        vni: u32,
+    },
 }
 
 /// A TCP segment of a conversation, before it is turned into a frame.
@@ -178,13 +180,13 @@ const MAC_SERVER: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
 fn tcp_frame(src: SocketAddr, dst: SocketAddr, wrap: Wrap, s: &Segment) -> Vec<u8> {
     let eth = PacketBuilder::ethernet2(MAC_CLIENT, MAC_SERVER);
     let ip = match (src.ip(), dst.ip(), wrap) {
-        (IpAddr::V4(a), IpAddr::V4(b), Wrap::Vlan(id)) => {
-            eth.single_vlan(etherparse::VlanId::try_new(id & 0x0fff).unwrap_or_default()).ipv4(a.octets(), b.octets(), 64)
-        }
+        (IpAddr::V4(a), IpAddr::V4(b), Wrap::Vlan(id)) => eth
+            .single_vlan(etherparse::VlanId::try_new(id & 0x0fff).unwrap_or_default())
+            .ipv4(a.octets(), b.octets(), 64),
         (IpAddr::V4(a), IpAddr::V4(b), _) => eth.ipv4(a.octets(), b.octets(), 64),
-        (IpAddr::V6(a), IpAddr::V6(b), Wrap::Vlan(id)) => {
-            eth.single_vlan(etherparse::VlanId::try_new(id & 0x0fff).unwrap_or_default()).ipv6(a.octets(), b.octets(), 64)
-        }
+        (IpAddr::V6(a), IpAddr::V6(b), Wrap::Vlan(id)) => eth
+            .single_vlan(etherparse::VlanId::try_new(id & 0x0fff).unwrap_or_default())
+            .ipv6(a.octets(), b.octets(), 64),
         (IpAddr::V6(a), IpAddr::V6(b), _) => eth.ipv6(a.octets(), b.octets(), 64),
         // Mixed families cannot form a packet; callers never do this.
         _ => return Vec::new(),
@@ -289,7 +291,8 @@ pub fn api_traffic(conns: usize, requests_per_conn: usize, seed: u64, wrap: Wrap
     let mut frames = Vec::new();
     let start = Timestamp::from_secs(1_767_225_600);
     for c in 0..conns {
-        let client = SocketAddr::new(IpAddr::from([10, 1, (c / 250) as u8, (c % 250) as u8 + 1]), 40_000 + (c % 20_000) as u16);
+        let client =
+            SocketAddr::new(IpAddr::from([10, 1, (c / 250) as u8, (c % 250) as u8 + 1]), 40_000 + (c % 20_000) as u16);
         let host_i = rng.below(HOSTS.len() as u64) as usize;
         let server = SocketAddr::new(IpAddr::from([10, 2, 0, host_i as u8 + 10]), 80);
         let mut conv = TcpConv::new(client, server, Timestamp(start.0 + c as u64 * 3_000_000));
@@ -309,31 +312,88 @@ pub fn api_traffic(conns: usize, requests_per_conn: usize, seed: u64, wrap: Wrap
                         rng.below(100)
                     );
                     (
-                        http_request("GET", &format!("/api/v1/users/{id}"), HOSTS[host_i], &[("Authorization", &token), ("Accept", "application/json")], b""),
+                        http_request(
+                            "GET",
+                            &format!("/api/v1/users/{id}"),
+                            HOSTS[host_i],
+                            &[("Authorization", &token), ("Accept", "application/json")],
+                            b"",
+                        ),
                         http_response(200, "OK", &[("Content-Type", "application/json")], body.as_bytes()),
                     )
                 }
                 1 => {
-                    let body = format!("{{\"name\":\"New User\",\"email\":\"new{id}@example.org\",\"password\":\"s3cret-{id}\"}}");
+                    let body = format!(
+                        "{{\"name\":\"New User\",\"email\":\"new{id}@example.org\",\"password\":\"s3cret-{id}\"}}"
+                    );
                     (
-                        http_request("POST", "/api/v1/users", HOSTS[host_i], &[("Authorization", &token), ("Content-Type", "application/json")], body.as_bytes()),
-                        http_response(201, "Created", &[("Content-Type", "application/json"), ("Location", &format!("/api/v1/users/{id}"))], format!("{{\"id\":{id}}}").as_bytes()),
+                        http_request(
+                            "POST",
+                            "/api/v1/users",
+                            HOSTS[host_i],
+                            &[("Authorization", &token), ("Content-Type", "application/json")],
+                            body.as_bytes(),
+                        ),
+                        http_response(
+                            201,
+                            "Created",
+                            &[("Content-Type", "application/json"), ("Location", &format!("/api/v1/users/{id}"))],
+                            format!("{{\"id\":{id}}}").as_bytes(),
+                        ),
                     )
                 }
                 2 => {
-                    let items: Vec<String> = (0..1 + rng.below(40)).map(|i| format!("{{\"sku\":\"SKU-{i:05}\",\"price\":{}.99,\"name\":\"Product {i}\"}}", rng.below(500))).collect();
+                    let items: Vec<String> = (0..1 + rng.below(40))
+                        .map(|i| {
+                            format!(
+                                "{{\"sku\":\"SKU-{i:05}\",\"price\":{}.99,\"name\":\"Product {i}\"}}",
+                                rng.below(500)
+                            )
+                        })
+                        .collect();
                     (
-                        http_request("GET", &format!("/api/v2/products?category=c{}&page={}", rng.below(20), rng.below(5)), HOSTS[host_i], &[("Accept", "application/json")], b""),
-                        http_response(200, "OK", &[("Content-Type", "application/json")], format!("[{}]", items.join(",")).as_bytes()),
+                        http_request(
+                            "GET",
+                            &format!("/api/v2/products?category=c{}&page={}", rng.below(20), rng.below(5)),
+                            HOSTS[host_i],
+                            &[("Accept", "application/json")],
+                            b"",
+                        ),
+                        http_response(
+                            200,
+                            "OK",
+                            &[("Content-Type", "application/json")],
+                            format!("[{}]", items.join(",")).as_bytes(),
+                        ),
                     )
                 }
                 3 => (
-                    http_request("DELETE", &format!("/api/v1/orders/{:08x}-1111-4222-8333-{:012x}", rng.next_u64() as u32, rng.next_u64() & 0xffff_ffff_ffff), HOSTS[host_i], &[("Authorization", &token)], b""),
-                    http_response(404, "Not Found", &[("Content-Type", "application/json")], b"{\"error\":\"not found\"}"),
+                    http_request(
+                        "DELETE",
+                        &format!(
+                            "/api/v1/orders/{:08x}-1111-4222-8333-{:012x}",
+                            rng.next_u64() as u32,
+                            rng.next_u64() & 0xffff_ffff_ffff
+                        ),
+                        HOSTS[host_i],
+                        &[("Authorization", &token)],
+                        b"",
+                    ),
+                    http_response(
+                        404,
+                        "Not Found",
+                        &[("Content-Type", "application/json")],
+                        b"{\"error\":\"not found\"}",
+                    ),
                 ),
                 _ => (
                     http_request("GET", "/api/v1/accounts/me", HOSTS[host_i], &[], b""),
-                    http_response(401, "Unauthorized", &[("WWW-Authenticate", "Bearer")], b"{\"error\":\"unauthorized\"}"),
+                    http_response(
+                        401,
+                        "Unauthorized",
+                        &[("WWW-Authenticate", "Bearer")],
+                        b"{\"error\":\"unauthorized\"}",
+                    ),
                 ),
             };
             conv.send(Dir::ToServer, &req);

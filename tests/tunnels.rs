@@ -18,7 +18,9 @@ fn flows_of(case: &str) -> Option<Vec<Value>> {
 fn find<'a>(flows: &'a [Value], client: (&str, u16), server: (&str, u16)) -> &'a Value {
     flows
         .iter()
-        .find(|f| f["src_ip"] == client.0 && f["src_port"] == client.1 && f["dst_ip"] == server.0 && f["dst_port"] == server.1)
+        .find(|f| {
+            f["src_ip"] == client.0 && f["src_port"] == client.1 && f["dst_ip"] == server.0 && f["dst_port"] == server.1
+        })
         .unwrap_or_else(|| panic!("no flow {client:?} -> {server:?} in {flows:#?}"))
 }
 

@@ -26,7 +26,10 @@ const MAX_INTERFACES: usize = 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
     #[error("{path}: cannot open: {source}")]
-    Open { path: PathBuf, source: std::io::Error },
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: not a pcap or pcapng file ({what})")]
     NotCapture { path: PathBuf, what: String },
 }
@@ -44,11 +47,7 @@ pub struct FileProblem {
 
 impl std::fmt::Display for FileProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}: stopped at byte {} after {} packets: {}",
-            self.path, self.offset, self.packets, self.reason
-        )
+        write!(f, "{}: stopped at byte {} after {} packets: {}", self.path, self.offset, self.packets, self.reason)
     }
 }
 
@@ -98,16 +97,16 @@ impl FileReader {
         Ok(FileReader {
             reader,
             st: ReaderState {
-            path: path.to_owned(),
-            interfaces: Vec::new(),
-            legacy: None,
-            capacity: READ_BUFFER_BYTES,
-            consumed: 0,
-            packets: 0,
-            bytes: 0,
-            next: None,
-            buf: Vec::with_capacity(65536),
-            done: false,
+                path: path.to_owned(),
+                interfaces: Vec::new(),
+                legacy: None,
+                capacity: READ_BUFFER_BYTES,
+                consumed: 0,
+                packets: 0,
+                bytes: 0,
+                next: None,
+                buf: Vec::with_capacity(65536),
+                done: false,
             },
         })
     }
@@ -175,7 +174,6 @@ impl FileReader {
         }
         Ok(())
     }
-
 }
 
 impl ReaderState {
@@ -193,11 +191,7 @@ impl ReaderState {
         match block {
             PcapBlockOwned::LegacyHeader(hdr) => {
                 let resolution = if hdr.is_nanosecond_precision() { 1_000_000_000 } else { 1_000_000 };
-                self.legacy = Some(Interface {
-                    linktype: LinkType(hdr.network.0 as u32),
-                    resolution,
-                    offset_secs: 0,
-                });
+                self.legacy = Some(Interface { linktype: LinkType(hdr.network.0 as u32), resolution, offset_secs: 0 });
                 Ok(false)
             }
             PcapBlockOwned::Legacy(b) => {
@@ -414,7 +408,7 @@ mod tests {
     fn pcapng_multi_interface_linktypes_and_resolution() {
         fn block(t: u32, body: &[u8]) -> Vec<u8> {
             let mut body = body.to_vec();
-            while body.len() % 4 != 0 {
+            while !body.len().is_multiple_of(4) {
                 body.push(0);
             }
             let len = (body.len() + 12) as u32;

@@ -46,7 +46,11 @@ pub enum LiveError {
     #[error("interface {iface}: cannot open: {msg}")]
     Open { iface: String, msg: String },
     #[error("interface {iface}: bad BPF filter {filter:?}: {msg}")]
-    Filter { iface: String, filter: String, msg: String },
+    Filter {
+        iface: String,
+        filter: String,
+        msg: String,
+    },
 }
 
 /// Drop and receive counters of one interface, readable while capture runs.

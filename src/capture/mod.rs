@@ -22,7 +22,7 @@ impl Timestamp {
     pub fn saturating_sub(self, other: Timestamp) -> std::time::Duration {
         std::time::Duration::from_nanos(self.0.saturating_sub(other.0))
     }
-    pub fn add(self, d: std::time::Duration) -> Timestamp {
+    pub fn plus(self, d: std::time::Duration) -> Timestamp {
         Timestamp(self.0.saturating_add(d.as_nanos().min(u64::MAX as u128) as u64))
     }
 }

@@ -1,6 +1,5 @@
 //! Symmetric flow keys and Community ID v1.
 
-use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
 use base64::Engine as _;
@@ -32,9 +31,8 @@ impl FlowKey {
 
     /// Hash used to route a flow to its shard: the same for both directions by construction.
     pub fn shard_hash(&self) -> u64 {
-        let mut h = foldhash::quality::FixedState::with_seed(0x6d69_7261_646f_72).build_hasher();
-        self.hash(&mut h);
-        h.finish()
+        // Fixed seed: the shard of a flow must not change between runs or threads.
+        foldhash::quality::FixedState::with_seed(0x006d_6972_6164_6f72).hash_one(self)
     }
 }
 

@@ -90,6 +90,8 @@ pub struct FlowRecord {
     pub server_gap_bytes: u64,
     pub overlaps: u64,
     pub overlaps_with_different_data: u64,
+    /// Segments that carried only bytes already delivered (or already given up as a gap).
+    pub retransmissions: u64,
     /// TCP state summary: `S0` (SYN only), `SF` (normal close), `RST`, `EST` (open at the end), `OTH`.
     pub state: &'static str,
     pub close_reason: CloseReason,
@@ -137,6 +139,7 @@ pub struct FlowStats {
     pub gap_bytes: u64,
     pub overlaps: u64,
     pub overlaps_with_different_data: u64,
+    pub retransmissions: u64,
     pub payload_bytes_delivered: u64,
     pub http_transactions: u64,
     pub peak_flows: u64,
@@ -283,12 +286,7 @@ impl FlowTable {
             }
         }
         let tcp = flow.tcp.get_or_insert_with(Default::default);
-        let mut sink = HttpSink {
-            http: &mut flow.http,
-            cfg: &self.http_cfg,
-            info: &flow.info,
-            out: &mut self.tx_buf,
-        };
+        let mut sink = HttpSink { http: &mut flow.http, cfg: &self.http_cfg, info: &flow.info, out: &mut self.tx_buf };
         tcp.on_segment(&self.reasm, &mut self.budget, now, dir, &hdr, payload, wire_payload_len, &mut sink);
         self.stats.reassembly_peak_bytes = self.stats.reassembly_peak_bytes.max(self.budget.used() as u64);
         if flow.closing.is_none() {
@@ -386,7 +384,7 @@ impl FlowTable {
                     (Queue::Closing, Some(r)) => r,
                     _ => CloseReason::IdleTimeout,
                 };
-                self.close(&key, last.max(now.min(last.add(timeout))), reason, out);
+                self.close(&key, last.max(now.min(last.plus(timeout))), reason, out);
             }
         }
         self.compact_queues();
@@ -460,7 +458,8 @@ impl FlowTable {
         let end = flow.ts_last.max(flow.ts_start);
         let close_ts = if now > end { end } else { now };
         if let Some(tcp) = flow.tcp.as_mut() {
-            let mut sink = HttpSink { http: &mut flow.http, cfg: &self.http_cfg, info: &flow.info, out: &mut self.tx_buf };
+            let mut sink =
+                HttpSink { http: &mut flow.http, cfg: &self.http_cfg, info: &flow.info, out: &mut self.tx_buf };
             tcp.close(&self.reasm, &mut self.budget, close_ts, &mut sink);
         }
         if let Some(http) = flow.http.as_mut() {
@@ -487,6 +486,7 @@ impl FlowTable {
         self.stats.gap_bytes += rec.client_gap_bytes + rec.server_gap_bytes;
         self.stats.overlaps += rec.overlaps;
         self.stats.overlaps_with_different_data += rec.overlaps_with_different_data;
+        self.stats.retransmissions += rec.retransmissions;
         self.stats.payload_bytes_delivered += rec.client_payload_delivered + rec.server_payload_delivered;
         out.flow_closed(rec);
     }
@@ -540,6 +540,7 @@ impl FlowTable {
             server_gap_bytes: s.gap_bytes,
             overlaps: c.overlaps + s.overlaps,
             overlaps_with_different_data: c.overlaps_different_data + s.overlaps_different_data,
+            retransmissions: c.retransmissions + s.retransmissions,
             state,
             close_reason: reason,
             midstream: flow.midstream,
@@ -556,9 +557,8 @@ fn is_tcp_without_syn(view: &PacketView<'_>) -> bool {
 /// Ports servers listen on: decides roles when the handshake was not seen. True when `dp` looks like the
 /// server's port (the packet goes client → server).
 fn likely_server_port(sp: u16, dp: u16) -> bool {
-    const SERVER_PORTS: &[u16] = &[
-        80, 443, 8080, 8000, 8008, 8081, 8088, 8443, 8888, 3128, 3000, 5000, 9000, 9200, 1080,
-    ];
+    const SERVER_PORTS: &[u16] =
+        &[80, 443, 8080, 8000, 8008, 8081, 8088, 8443, 8888, 3128, 3000, 5000, 9000, 9200, 1080];
     let s_known = SERVER_PORTS.contains(&sp);
     let d_known = SERVER_PORTS.contains(&dp);
     if s_known != d_known {

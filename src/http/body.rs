@@ -42,10 +42,7 @@ pub(crate) enum ChunkResult {
 /// Parses a chunk-size line ("1a;ext=v", surrounding spaces tolerated). None when it is not a size or overflows.
 pub(crate) fn parse_chunk_size(line: &[u8]) -> Option<u64> {
     let l = trim(line);
-    let end = l
-        .iter()
-        .position(|b| !b.is_ascii_hexdigit())
-        .unwrap_or(l.len());
+    let end = l.iter().position(|b| !b.is_ascii_hexdigit()).unwrap_or(l.len());
     let (digits, rest) = l.split_at_checked(end)?;
     if digits.is_empty() {
         return None;
@@ -63,14 +60,8 @@ pub(crate) fn parse_chunk_size(line: &[u8]) -> Option<u64> {
 }
 
 pub(crate) fn trim(b: &[u8]) -> &[u8] {
-    let s = b
-        .iter()
-        .position(|c| !c.is_ascii_whitespace())
-        .unwrap_or(b.len());
-    let e = b
-        .iter()
-        .rposition(|c| !c.is_ascii_whitespace())
-        .map_or(s, |i| i + 1);
+    let s = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
+    let e = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(s, |i| i + 1);
     b.get(s..e.max(s)).unwrap_or(&[])
 }
 
@@ -128,11 +119,7 @@ pub(crate) fn chunked_feed(
                 on_body(rest.get(..take).unwrap_or(&[]));
                 pos += take;
                 let left = n - take as u64;
-                *st = if left == 0 {
-                    ChunkState::DataEnd { seen_cr: false }
-                } else {
-                    ChunkState::Data(left)
-                };
+                *st = if left == 0 { ChunkState::DataEnd { seen_cr: false } } else { ChunkState::Data(left) };
             }
             ChunkState::DataEnd { seen_cr } => match rest.first() {
                 Some(b'\r') if !seen_cr => {
@@ -171,9 +158,7 @@ impl BodyAcc {
     pub fn new(cfg: &HttpConfig, codings: Option<&[Coding]>) -> BodyAcc {
         BodyAcc {
             // An empty list means "encoded, but not with anything we can undo": no decoded form.
-            decoder: codings
-                .filter(|c| !c.is_empty())
-                .map(|c| Decoder::new(c, &cfg.decompress)),
+            decoder: codings.filter(|c| !c.is_empty()).map(|c| Decoder::new(c, &cfg.decompress)),
             identity: codings.is_none(),
             cap: cfg.body_capture_bytes,
             ..BodyAcc::default()
@@ -188,8 +173,7 @@ impl BodyAcc {
         self.len = self.len.saturating_add(b.len() as u64);
         let room = self.cap.saturating_sub(self.captured.len());
         let keep = room.min(b.len());
-        self.captured
-            .extend_from_slice(b.get(..keep).unwrap_or(&[]));
+        self.captured.extend_from_slice(b.get(..keep).unwrap_or(&[]));
         self.skipped = self.skipped.saturating_add((b.len() - keep) as u64);
         if let Some(d) = &mut self.decoder {
             let (dec, cap) = (&mut self.decoded, self.cap);
@@ -252,9 +236,7 @@ mod tests {
         let mut consumed = 0;
         let mut res = ChunkResult::More;
         for piece in input.chunks(split) {
-            let (n, r) = chunked_feed(&mut st, piece, &mut line, 64, &mut |b| {
-                body.extend_from_slice(b)
-            });
+            let (n, r) = chunked_feed(&mut st, piece, &mut line, 64, &mut |b| body.extend_from_slice(b));
             consumed += n;
             res = r;
             if r != ChunkResult::More {
@@ -281,10 +263,7 @@ mod tests {
 
     #[test]
     fn body_cap_and_identity() {
-        let cfg = HttpConfig {
-            body_capture_bytes: 4,
-            ..HttpConfig::default()
-        };
+        let cfg = HttpConfig { body_capture_bytes: 4, ..HttpConfig::default() };
         let mut b = BodyAcc::new(&cfg, None);
         b.data(b"abcdef");
         b.gap(10);

@@ -6,10 +6,7 @@
 //! more than `max_output_bytes`, nor more than `max_ratio` times its input once past `ratio_floor_bytes`; hitting
 //! either stops decoding and reports [`DecodeStatus::Bomb`]. A corrupt or truncated stream keeps what was decoded.
 //! zstd has no push decoder in ruzstd, so its input is buffered (capped) and decoded when the body ends.
-#![expect(
-    clippy::disallowed_types,
-    reason = "the one module allowed to use the raw decoders (see clippy.toml)"
-)]
+#![expect(clippy::disallowed_types, reason = "the one module allowed to use the raw decoders (see clippy.toml)")]
 
 use std::io::{self, Read, Write};
 
@@ -126,11 +123,7 @@ impl Write for CapBuf {
 }
 
 fn capbuf() -> CapBuf {
-    CapBuf {
-        buf: Vec::new(),
-        limit: 0,
-        hit: false,
-    }
+    CapBuf { buf: Vec::new(), limit: 0, hit: false }
 }
 
 /// Window size of the brotli writer's internal buffer.
@@ -191,23 +184,14 @@ impl Decoder {
                 kind: match c {
                     Coding::Gzip => Kind::Gzip(Box::new(MultiGzDecoder::new(capbuf()))),
                     Coding::Deflate => Kind::DeflateUndecided(SmallVec::new()),
-                    Coding::Br => Kind::Br(Box::new(brotli_decompressor::DecompressorWriter::new(
-                        capbuf(),
-                        BR_BUFFER,
-                    ))),
+                    Coding::Br => Kind::Br(Box::new(brotli_decompressor::DecompressorWriter::new(capbuf(), BR_BUFFER))),
                     Coding::Zstd => Kind::Zstd(Vec::new()),
                 },
                 in_total: 0,
                 out_total: 0,
             })
             .collect();
-        Decoder {
-            layers,
-            cfg: cfg.clone(),
-            status: DecodeStatus::Ok,
-            out_total: 0,
-            spare: SmallVec::new(),
-        }
+        Decoder { layers, cfg: cfg.clone(), status: DecodeStatus::Ok, out_total: 0, spare: SmallVec::new() }
     }
 
     pub fn status(&self) -> DecodeStatus {
@@ -248,10 +232,7 @@ impl Decoder {
 
     fn limit(&self, l: &Layer) -> usize {
         let mut lim = self.cfg.max_output_bytes;
-        let by_ratio = l
-            .in_total
-            .saturating_mul(self.cfg.max_ratio)
-            .max(self.cfg.ratio_floor_bytes);
+        let by_ratio = l.in_total.saturating_mul(self.cfg.max_ratio).max(self.cfg.ratio_floor_bytes);
         lim = lim.min(by_ratio);
         usize::try_from(lim.saturating_sub(l.out_total)).unwrap_or(usize::MAX)
     }
@@ -328,10 +309,7 @@ impl Decoder {
             return;
         };
         let (mut produced, hit) = match layer.out() {
-            Some(out) => (
-                std::mem::replace(&mut out.buf, self.spare.pop().unwrap_or_default()),
-                out.hit,
-            ),
+            Some(out) => (std::mem::replace(&mut out.buf, self.spare.pop().unwrap_or_default()), out.hit),
             None => (Vec::new(), false),
         };
         layer.out_total = layer.out_total.saturating_add(produced.len() as u64);
@@ -369,11 +347,7 @@ impl Decoder {
             Kind::Br(d) => d.flush(),
             Kind::DeflateUndecided(p) => {
                 // One byte of deflate is never a complete stream.
-                if p.is_empty() {
-                    Ok(())
-                } else {
-                    Err(io::Error::other("truncated deflate"))
-                }
+                if p.is_empty() { Ok(()) } else { Err(io::Error::other("truncated deflate")) }
             }
             Kind::Zstd(buf) => {
                 let input = std::mem::take(buf);
@@ -428,11 +402,7 @@ impl Decoder {
 }
 
 /// Decodes a whole buffer (tests, small payloads); returns the output (capped) and the status.
-pub fn decode_all(
-    codings: &[Coding],
-    input: &[u8],
-    cfg: &DecompressConfig,
-) -> (Vec<u8>, DecodeStatus) {
+pub fn decode_all(codings: &[Coding], input: &[u8], cfg: &DecompressConfig) -> (Vec<u8>, DecodeStatus) {
     let mut out = Vec::new();
     let mut d = Decoder::new(codings, cfg);
     let mut sink = |b: &[u8]| out.extend_from_slice(b);
@@ -484,19 +454,10 @@ pub(crate) mod tests {
     fn codings_header() {
         assert_eq!(parse_codings("", 3), Codings::Identity);
         assert_eq!(parse_codings("identity", 3), Codings::Identity);
-        assert_eq!(
-            parse_codings("gzip, br", 3),
-            Codings::Decode(SmallVec::from_slice(&[Coding::Br, Coding::Gzip]))
-        );
-        assert_eq!(
-            parse_codings("X-GZIP", 3),
-            Codings::Decode(SmallVec::from_slice(&[Coding::Gzip]))
-        );
+        assert_eq!(parse_codings("gzip, br", 3), Codings::Decode(SmallVec::from_slice(&[Coding::Br, Coding::Gzip])));
+        assert_eq!(parse_codings("X-GZIP", 3), Codings::Decode(SmallVec::from_slice(&[Coding::Gzip])));
         assert_eq!(parse_codings("compress", 3), Codings::Unknown);
-        assert_eq!(
-            parse_codings("gzip,gzip,gzip,gzip", 3),
-            Codings::TooManyLayers
-        );
+        assert_eq!(parse_codings("gzip,gzip,gzip,gzip", 3), Codings::TooManyLayers);
     }
 
     #[test]
@@ -513,10 +474,7 @@ pub(crate) mod tests {
             assert_eq!(out, data, "{c:?}");
         }
         let (out, st) = decode_all(&[Coding::Br], &brotli_stored(b"brotli body"), &cfg());
-        assert_eq!(
-            (out.as_slice(), st),
-            (&b"brotli body"[..], DecodeStatus::Ok)
-        );
+        assert_eq!((out.as_slice(), st), (&b"brotli body"[..], DecodeStatus::Ok));
     }
 
     #[test]
@@ -528,10 +486,7 @@ pub(crate) mod tests {
         for b in &enc {
             d.feed(std::slice::from_ref(b), &mut |x| out.extend_from_slice(x));
         }
-        assert_eq!(
-            d.finish(&mut |x| out.extend_from_slice(x)),
-            DecodeStatus::Ok
-        );
+        assert_eq!(d.finish(&mut |x| out.extend_from_slice(x)), DecodeStatus::Ok);
         assert_eq!(out, b"first second");
     }
 
@@ -540,9 +495,7 @@ pub(crate) mod tests {
         let data = b"stacked layers".to_vec();
         // "gzip, deflate": gzip applied first, then deflate; decode deflate then gzip.
         let enc = zlib(&gzip(&data));
-        let Codings::Decode(c) = parse_codings("gzip, deflate", 3) else {
-            panic!()
-        };
+        let Codings::Decode(c) = parse_codings("gzip, deflate", 3) else { panic!() };
         let (out, st) = decode_all(&c, &enc, &cfg());
         assert_eq!((out, st), (data, DecodeStatus::Ok));
     }
@@ -551,19 +504,12 @@ pub(crate) mod tests {
     fn bomb_is_capped() {
         let zeros = vec![0u8; 4 * 1024 * 1024];
         let enc = gzip(&zeros);
-        let c = DecompressConfig {
-            max_output_bytes: 1024 * 1024,
-            ..cfg()
-        };
+        let c = DecompressConfig { max_output_bytes: 1024 * 1024, ..cfg() };
         let (out, st) = decode_all(&[Coding::Gzip], &enc, &c);
         assert_eq!(st, DecodeStatus::Bomb);
         assert!(out.len() <= 1024 * 1024);
         // By ratio: 4 MiB of zeros is ~4 KiB of gzip (ratio ~1000).
-        let c = DecompressConfig {
-            max_ratio: 100,
-            ratio_floor_bytes: 64 * 1024,
-            ..cfg()
-        };
+        let c = DecompressConfig { max_ratio: 100, ratio_floor_bytes: 64 * 1024, ..cfg() };
         let (out, st) = decode_all(&[Coding::Gzip], &enc, &c);
         assert_eq!(st, DecodeStatus::Bomb);
         assert!(out.len() < 1024 * 1024);

@@ -67,11 +67,7 @@ pub fn parse_fixture(text: &[u8]) -> Vec<(Dir, FixtureEvent)> {
             let s = String::from_utf8_lossy(rest);
             let mut it = s.split_whitespace();
             if let Some(n) = it.next().and_then(|n| n.parse::<u64>().ok()) {
-                let d = it
-                    .next()
-                    .and_then(|t| marker_dir(t.as_bytes()))
-                    .or(dir)
-                    .unwrap_or(Dir::ToServer);
+                let d = it.next().and_then(|t| marker_dir(t.as_bytes())).or(dir).unwrap_or(Dir::ToServer);
                 flush(&mut events, dir, &mut cur);
                 events.push((d, FixtureEvent::Gap(n)));
                 dir = Some(d);
@@ -121,10 +117,7 @@ pub fn fixture_flow() -> Arc<FlowInfo> {
 }
 
 /// Feeds events to a fresh parser (one second apart), then finishes it.
-pub fn run_events(
-    events: &[(Dir, FixtureEvent)],
-    cfg: Arc<HttpConfig>,
-) -> (Vec<Transaction>, super::HttpStats) {
+pub fn run_events(events: &[(Dir, FixtureEvent)], cfg: Arc<HttpConfig>) -> (Vec<Transaction>, super::HttpStats) {
     let mut p = HttpParser::new(cfg, fixture_flow());
     let mut out = Vec::new();
     let mut t = 1_000_000_000u64;
@@ -155,26 +148,14 @@ mod tests {
         let f = b"# c\n>>>\nGET / HTTP/1.1\r\nHost: a\n\n<<<\nHTTP/1.1 200 OK\nContent-Length: 2\n\nab\\\n><> 5\n=== END >>>\n";
         let ev = parse_fixture(f);
         assert_eq!(ev.len(), 4);
-        assert_eq!(
-            ev[0],
-            (
-                Dir::ToServer,
-                FixtureEvent::Data(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n".to_vec())
-            )
-        );
+        assert_eq!(ev[0], (Dir::ToServer, FixtureEvent::Data(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n".to_vec())));
         assert_eq!(
             ev[1],
-            (
-                Dir::ToClient,
-                FixtureEvent::Data(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nab".to_vec())
-            )
+            (Dir::ToClient, FixtureEvent::Data(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nab".to_vec()))
         );
         assert_eq!(ev[2], (Dir::ToClient, FixtureEvent::Gap(5)));
         assert_eq!(ev[3], (Dir::ToServer, FixtureEvent::End));
         let ev = parse_fixture(b"raw\n>>>\nA\nB");
-        assert_eq!(
-            ev,
-            vec![(Dir::ToServer, FixtureEvent::Data(b"A\nB".to_vec()))]
-        );
+        assert_eq!(ev, vec![(Dir::ToServer, FixtureEvent::Data(b"A\nB".to_vec()))]);
     }
 }

@@ -139,10 +139,7 @@ mod tests {
     }
 
     fn run(text: &[u8]) -> Vec<TransactionRecord> {
-        run_fixture(text, cfg())
-            .iter()
-            .map(Transaction::record)
-            .collect()
+        run_fixture(text, cfg()).iter().map(Transaction::record).collect()
     }
 
     fn has(r: &TransactionRecord, f: &str) -> bool {
@@ -165,29 +162,15 @@ mod tests {
         assert_eq!(r.user_agent.as_deref(), Some("test/1.0"));
         assert_eq!(r.version.as_deref(), Some("HTTP/1.1"));
         assert_eq!((r.status, r.status_msg.as_deref()), (Some(200), Some("OK")));
-        assert_eq!(
-            (r.response_body_len, r.response_body_decoded_len),
-            (5, Some(5))
-        );
+        assert_eq!((r.response_body_len, r.response_body_decoded_len), (5, Some(5)));
         assert_eq!((r.trans_depth, r.uid.as_str()), (1, "CFixture"));
         assert_eq!((r.src_port, r.dst_port), (Some(40000), Some(80)));
         assert!(r.flags.is_empty(), "{:?}", r.flags);
         assert!(r.ts < r.ts_response.unwrap());
         // Sensitive values are masked in the record only.
-        assert!(
-            r.request_headers
-                .iter()
-                .any(|[n, v]| n == "Cookie" && v == "***")
-        );
-        assert!(
-            r.response_headers
-                .iter()
-                .any(|[n, v]| n == "Set-Cookie" && v == "***")
-        );
-        let open = Arc::new(HttpConfig {
-            log_sensitive_headers: true,
-            ..HttpConfig::default()
-        });
+        assert!(r.request_headers.iter().any(|[n, v]| n == "Cookie" && v == "***"));
+        assert!(r.response_headers.iter().any(|[n, v]| n == "Set-Cookie" && v == "***"));
+        let open = Arc::new(HttpConfig { log_sensitive_headers: true, ..HttpConfig::default() });
         let r = run_fixture(fx!("simple_get"), open)[0].record();
         assert!(r.request_headers.iter().any(|[_, v]| v == "session=secret"));
         serde_json::to_string(&r).unwrap();
@@ -201,28 +184,15 @@ mod tests {
         assert_eq!(r[1].uri.as_deref(), Some("/two"));
         assert_eq!(r[1].version.as_deref(), Some("HTTP/1.0"));
         assert_eq!(r[1].trans_depth, 2);
-        assert!(
-            r.iter()
-                .all(|t| t.response_body_len == 3 && t.flags.is_empty())
-        );
+        assert!(r.iter().all(|t| t.response_body_len == 3 && t.flags.is_empty()));
     }
 
     #[test]
     fn pipelining() {
         let r = run(fx!("pipelining"));
         assert_eq!(r.len(), 3);
-        let got: Vec<_> = r
-            .iter()
-            .map(|t| (t.uri.clone().unwrap(), t.status, t.response_body_len))
-            .collect();
-        assert_eq!(
-            got,
-            vec![
-                ("/1".into(), Some(200), 1),
-                ("/2".into(), Some(404), 2),
-                ("/3".into(), Some(200), 0)
-            ]
-        );
+        let got: Vec<_> = r.iter().map(|t| (t.uri.clone().unwrap(), t.status, t.response_body_len)).collect();
+        assert_eq!(got, vec![("/1".into(), Some(200), 1), ("/2".into(), Some(404), 2), ("/3".into(), Some(200), 0)]);
         assert!(r.iter().all(|t| t.flags.is_empty()), "{r:?}");
     }
 
@@ -232,10 +202,7 @@ mod tests {
         for i in 0..10 {
             text.extend_from_slice(format!("GET /{i} HTTP/1.1\nHost: a\n\n").as_bytes());
         }
-        let c = Arc::new(HttpConfig {
-            max_pipelined: 4,
-            ..HttpConfig::default()
-        });
+        let c = Arc::new(HttpConfig { max_pipelined: 4, ..HttpConfig::default() });
         let (txs, stats) = run_events(&parse_fixture(&text), c);
         assert_eq!(txs.len(), 10);
         let r: Vec<_> = txs.iter().map(Transaction::record).collect();
@@ -248,10 +215,7 @@ mod tests {
     fn continue_100() {
         let r = run(fx!("continue100"));
         assert_eq!(r.len(), 1);
-        assert_eq!(
-            (r[0].status, r[0].info_codes.clone()),
-            (Some(201), vec![100])
-        );
+        assert_eq!((r[0].status, r[0].info_codes.clone()), (Some(201), vec![100]));
         assert_eq!(r[0].request_body_len, 10);
         assert!(r[0].flags.is_empty());
     }
@@ -264,21 +228,15 @@ mod tests {
         assert_eq!(txs[0].response_body, b"hello world");
         let r: Vec<_> = txs.iter().map(Transaction::record).collect();
         assert_eq!((r[0].request_body_len, r[0].response_body_len), (4, 11));
-        assert_eq!(
-            (r[1].uri.as_deref(), r[1].status),
-            (Some("/after"), Some(204))
-        );
+        assert_eq!((r[1].uri.as_deref(), r[1].status), (Some("/after"), Some(204)));
         assert!(r.iter().all(|t| t.flags.is_empty()), "{r:?}");
     }
 
     /// A response whose body is `body` with the given Content-Encoding, sent in small pieces.
     fn encoded(ce: &str, body: &[u8], c: Arc<HttpConfig>) -> (Transaction, HttpStats) {
         let req = b"GET /z HTTP/1.1\r\nHost: a\r\n\r\n".to_vec();
-        let mut resp = format!(
-            "HTTP/1.1 200 OK\r\nContent-Encoding: {ce}\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        )
-        .into_bytes();
+        let mut resp =
+            format!("HTTP/1.1 200 OK\r\nContent-Encoding: {ce}\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
         resp.extend_from_slice(body);
         let mut ev = vec![(Dir::ToServer, FixtureEvent::Data(req))];
         for piece in resp.chunks(700) {
@@ -306,26 +264,17 @@ mod tests {
             let (t, _) = encoded(ce, &enc, cfg());
             let r = t.record();
             assert_eq!(r.response_body_len, enc.len() as u64, "{ce}");
-            assert_eq!(
-                r.response_body_decoded_len,
-                Some(plain.len() as u64),
-                "{ce}"
-            );
+            assert_eq!(r.response_body_decoded_len, Some(plain.len() as u64), "{ce}");
             assert_eq!(t.response_body_decoded, plain, "{ce}");
             assert_eq!(r.content_encoding.as_deref(), Some(ce));
             assert!(r.flags.is_empty(), "{ce}: {:?}", r.flags);
         }
         // Not actually compressed: the raw length stays, no decoded length.
         let (t, stats) = encoded("gzip", b"plain text", cfg());
-        assert_eq!(
-            (t.response_body_len, t.response_body_decoded_len),
-            (10, None)
-        );
+        assert_eq!((t.response_body_len, t.response_body_decoded_len), (10, None));
         assert_eq!(stats.decompression_errors, 1);
         let (t, _) = encoded("compress", b"xx", cfg());
-        assert!(
-            t.flags.has(Flag::UNKNOWN_CONTENT_ENCODING) && t.response_body_decoded_len.is_none()
-        );
+        assert!(t.flags.has(Flag::UNKNOWN_CONTENT_ENCODING) && t.response_body_decoded_len.is_none());
     }
 
     #[test]
@@ -333,10 +282,7 @@ mod tests {
         use super::decompress::tests::gzip;
         let enc = gzip(&vec![b'A'; 8 * 1024 * 1024]);
         let c = Arc::new(HttpConfig {
-            decompress: DecompressConfig {
-                max_output_bytes: 1024 * 1024,
-                ..DecompressConfig::default()
-            },
+            decompress: DecompressConfig { max_output_bytes: 1024 * 1024, ..DecompressConfig::default() },
             ..HttpConfig::default()
         });
         let (t, stats) = encoded("gzip", &enc, c);
@@ -354,10 +300,7 @@ mod tests {
         let r = run(fx!("gap_cl_body"));
         assert_eq!(r.len(), 2);
         assert_eq!((r[0].response_body_len, has(&r[0], "gap")), (20, true));
-        assert_eq!(
-            (r[1].uri.as_deref(), r[1].response_body_len),
-            (Some("/next"), 2)
-        );
+        assert_eq!((r[1].uri.as_deref(), r[1].response_body_len), (Some("/next"), 2));
         assert!(r[1].flags.is_empty());
     }
 
@@ -367,10 +310,7 @@ mod tests {
         let r: Vec<_> = txs.iter().map(Transaction::record).collect();
         assert_eq!(r.len(), 2, "{r:?}");
         assert_eq!(r[0].uri.as_deref(), Some("/first"));
-        assert_eq!(
-            (r[1].uri.as_deref(), r[1].status),
-            (Some("/found"), Some(200))
-        );
+        assert_eq!((r[1].uri.as_deref(), r[1].status), (Some("/found"), Some(200)));
         assert_eq!(stats.resyncs, 1);
         assert!(stats.resync_bytes_skipped > 0);
     }
@@ -379,15 +319,7 @@ mod tests {
     fn head_204_304() {
         let r = run(fx!("no_body_statuses"));
         let got: Vec<_> = r.iter().map(|t| (t.status, t.response_body_len)).collect();
-        assert_eq!(
-            got,
-            vec![
-                (Some(200), 0),
-                (Some(204), 0),
-                (Some(304), 0),
-                (Some(200), 1)
-            ]
-        );
+        assert_eq!(got, vec![(Some(200), 0), (Some(204), 0), (Some(304), 0), (Some(200), 1)]);
         assert!(r.iter().all(|t| t.flags.is_empty()), "{r:?}");
     }
 
@@ -417,23 +349,11 @@ mod tests {
     #[test]
     fn connect_then_fragmented_request() {
         let ev = vec![
-            (
-                Dir::ToServer,
-                FixtureEvent::Data(b"CONNECT abc:443 HTTP/1.1\r\n\r\n".to_vec()),
-            ),
-            (
-                Dir::ToClient,
-                FixtureEvent::Data(b"HTTP/1.1 200 OK\r\n\r\n".to_vec()),
-            ),
+            (Dir::ToServer, FixtureEvent::Data(b"CONNECT abc:443 HTTP/1.1\r\n\r\n".to_vec())),
+            (Dir::ToClient, FixtureEvent::Data(b"HTTP/1.1 200 OK\r\n\r\n".to_vec())),
             (Dir::ToServer, FixtureEvent::Data(b"GE".to_vec())),
-            (
-                Dir::ToServer,
-                FixtureEvent::Data(b"T / HTTP/1.1\r\n\r\n".to_vec()),
-            ),
-            (
-                Dir::ToClient,
-                FixtureEvent::Data(b"HTTP/1.1 200 OK\r\n\r\n".to_vec()),
-            ),
+            (Dir::ToServer, FixtureEvent::Data(b"T / HTTP/1.1\r\n\r\n".to_vec())),
+            (Dir::ToClient, FixtureEvent::Data(b"HTTP/1.1 200 OK\r\n\r\n".to_vec())),
         ];
         let (txs, _) = run_events(&ev, cfg());
         assert_eq!(txs.len(), 2);
@@ -445,10 +365,7 @@ mod tests {
         let r = run(fx!("connect_plain_http"));
         assert_eq!(r.len(), 2);
         assert!(has(&r[0], "connect"));
-        assert_eq!(
-            (r[1].uri.as_deref(), r[1].status, r[1].response_body_len),
-            (Some("/inner"), Some(200), 2)
-        );
+        assert_eq!((r[1].uri.as_deref(), r[1].status, r[1].response_body_len), (Some("/inner"), Some(200), 2));
     }
 
     #[test]
@@ -457,22 +374,10 @@ mod tests {
         let ev = vec![
             (Dir::ToServer, FixtureEvent::Data(b"\x05\x01\x00".to_vec())),
             (Dir::ToClient, FixtureEvent::Data(b"\x05\x00".to_vec())),
-            (
-                Dir::ToServer,
-                FixtureEvent::Data(b"\x05\x01\x00\x01\x0a\x00\x00\x01\x00\x50".to_vec()),
-            ),
-            (
-                Dir::ToClient,
-                FixtureEvent::Data(b"\x05\x00\x00\x01\x0a\x00\x00\x01\x00\x50".to_vec()),
-            ),
-            (
-                Dir::ToServer,
-                FixtureEvent::Data(b"GET /s HTTP/1.1\r\nHost: a\r\n\r\n".to_vec()),
-            ),
-            (
-                Dir::ToClient,
-                FixtureEvent::Data(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx".to_vec()),
-            ),
+            (Dir::ToServer, FixtureEvent::Data(b"\x05\x01\x00\x01\x0a\x00\x00\x01\x00\x50".to_vec())),
+            (Dir::ToClient, FixtureEvent::Data(b"\x05\x00\x00\x01\x0a\x00\x00\x01\x00\x50".to_vec())),
+            (Dir::ToServer, FixtureEvent::Data(b"GET /s HTTP/1.1\r\nHost: a\r\n\r\n".to_vec())),
+            (Dir::ToClient, FixtureEvent::Data(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx".to_vec())),
         ];
         let (txs, stats) = run_events(&ev, cfg());
         assert_eq!(txs.len(), 1);
@@ -492,21 +397,12 @@ mod tests {
             (Dir::ToServer, FixtureEvent::Data(b"NZ\x8d\x08".to_vec())),
             (Dir::ToClient, FixtureEvent::Data(b"\x05\x01\x00".to_vec())),
             (Dir::ToServer, FixtureEvent::Data(b"\x05\x00".to_vec())),
-            (
-                Dir::ToClient,
-                FixtureEvent::Data(b"GET /r HTTP/1.1\r\n\r\n".to_vec()),
-            ),
-            (
-                Dir::ToServer,
-                FixtureEvent::Data(b"HTTP/1.1 204 No Content\r\n\r\n".to_vec()),
-            ),
+            (Dir::ToClient, FixtureEvent::Data(b"GET /r HTTP/1.1\r\n\r\n".to_vec())),
+            (Dir::ToServer, FixtureEvent::Data(b"HTTP/1.1 204 No Content\r\n\r\n".to_vec())),
         ];
         let (txs, _) = run_events(&ev, cfg());
         assert_eq!(txs.len(), 1);
-        assert_eq!(
-            (txs[0].uri.as_str(), txs[0].status, txs[0].roles_swapped),
-            ("/r", Some(204), true)
-        );
+        assert_eq!((txs[0].uri.as_str(), txs[0].status, txs[0].roles_swapped), ("/r", Some(204), true));
     }
 
     #[test]
@@ -517,10 +413,7 @@ mod tests {
             (r[0].uri.as_deref(), r[0].version.as_deref(), r[0].status),
             (Some("/old.html"), Some("HTTP/0.9"), None)
         );
-        assert_eq!(
-            r[0].response_body_len,
-            b"<html>old school</html>\r\n".len() as u64
-        );
+        assert_eq!(r[0].response_body_len, b"<html>old school</html>\r\n".len() as u64);
         assert!(has(&r[0], "http09"));
     }
 
@@ -528,10 +421,7 @@ mod tests {
     fn http10_close_delimited() {
         let r = run(fx!("http10_close"));
         assert_eq!(r.len(), 1);
-        assert_eq!(
-            r[0].response_body_len,
-            b"body until close\r\nand more\r\n".len() as u64
-        );
+        assert_eq!(r[0].response_body_len, b"body until close\r\nand more\r\n".len() as u64);
         assert!(r[0].flags.is_empty(), "{:?}", r[0].flags);
     }
 
@@ -541,10 +431,7 @@ mod tests {
         assert_eq!(r.len(), 2);
         assert!(r[0].flags.is_empty());
         assert!(has(&r[1], "orphan"));
-        assert_eq!(
-            (r[1].method.clone(), r[1].status, r[1].response_body_len),
-            (None, Some(200), 2)
-        );
+        assert_eq!((r[1].method.clone(), r[1].status, r[1].response_body_len), (None, Some(200), 2));
     }
 
     #[test]
@@ -555,10 +442,7 @@ mod tests {
         assert_eq!((r[0].request_body_len, r[0].status), (3, None));
         let r = run(fx!("response_only"));
         assert_eq!(r.len(), 2);
-        assert!(
-            r.iter()
-                .all(|t| has(t, "response_only") && t.method.is_none())
-        );
+        assert!(r.iter().all(|t| has(t, "response_only") && t.method.is_none()));
         assert_eq!((r[0].status, r[1].status), (Some(200), Some(404)));
     }
 
@@ -589,10 +473,7 @@ mod tests {
         assert!(txs[0].flags.has(Flag::OBS_FOLD));
         let r = run(fx!("bare_lf"));
         assert_eq!(r.len(), 1);
-        assert_eq!(
-            (r[0].host.as_deref(), r[0].status, r[0].response_body_len),
-            (Some("a"), Some(200), 2)
-        );
+        assert_eq!((r[0].host.as_deref(), r[0].status, r[0].response_body_len), (Some("a"), Some(200), 2));
         assert!(has(&r[0], "bare_lf"));
     }
 
@@ -600,10 +481,7 @@ mod tests {
     fn lowercase_method_kept() {
         let r = run(fx!("lowercase_method"));
         assert_eq!(r.len(), 1);
-        assert_eq!(
-            (r[0].method.as_deref(), r[0].status),
-            (Some("get"), Some(200))
-        );
+        assert_eq!((r[0].method.as_deref(), r[0].status), (Some("get"), Some(200)));
         assert!(has(&r[0], "invalid_method"));
     }
 
@@ -612,10 +490,7 @@ mod tests {
         let (txs, stats) = run_events(&parse_fixture(fx!("reversed")), cfg());
         assert_eq!(txs.len(), 1);
         let r = txs[0].record();
-        assert_eq!(
-            (r.uri.as_deref(), r.status, r.response_body_len),
-            (Some("/rev"), Some(200), 2)
-        );
+        assert_eq!((r.uri.as_deref(), r.status, r.response_body_len), (Some("/rev"), Some(200), 2));
         // The HTTP client is the flow's server side.
         assert_eq!((r.src_port, r.dst_port), (Some(80), Some(40000)));
         assert_eq!(stats.roles_swapped, 1);
@@ -623,11 +498,7 @@ mod tests {
 
     #[test]
     fn header_caps() {
-        let c = Arc::new(HttpConfig {
-            max_header_bytes: 256,
-            max_headers: 3,
-            ..HttpConfig::default()
-        });
+        let c = Arc::new(HttpConfig { max_header_bytes: 256, max_headers: 3, ..HttpConfig::default() });
         let mut text = b">>>\nGET /big HTTP/1.1\n".to_vec();
         for i in 0..40 {
             text.extend_from_slice(format!("X-H{i}: {}\n", "v".repeat(20)).as_bytes());
@@ -635,66 +506,37 @@ mod tests {
         text.extend_from_slice(b"\n<<<\nHTTP/1.1 200 OK\nContent-Length: 0\n\n");
         let txs = run_fixture(&text, c);
         assert_eq!(txs.len(), 1);
-        assert!(
-            txs[0].flags.has(Flag::HEADER_TOO_LONG) && txs[0].flags.has(Flag::TOO_MANY_HEADERS)
-        );
+        assert!(txs[0].flags.has(Flag::HEADER_TOO_LONG) && txs[0].flags.has(Flag::TOO_MANY_HEADERS));
         assert_eq!(txs[0].request_headers.len(), 3);
         assert_eq!(txs[0].status, Some(200));
     }
 
     #[test]
     fn body_capture_cap() {
-        let c = Arc::new(HttpConfig {
-            body_capture_bytes: 10,
-            ..HttpConfig::default()
-        });
-        let text = format!(
-            ">>>\nGET / HTTP/1.1\n\n<<<\nHTTP/1.1 200 OK\nContent-Length: 1000\n\n{}\\\n",
-            "x".repeat(1000)
-        );
+        let c = Arc::new(HttpConfig { body_capture_bytes: 10, ..HttpConfig::default() });
+        let text =
+            format!(">>>\nGET / HTTP/1.1\n\n<<<\nHTTP/1.1 200 OK\nContent-Length: 1000\n\n{}\\\n", "x".repeat(1000));
         let (txs, stats) = run_events(&parse_fixture(text.as_bytes()), c);
-        assert_eq!(
-            (txs[0].response_body_len, txs[0].response_body.len()),
-            (1000, 10)
-        );
+        assert_eq!((txs[0].response_body_len, txs[0].response_body.len()), (1000, 10));
         assert_eq!(stats.body_bytes_skipped, 990);
     }
 
     #[test]
     fn every_split_gives_the_same_result() {
         // Byte-at-a-time delivery must frame exactly like one chunk.
-        for name in [
-            fx!("chunked"),
-            fx!("pipelining"),
-            fx!("continue100"),
-            fx!("obs_fold"),
-        ] {
+        for name in [fx!("chunked"), fx!("pipelining"), fx!("continue100"), fx!("obs_fold")] {
             let whole = run(name);
             let mut ev = Vec::new();
             for (d, e) in parse_fixture(name) {
                 match e {
-                    FixtureEvent::Data(b) => {
-                        ev.extend(b.iter().map(|x| (d, FixtureEvent::Data(vec![*x]))))
-                    }
+                    FixtureEvent::Data(b) => ev.extend(b.iter().map(|x| (d, FixtureEvent::Data(vec![*x])))),
                     other => ev.push((d, other)),
                 }
             }
-            let split: Vec<_> = run_events(&ev, cfg())
-                .0
-                .iter()
-                .map(Transaction::record)
-                .collect();
+            let split: Vec<_> = run_events(&ev, cfg()).0.iter().map(Transaction::record).collect();
             let key = |r: &Vec<TransactionRecord>| {
                 r.iter()
-                    .map(|t| {
-                        (
-                            t.uri.clone(),
-                            t.status,
-                            t.request_body_len,
-                            t.response_body_len,
-                            t.flags.clone(),
-                        )
-                    })
+                    .map(|t| (t.uri.clone(), t.status, t.request_body_len, t.response_body_len, t.flags.clone()))
                     .collect::<Vec<_>>()
             };
             assert_eq!(key(&whole), key(&split));
@@ -716,10 +558,7 @@ mod tests {
     #[ignore]
     fn corpus_replay() {
         use std::io::Write;
-        let (Ok(inp), Ok(out_dir)) = (
-            std::env::var("HTTP_EVAL_IN"),
-            std::env::var("HTTP_EVAL_OUT"),
-        ) else {
+        let (Ok(inp), Ok(out_dir)) = (std::env::var("HTTP_EVAL_IN"), std::env::var("HTTP_EVAL_OUT")) else {
             return;
         };
         let text = std::fs::read_to_string(inp).unwrap();
@@ -747,23 +586,14 @@ mod tests {
                 let mut p = HttpParser::new(cfg(), flow);
                 let mut out = Vec::new();
                 for (k, e) in s["events"].as_array().unwrap().iter().enumerate() {
-                    let d = if e[0].as_u64() == Some(0) {
-                        Dir::ToServer
-                    } else {
-                        Dir::ToClient
-                    };
+                    let d = if e[0].as_u64() == Some(0) { Dir::ToServer } else { Dir::ToClient };
                     let hex = e[1].as_str().unwrap().as_bytes();
                     let bytes: Vec<u8> = hex
                         .chunks(2)
                         .filter_map(|c| u8::from_str_radix(std::str::from_utf8(c).ok()?, 16).ok())
                         .collect();
                     let ts = crate::capture::Timestamp(k as u64 * 1000);
-                    p.on_stream(
-                        d,
-                        ts,
-                        crate::reassembly::StreamEvent::Data(&bytes),
-                        &mut out,
-                    );
+                    p.on_stream(d, ts, crate::reassembly::StreamEvent::Data(&bytes), &mut out);
                 }
                 p.finish(crate::capture::Timestamp(u64::MAX / 2), &mut out);
                 for t in &out {

@@ -33,13 +33,7 @@ impl HeadScan {
         for i in memchr_iter(b'\n', chunk) {
             let seg = chunk.get(start..i).unwrap_or(&[]);
             let total = self.partial + seg.len();
-            let empty = total == 0
-                || (total == 1
-                    && if seg.len() == 1 {
-                        seg == b"\r"
-                    } else {
-                        self.partial_is_cr
-                    });
+            let empty = total == 0 || (total == 1 && if seg.len() == 1 { seg == b"\r" } else { self.partial_is_cr });
             if empty && self.lines > 0 {
                 *self = HeadScan::default();
                 return Some(i + 1);
@@ -180,21 +174,11 @@ impl HttpParser {
 
     /// Bytes held in head and line buffers (for memory-bound tests).
     pub fn max_buffered(&self) -> usize {
-        self.sides
-            .iter()
-            .map(|s| s.head.len().max(s.line.len()))
-            .max()
-            .unwrap_or(0)
+        self.sides.iter().map(|s| s.head.len().max(s.line.len())).max().unwrap_or(0)
     }
 
     /// Feed one reassembled event of one direction; completed transactions are pushed to `out` in order.
-    pub fn on_stream(
-        &mut self,
-        dir: Dir,
-        ts: Timestamp,
-        ev: StreamEvent<'_>,
-        out: &mut Vec<Transaction>,
-    ) {
+    pub fn on_stream(&mut self, dir: Dir, ts: Timestamp, ev: StreamEvent<'_>, out: &mut Vec<Transaction>) {
         // Roles are decided by the first data that looks like a request or a status line; what came before
         // (a SOCKS handshake, midstream junk) was skipped as junk either way.
         if let StreamEvent::Data(d) = ev
@@ -344,11 +328,7 @@ impl HttpParser {
         }
         // A response to an HTTP/0.9 request has no head: the whole rest of the stream is its body.
         if s == RESP && self.side(s).head.is_empty() && self.side(s).scan.partial == 0 {
-            let http09 = self
-                .queue
-                .iter()
-                .find(|p| p.resp == Resp::None)
-                .is_some_and(|p| p.tx.flags.has(Flag::HTTP09));
+            let http09 = self.queue.iter().find(|p| p.resp == Resp::None).is_some_and(|p| p.tx.flags.has(Flag::HTTP09));
             if http09 {
                 self.start_raw_response(s, Flag::HTTP09);
                 return skipped;
@@ -359,8 +339,7 @@ impl HttpParser {
         let take = end.unwrap_or(d.len());
         let room = max_head.saturating_sub(side.head.len());
         let piece = d.get(..take).unwrap_or(d);
-        side.head
-            .extend_from_slice(piece.get(..room.min(piece.len())).unwrap_or(&[]));
+        side.head.extend_from_slice(piece.get(..room.min(piece.len())).unwrap_or(&[]));
         let too_long = piece.len() > room;
         let consumed = skipped + take;
 
@@ -368,29 +347,16 @@ impl HttpParser {
             let nl = memchr(b'\n', &side.head);
             // Junk is recognised from its first bytes, so that a start line later in the same chunk or in the next
             // packet (after a SOCKS handshake, say) is not swallowed into a bogus head.
-            let early_bad = if s == REQ {
-                request_prefix_invalid(&side.head)
-            } else {
-                !http_prefix_ok(&side.head)
-            };
-            let decidable = early_bad
-                || nl.is_some()
-                || side.head.len() >= max_line
-                || (s == RESP && side.head.len() >= 5);
+            let early_bad = if s == REQ { request_prefix_invalid(&side.head) } else { !http_prefix_ok(&side.head) };
+            let decidable =
+                early_bad || nl.is_some() || side.head.len() >= max_line || (s == RESP && side.head.len() >= 5);
             if decidable {
                 side.first_checked = true;
-                let first = side
-                    .head
-                    .get(..nl.unwrap_or(side.head.len()))
-                    .unwrap_or(&[]);
+                let first = side.head.get(..nl.unwrap_or(side.head.len())).unwrap_or(&[]);
                 // Bytes of earlier chunks in the head; this chunk's are handed back to the resync scan.
                 let earlier = side.head.len().saturating_sub(piece.len().min(room)) as u64;
                 if s == REQ {
-                    let kind = if early_bad {
-                        LineKind::Invalid
-                    } else {
-                        classify_request_line(first)
-                    };
+                    let kind = if early_bad { LineKind::Invalid } else { classify_request_line(first) };
                     match kind {
                         LineKind::Request => {}
                         LineKind::Http09 if nl.is_some() => {
@@ -600,11 +566,7 @@ impl HttpParser {
             Some(i) => i,
             None => {
                 let mut tx = self.new_tx(ts);
-                let flag = if self.side(REQ).seen_data {
-                    Flag::ORPHAN
-                } else {
-                    Flag::RESPONSE_ONLY
-                };
+                let flag = if self.side(REQ).seen_data { Flag::ORPHAN } else { Flag::RESPONSE_ONLY };
                 tx.flags.set(flag);
                 let to_junk = self.junk_requests > 0;
                 if to_junk {
@@ -643,22 +605,14 @@ impl HttpParser {
         if status == Some(101) {
             tx.flags.set(Flag::UPGRADED);
             tunnel = true;
-        } else if method.eq_ignore_ascii_case("CONNECT")
-            && status.is_some_and(|c| (200..300).contains(&c))
-        {
+        } else if method.eq_ignore_ascii_case("CONNECT") && status.is_some_and(|c| (200..300).contains(&c)) {
             tx.flags.set(Flag::CONNECT);
             tunnel = true;
         }
-        let framing = if tunnel {
-            None
-        } else {
-            response_framing(status, &method, &tx.response_headers, &mut tx.flags)
-        };
+        let framing =
+            if tunnel { None } else { response_framing(status, &method, &tx.response_headers, &mut tx.flags) };
         let codings = body_codings(&tx.response_headers, &cfg, &mut tx.flags, true);
-        tx.content_encoding = tx
-            .response_headers
-            .get("content-encoding")
-            .map(str::to_owned);
+        tx.content_encoding = tx.response_headers.get("content-encoding").map(str::to_owned);
         let id = p.id;
         match framing {
             Some(f) => {
@@ -674,11 +628,7 @@ impl HttpParser {
             }
         }
         if tunnel {
-            let next = if status == Some(101) {
-                State::Ignore
-            } else {
-                State::TunnelProbe
-            };
+            let next = if status == Some(101) { State::Ignore } else { State::TunnelProbe };
             for s in [REQ, RESP] {
                 let side = self.side(s);
                 side.reset_head();
@@ -693,11 +643,7 @@ impl HttpParser {
     fn tunnel_probe(&mut self, s: usize, d: &[u8]) {
         // A first byte that can start a method is enough: the head parser rejects the rest if it is not HTTP,
         // and a request may arrive in pieces ("GE", "T / HTTP/1.1").
-        let http = if s == REQ {
-            d.first().is_some_and(u8::is_ascii_uppercase)
-        } else {
-            starts_with_ci(d, b"HTTP/")
-        };
+        let http = if s == REQ { d.first().is_some_and(u8::is_ascii_uppercase) } else { starts_with_ci(d, b"HTTP/") };
         for x in [REQ, RESP] {
             let side = self.side(x);
             if side.state == State::TunnelProbe {
@@ -776,11 +722,7 @@ impl HttpParser {
 
     fn take_body(&mut self, id: Option<u64>, s: usize) -> Option<BodyAcc> {
         let p = self.pending(id)?;
-        if s == REQ {
-            p.req_body.take()
-        } else {
-            p.resp_body.take()
-        }
+        if s == REQ { p.req_body.take() } else { p.resp_body.take() }
     }
 
     fn put_body(&mut self, id: Option<u64>, s: usize, b: Option<BodyAcc>) {
@@ -799,11 +741,7 @@ impl HttpParser {
         }
         let mut skipped = b.len() as u64;
         if let Some(p) = self.pending(id) {
-            let acc = if s == REQ {
-                p.req_body.as_mut()
-            } else {
-                p.resp_body.as_mut()
-            };
+            let acc = if s == REQ { p.req_body.as_mut() } else { p.resp_body.as_mut() };
             if let Some(acc) = acc {
                 let before = acc.skipped;
                 acc.data(b);
@@ -846,12 +784,7 @@ impl HttpParser {
         let cur = self.side(s).cur;
         match self.state(s).clone() {
             State::Ignore | State::TunnelProbe => self.stats.tunnel_bytes_ignored += n,
-            State::Resync { .. } => self.set_state(
-                s,
-                State::Resync {
-                    at_line_start: true,
-                },
-            ),
+            State::Resync { .. } => self.set_state(s, State::Resync { at_line_start: true }),
             State::Body(Framing::Length(rem)) => {
                 let take = rem.min(n);
                 self.body_gap(cur, s, take);
@@ -866,11 +799,7 @@ impl HttpParser {
             }
             State::Body(Framing::Chunked(ChunkState::Data(rem))) if n <= rem => {
                 self.body_gap(cur, s, n);
-                let st = if n == rem {
-                    ChunkState::DataEnd { seen_cr: false }
-                } else {
-                    ChunkState::Data(rem - n)
-                };
+                let st = if n == rem { ChunkState::DataEnd { seen_cr: false } } else { ChunkState::Data(rem - n) };
                 self.set_state(s, State::Body(Framing::Chunked(st)));
             }
             State::Body(Framing::Close) => self.body_gap(cur, s, n),
@@ -887,11 +816,7 @@ impl HttpParser {
                 // A message answering an HTTP/0.9 request has no head: the gap is part of its body.
                 let raw09 = s == RESP
                     && !partial
-                    && self
-                        .queue
-                        .iter()
-                        .find(|p| p.resp == Resp::None)
-                        .is_some_and(|p| p.tx.flags.has(Flag::HTTP09));
+                    && self.queue.iter().find(|p| p.resp == Resp::None).is_some_and(|p| p.tx.flags.has(Flag::HTTP09));
                 if raw09 {
                     self.side(s).msg_ts = ts;
                     self.start_raw_response(s, Flag::HTTP09);
@@ -907,11 +832,7 @@ impl HttpParser {
     fn body_gap(&mut self, id: Option<u64>, s: usize, n: u64) {
         if let Some(p) = self.pending(id) {
             p.tx.flags.set(Flag::GAP);
-            let acc = if s == REQ {
-                p.req_body.as_mut()
-            } else {
-                p.resp_body.as_mut()
-            };
+            let acc = if s == REQ { p.req_body.as_mut() } else { p.resp_body.as_mut() };
             if let Some(acc) = acc {
                 acc.gap(n);
             }
@@ -927,12 +848,7 @@ impl HttpParser {
             return match memchr(b'\n', d) {
                 Some(i) => {
                     self.stats.resync_bytes_skipped += i as u64 + 1;
-                    self.set_state(
-                        s,
-                        State::Resync {
-                            at_line_start: true,
-                        },
-                    );
+                    self.set_state(s, State::Resync { at_line_start: true });
                     i + 1
                 }
                 None => {
@@ -946,17 +862,9 @@ impl HttpParser {
         };
         if side.line.is_empty() {
             // Cheap reject before copying anything: a start line begins with an uppercase method or "HTTP/".
-            let ok = d.first().is_some_and(|b| {
-                if s == REQ {
-                    b.is_ascii_uppercase()
-                } else {
-                    *b == b'H'
-                }
-            });
+            let ok = d.first().is_some_and(|b| if s == REQ { b.is_ascii_uppercase() } else { *b == b'H' });
             if !ok {
-                side.state = State::Resync {
-                    at_line_start: false,
-                };
+                side.state = State::Resync { at_line_start: false };
                 return 0;
             }
             side.msg_ts = ts;
@@ -968,20 +876,14 @@ impl HttpParser {
         if side.line.len() + piece.len() > max_line {
             self.stats.resync_bytes_skipped += (side.line.len() + piece.len()) as u64;
             side.line.clear();
-            side.state = State::Resync {
-                at_line_start: complete,
-            };
+            side.state = State::Resync { at_line_start: complete };
             return piece.len();
         }
         side.line.extend_from_slice(piece);
         if !complete {
             return piece.len();
         }
-        let plausible = if s == REQ {
-            plausible_request_line(&side.line)
-        } else {
-            side.line.starts_with(b"HTTP/1.")
-        };
+        let plausible = if s == REQ { plausible_request_line(&side.line) } else { side.line.starts_with(b"HTTP/1.") };
         let line = std::mem::take(&mut side.line);
         if plausible {
             side.state = State::Head;
@@ -1074,11 +976,8 @@ impl HttpParser {
             tx.response_body_len = b.len;
             tx.response_body_decoded_len = dl;
             tx.response_body = std::mem::take(&mut b.captured);
-            tx.response_body_decoded = if b.is_identity() {
-                tx.response_body.clone()
-            } else {
-                std::mem::take(&mut b.decoded)
-            };
+            tx.response_body_decoded =
+                if b.is_identity() { tx.response_body.clone() } else { std::mem::take(&mut b.decoded) };
             self.decode_flags(&b, &mut tx.flags);
         }
         if tx.has_request && !p.req_done {
@@ -1134,16 +1033,12 @@ fn is_ws(b: &u8) -> bool {
 }
 
 fn trim_start(b: &[u8]) -> &[u8] {
-    let s = b
-        .iter()
-        .position(|c| !c.is_ascii_whitespace())
-        .unwrap_or(b.len());
+    let s = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
     b.get(s..).unwrap_or(&[])
 }
 
 fn starts_with_ci(b: &[u8], prefix: &[u8]) -> bool {
-    b.get(..prefix.len())
-        .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+    b.get(..prefix.len()).is_some_and(|p| p.eq_ignore_ascii_case(prefix))
 }
 
 /// "TOKEN SP": the first bytes of a request, for role detection.
@@ -1170,9 +1065,7 @@ fn classify_request_line(line: &[u8]) -> LineKind {
     let last = rest.rsplit(is_ws).next().unwrap_or(&[]);
     if starts_with_ci(last, b"HTTP/") && last.len() < rest.len() {
         LineKind::Request
-    } else if HTTP09_METHODS.iter().any(|m| line.get(..mlen) == Some(*m))
-        && !rest.iter().any(|b| is_ws(b))
-    {
+    } else if HTTP09_METHODS.iter().any(|m| line.get(..mlen) == Some(*m)) && !rest.iter().any(|b| is_ws(b)) {
         // Like Zeek, only a well-known method makes a version-less line an HTTP/0.9 request: anything else
         // is more likely another protocol or cruft.
         LineKind::Http09
@@ -1193,17 +1086,13 @@ fn request_prefix_invalid(head: &[u8]) -> bool {
 fn http_prefix_ok(head: &[u8]) -> bool {
     let h = trim_start(head);
     let n = h.len().min(5);
-    h.get(..n)
-        .is_some_and(|p| p.eq_ignore_ascii_case(b"HTTP/".get(..n).unwrap_or(&[])))
+    h.get(..n).is_some_and(|p| p.eq_ignore_ascii_case(b"HTTP/".get(..n).unwrap_or(&[])))
 }
 
 /// Strict form used to resync: an uppercase method, a target, "HTTP/1.x".
 fn plausible_request_line(line: &[u8]) -> bool {
     let l = trim(line);
-    let m = l
-        .iter()
-        .take_while(|b| b.is_ascii_uppercase() || **b == b'-' || **b == b'_')
-        .count();
+    let m = l.iter().take_while(|b| b.is_ascii_uppercase() || **b == b'-' || **b == b'_').count();
     if !(1..=20).contains(&m) || l.get(m) != Some(&b' ') {
         return false;
     }
@@ -1218,19 +1107,12 @@ fn split_request_line(first: &str) -> (String, String, String, Flags) {
     let (method, rest) = line.split_once([' ', '\t']).unwrap_or((line, ""));
     let rest = rest.trim();
     let (uri, version) = match rest.rsplit_once([' ', '\t']) {
-        Some((u, v))
-            if v.len() >= 5 && v.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("HTTP/")) =>
-        {
-            (u.trim(), v)
-        }
+        Some((u, v)) if v.len() >= 5 && v.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("HTTP/")) => (u.trim(), v),
         _ => (rest, "HTTP/0.9"),
     };
     if !method.bytes().all(is_tchar) || method.is_empty() {
         flags.set(Flag::INVALID_REQUEST_LINE);
-    } else if !method
-        .bytes()
-        .all(|b| b.is_ascii_uppercase() || b == b'-' || b == b'_')
-    {
+    } else if !method.bytes().all(|b| b.is_ascii_uppercase() || b == b'-' || b == b'_') {
         flags.set(Flag::INVALID_METHOD);
     }
     if !valid_version(version) {
@@ -1258,11 +1140,7 @@ fn split_status_line(first: &str) -> (String, Option<u16>, String, Flags) {
     let (version, rest) = line.split_once([' ', '\t']).unwrap_or((line, ""));
     let rest = rest.trim_start();
     let (code, msg) = rest.split_once([' ', '\t']).unwrap_or((rest, ""));
-    let status = if code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()) {
-        code.parse().ok()
-    } else {
-        None
-    };
+    let status = if code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()) { code.parse().ok() } else { None };
     if status.is_none() || !valid_version(version) {
         flags.set(Flag::INVALID_STATUS_LINE);
     }
@@ -1277,15 +1155,10 @@ fn parse_head(bytes: &[u8], max_headers: usize, accept_partial: bool) -> Head {
     let mut pos = 0usize;
     let mut cur: Option<(Vec<u8>, Vec<u8>)> = None;
     let mut list: Vec<(String, String)> = Vec::new();
-    let push = |cur: &mut Option<(Vec<u8>, Vec<u8>)>,
-                list: &mut Vec<(String, String)>,
-                flags: &mut Flags| {
+    let push = |cur: &mut Option<(Vec<u8>, Vec<u8>)>, list: &mut Vec<(String, String)>, flags: &mut Flags| {
         if let Some((n, v)) = cur.take() {
             if list.len() < max_headers {
-                list.push((
-                    String::from_utf8_lossy(&n).into_owned(),
-                    String::from_utf8_lossy(trim(&v)).into_owned(),
-                ));
+                list.push((String::from_utf8_lossy(&n).into_owned(), String::from_utf8_lossy(trim(&v)).into_owned()));
             } else {
                 flags.set(Flag::TOO_MANY_HEADERS);
             }
@@ -1368,11 +1241,7 @@ fn content_length(h: &Headers, flags: &mut Flags) -> Option<Option<u64>> {
         for part in v.split(',') {
             let p = part.trim();
             count += 1;
-            let n = if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) {
-                p.parse::<u64>().ok()
-            } else {
-                None
-            };
+            let n = if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) { p.parse::<u64>().ok() } else { None };
             match (n, seen) {
                 (None, _) => {
                     flags.set(Flag::INVALID_CONTENT_LENGTH);
@@ -1400,9 +1269,7 @@ fn transfer_chunked(h: &Headers, flags: &mut Flags) -> Option<bool> {
     let mut chunked = false;
     for v in h.get_all("transfer-encoding") {
         any = true;
-        if v.split(',')
-            .any(|t| t.trim().eq_ignore_ascii_case("chunked"))
-        {
+        if v.split(',').any(|t| t.trim().eq_ignore_ascii_case("chunked")) {
             chunked = true;
         }
     }
@@ -1430,12 +1297,7 @@ fn request_framing(h: &Headers, flags: &mut Flags) -> Option<Framing> {
     }
 }
 
-fn response_framing(
-    status: Option<u16>,
-    method: &str,
-    h: &Headers,
-    flags: &mut Flags,
-) -> Option<Framing> {
+fn response_framing(status: Option<u16>, method: &str, h: &Headers, flags: &mut Flags) -> Option<Framing> {
     if method.eq_ignore_ascii_case("HEAD") {
         return None;
     }

@@ -155,17 +155,11 @@ pub struct Headers(pub Vec<(String, String)>);
 impl Headers {
     /// The first value of `name` (ASCII case-insensitive).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.0.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
     /// Every value of `name`, in order.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.0
-            .iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.0.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
     pub fn len(&self) -> usize {
         self.0.len()
@@ -240,11 +234,7 @@ impl Transaction {
     /// (client, server) as seen by HTTP, after any role reversal.
     pub fn endpoints(&self) -> Option<(SocketAddr, SocketAddr)> {
         let f = self.flow.as_ref()?;
-        Some(if self.roles_swapped {
-            (f.server, f.client)
-        } else {
-            (f.client, f.server)
-        })
+        Some(if self.roles_swapped { (f.server, f.client) } else { (f.client, f.server) })
     }
 
     /// The line of `transactions.jsonl`.
@@ -256,35 +246,20 @@ impl Transaction {
         let (vlan, tunnel) = match &self.flow {
             Some(f) => (
                 f.encap.vlans().to_vec(),
-                f.encap
-                    .tunnels()
-                    .iter()
-                    .map(|t| TunnelRecord {
-                        r#type: t.kind.name(),
-                        id: t.id,
-                    })
-                    .collect(),
+                f.encap.tunnels().iter().map(|t| TunnelRecord { r#type: t.kind.name(), id: t.id }).collect(),
             ),
             None => (Vec::new(), Vec::new()),
         };
         let hdrs = |h: &Headers| -> Vec<[String; 2]> {
             h.0.iter()
                 .map(|(n, v)| {
-                    let v = if self.mask_sensitive && is_sensitive(n) {
-                        mask(v)
-                    } else {
-                        v.clone()
-                    };
+                    let v = if self.mask_sensitive && is_sensitive(n) { mask(v) } else { v.clone() };
                     [n.clone(), v]
                 })
                 .collect()
         };
         TransactionRecord {
-            uid: self
-                .flow
-                .as_ref()
-                .map(|f| f.uid.clone())
-                .unwrap_or_default(),
+            uid: self.flow.as_ref().map(|f| f.uid.clone()).unwrap_or_default(),
             trans_depth: self.trans_depth,
             ts: self.ts,
             ts_response: self.ts_response,
@@ -314,14 +289,7 @@ impl Transaction {
 }
 
 fn is_sensitive(name: &str) -> bool {
-    [
-        "authorization",
-        "proxy-authorization",
-        "cookie",
-        "set-cookie",
-    ]
-    .iter()
-    .any(|s| name.eq_ignore_ascii_case(s))
+    ["authorization", "proxy-authorization", "cookie", "set-cookie"].iter().any(|s| name.eq_ignore_ascii_case(s))
 }
 
 /// Keeps the auth scheme ("Basic", "Bearer") so the record still says which kind of credential was sent.
@@ -373,9 +341,7 @@ pub(crate) fn split_target(uri: &str) -> (String, Option<String>) {
     let mut rest = uri;
     if let Some(i) = rest.find("://")
         && rest.get(..i).is_some_and(|s| {
-            !s.is_empty()
-                && s.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'-' || b == b'.')
+            !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'-' || b == b'.')
         })
     {
         let after = rest.get(i + 3..).unwrap_or("");
@@ -432,14 +398,8 @@ mod tests {
 
     #[test]
     fn target_split_and_query() {
-        assert_eq!(
-            split_target("/a/b?x=1"),
-            ("/a/b".into(), Some("x=1".into()))
-        );
-        assert_eq!(
-            split_target("http://h:80/p?q"),
-            ("/p".into(), Some("q".into()))
-        );
+        assert_eq!(split_target("/a/b?x=1"), ("/a/b".into(), Some("x=1".into())));
+        assert_eq!(split_target("http://h:80/p?q"), ("/p".into(), Some("q".into())));
         assert_eq!(split_target("http://h"), ("/".into(), None));
         assert_eq!(split_target("*"), ("*".into(), None));
         let q = parse_query("a=1&b=%20x+y&&c&d=%zz", 10);
@@ -461,9 +421,6 @@ mod tests {
         assert_eq!(mask("session=abc; x=y"), "***");
         let mut c = FlagCounts::default();
         c.add(f);
-        assert_eq!(
-            serde_json::to_string(&c).unwrap(),
-            r#"{"gap":1,"bare_lf":1}"#
-        );
+        assert_eq!(serde_json::to_string(&c).unwrap(), r#"{"gap":1,"bare_lf":1}"#);
     }
 }

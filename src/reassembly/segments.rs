@@ -178,30 +178,12 @@ mod tests {
     fn overlay_counts_and_policies() {
         let mut s = store(&[(10, b"abcde"), (20, b"xyz")]);
         let o = s.overlay(12, b"cdeXXXXXxy", OverlapPolicy::FirstWins);
-        assert_eq!(
-            o,
-            Overlay {
-                overlaps: 2,
-                different: 0
-            }
-        );
+        assert_eq!(o, Overlay { overlaps: 2, different: 0 });
         let o = s.overlay(12, b"CDXXXXXXxY", OverlapPolicy::FirstWins);
-        assert_eq!(
-            o,
-            Overlay {
-                overlaps: 2,
-                different: 2
-            }
-        );
+        assert_eq!(o, Overlay { overlaps: 2, different: 2 });
         assert_eq!(s.pop_first(), Some((10, b"abcde".to_vec())));
         let o = s.overlay(19, b"-XY", OverlapPolicy::LastWins);
-        assert_eq!(
-            o,
-            Overlay {
-                overlaps: 1,
-                different: 1
-            }
-        );
+        assert_eq!(o, Overlay { overlaps: 1, different: 1 });
         assert_eq!(s.pop_first(), Some((20, b"XYz".to_vec())));
         assert!(s.is_empty());
         assert_eq!(s.bytes(), 0);
