@@ -118,11 +118,7 @@ impl Default for MemBudget {
 
 impl MemBudget {
     pub fn new(cap_bytes: usize) -> Self {
-        MemBudget {
-            used: 0,
-            cap: cap_bytes,
-            hits: 0,
-        }
+        MemBudget { used: 0, cap: cap_bytes, hits: 0 }
     }
     pub fn used(&self) -> usize {
         self.used

@@ -142,13 +142,7 @@ impl SegmentStore {
             return;
         }
         self.bytes += data.len();
-        if let Some(prev) = self.map.insert(
-            offset,
-            Held {
-                data,
-                missing_after,
-            },
-        ) {
+        if let Some(prev) = self.map.insert(offset, Held { data, missing_after }) {
             // Unreachable when the caller keeps the no-overlap contract; keep the books right regardless.
             self.bytes = self.bytes.saturating_sub(prev.data.len());
         }
@@ -194,30 +188,12 @@ mod tests {
     fn overlay_counts_and_policies() {
         let mut s = store(&[(10, b"abcde"), (20, b"xyz")]);
         let o = s.overlay(12, b"cdeXXXXXxy", OverlapPolicy::FirstWins);
-        assert_eq!(
-            o,
-            Overlay {
-                overlaps: 2,
-                different: 0
-            }
-        );
+        assert_eq!(o, Overlay { overlaps: 2, different: 0 });
         let o = s.overlay(12, b"CDXXXXXXxY", OverlapPolicy::FirstWins);
-        assert_eq!(
-            o,
-            Overlay {
-                overlaps: 2,
-                different: 2
-            }
-        );
+        assert_eq!(o, Overlay { overlaps: 2, different: 2 });
         assert_eq!(s.pop_first(), Some((10, b"abcde".to_vec(), 0)));
         let o = s.overlay(19, b"-XY", OverlapPolicy::LastWins);
-        assert_eq!(
-            o,
-            Overlay {
-                overlaps: 1,
-                different: 1
-            }
-        );
+        assert_eq!(o, Overlay { overlaps: 1, different: 1 });
         assert_eq!(s.pop_first(), Some((20, b"XYz".to_vec(), 0)));
         assert!(s.is_empty());
         assert_eq!(s.bytes(), 0);

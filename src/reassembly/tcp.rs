@@ -117,9 +117,7 @@ impl RecentWindow {
         if lo >= hi {
             return false;
         }
-        let new = data
-            .get((lo - offset) as usize..(hi - offset) as usize)
-            .unwrap_or(&[]);
+        let new = data.get((lo - offset) as usize..(hi - offset) as usize).unwrap_or(&[]);
         let pos = (lo % cap) as usize;
         let first = (cap as usize - pos).min(new.len());
         let (na, nb) = new.split_at_checked(first).unwrap_or((new, &[]));
@@ -192,11 +190,7 @@ impl Half {
 
     /// Nothing at or past this offset is delivered: the FIN, or the depth cap.
     fn end_limit(&self, cfg: &ReassemblyConfig) -> u64 {
-        let depth = if cfg.depth_bytes == 0 {
-            u64::MAX
-        } else {
-            cfg.depth_bytes
-        };
+        let depth = if cfg.depth_bytes == 0 { u64::MAX } else { cfg.depth_bytes };
         self.fin.map_or(depth, |f| f.min(depth))
     }
 
@@ -211,11 +205,7 @@ impl Half {
         let syn = hdr.has(tcp_flags::SYN);
         let fin = hdr.has(tcp_flags::FIN);
         // A SYN occupies one sequence number: its data (TCP Fast Open) starts after it.
-        let data_seq = if syn {
-            hdr.seq.wrapping_add(1)
-        } else {
-            hdr.seq
-        };
+        let data_seq = if syn { hdr.seq.wrapping_add(1) } else { hdr.seq };
         // Trust the captured bytes if the announced length is smaller (it never should be).
         let wire = u64::from(wire_len).max(payload.len() as u64);
         if self.ended {
@@ -250,13 +240,7 @@ impl Half {
     }
 
     /// Takes one segment's payload: `payload` captured of `wire` bytes at stream offset `start`.
-    fn ingest<S: StreamSink>(
-        &mut self,
-        cx: &mut Ctx<'_, S>,
-        start: i128,
-        payload: &[u8],
-        wire: u64,
-    ) {
+    fn ingest<S: StreamSink>(&mut self, cx: &mut Ctx<'_, S>, start: i128, payload: &[u8], wire: u64) {
         let next = i128::from(self.next);
         let wire_end = start + i128::from(wire);
         let cap_end = start + payload.len() as i128;
@@ -280,9 +264,7 @@ impl Half {
             let lo = start.max(0);
             let hi = cap_end.min(next);
             if lo < hi {
-                let old = payload
-                    .get((lo - start) as usize..(hi - start) as usize)
-                    .unwrap_or(&[]);
+                let old = payload.get((lo - start) as usize..(hi - start) as usize).unwrap_or(&[]);
                 if self.recent.differs(self.next, lo as u64, old) {
                     self.stats.overlaps_different_data += 1;
                 }
@@ -293,15 +275,9 @@ impl Half {
         let hi = cap_end.min(limit);
         // Bytes the snaplen cut off: a gap once the captured part is delivered (held out of order, the
         // entry remembers them).
-        let missing = if hi == cap_end {
-            (wire_end - cap_end) as u64
-        } else {
-            0
-        };
+        let missing = if hi == cap_end { (wire_end - cap_end) as u64 } else { 0 };
         if lo < hi {
-            let data = payload
-                .get((lo - start) as usize..(hi - start) as usize)
-                .unwrap_or(&[]);
+            let data = payload.get((lo - start) as usize..(hi - start) as usize).unwrap_or(&[]);
             self.place(cx, lo as u64, data, missing);
         }
         if wire_end > cap_end {
@@ -313,13 +289,7 @@ impl Half {
     }
 
     /// Places bytes at `start` (>= next, below the end limit): delivered at once where in order, held where not.
-    fn place<S: StreamSink>(
-        &mut self,
-        cx: &mut Ctx<'_, S>,
-        start: u64,
-        data: &[u8],
-        missing_after: u64,
-    ) {
+    fn place<S: StreamSink>(&mut self, cx: &mut Ctx<'_, S>, start: u64, data: &[u8], missing_after: u64) {
         if !self.store.is_empty() {
             let o = self.store.overlay(start, data, cx.cfg.policy);
             self.stats.overlaps += o.overlaps;
@@ -341,8 +311,7 @@ impl Half {
                     Some(held) if held <= self.next => self.drain(cx),
                     held => {
                         let upto = end.min(held.unwrap_or(u64::MAX));
-                        let Some((now, rest)) = data.split_at_checked((upto - start) as usize)
-                        else {
+                        let Some((now, rest)) = data.split_at_checked((upto - start) as usize) else {
                             break;
                         };
                         self.deliver(cx, start, now);
@@ -365,13 +334,7 @@ impl Half {
     }
 
     /// Holds the parts of `data` (at `start` > next) not already held; false when a cap refuses them.
-    fn buffer<S: StreamSink>(
-        &mut self,
-        cx: &mut Ctx<'_, S>,
-        start: u64,
-        data: &[u8],
-        missing_after: u64,
-    ) -> bool {
+    fn buffer<S: StreamSink>(&mut self, cx: &mut Ctx<'_, S>, start: u64, data: &[u8], missing_after: u64) -> bool {
         let end = start + data.len() as u64;
         let pieces = self.store.uncovered(start, end);
         if pieces.is_empty() {
@@ -392,10 +355,7 @@ impl Half {
             });
             return false;
         }
-        if !cx
-            .budget
-            .try_reserve(bytes + pieces.len() * SEG_OVERHEAD_BYTES)
-        {
+        if !cx.budget.try_reserve(bytes + pieces.len() * SEG_OVERHEAD_BYTES) {
             self.stats.memcap_refusals += 1;
             log_once(&MEMCAP_LOGGED, || {
                 tracing::warn!(
@@ -406,9 +366,7 @@ impl Half {
             return false;
         }
         for (a, b) in pieces {
-            let part = data
-                .get((a - start) as usize..(b - start) as usize)
-                .unwrap_or(&[]);
+            let part = data.get((a - start) as usize..(b - start) as usize).unwrap_or(&[]);
             let missing = if b == end { missing_after } else { 0 };
             self.store.insert(a, part.to_vec(), missing);
         }
@@ -437,9 +395,7 @@ impl Half {
                     let lo = self.next.max(off);
                     let hi = end.min(limit);
                     if lo < hi {
-                        let part = seg
-                            .get((lo - off) as usize..(hi - off) as usize)
-                            .unwrap_or(&[]);
+                        let part = seg.get((lo - off) as usize..(hi - off) as usize).unwrap_or(&[]);
                         self.deliver(cx, lo, part);
                     }
                     if missing > 0 {
@@ -463,8 +419,7 @@ impl Half {
         }
         self.next = offset + data.len() as u64;
         self.stats.delivered_bytes += data.len() as u64;
-        self.recent
-            .record(cx.cfg.recent_window_bytes, cx.budget, offset, data);
+        self.recent.record(cx.cfg.recent_window_bytes, cx.budget, offset, data);
         self.stats.recent_window_refused |= self.recent.refused;
         cx.sink.on_stream(self.dir, cx.ts, StreamEvent::Data(data));
     }
@@ -544,10 +499,7 @@ pub struct TcpConnection {
 
 impl Default for TcpConnection {
     fn default() -> Self {
-        TcpConnection {
-            halves: [Half::new(Dir::ToServer), Half::new(Dir::ToClient)],
-            rst: false,
-        }
+        TcpConnection { halves: [Half::new(Dir::ToServer), Half::new(Dir::ToClient)], rst: false }
     }
 }
 
@@ -578,12 +530,7 @@ impl TcpConnection {
         wire_payload_len: u32,
         sink: &mut impl StreamSink,
     ) {
-        let mut cx = Ctx {
-            cfg,
-            budget,
-            ts,
-            sink,
-        };
+        let mut cx = Ctx { cfg, budget, ts, sink };
         let half = self.half_mut(dir);
         half.stats.packets += 1;
         half.stats.payload_bytes_seen += payload.len() as u64;
@@ -597,26 +544,14 @@ impl TcpConnection {
         }
         let peer = self.half_mut(dir.other());
         let peer_in_handshake = peer.stats.syn && peer.next == 0 && !peer.ended;
-        self.half_mut(dir)
-            .on_segment(&mut cx, hdr, payload, wire_payload_len, peer_in_handshake);
+        self.half_mut(dir).on_segment(&mut cx, hdr, payload, wire_payload_len, peer_in_handshake);
     }
 
     /// End of the connection (RST handled, idle timeout, eviction, end of input): deliver everything still
     /// buffered in order, with a Gap in front of each hole, then End for each direction not yet ended; release
     /// memory.
-    pub fn close(
-        &mut self,
-        cfg: &ReassemblyConfig,
-        budget: &mut MemBudget,
-        ts: Timestamp,
-        sink: &mut impl StreamSink,
-    ) {
-        let mut cx = Ctx {
-            cfg,
-            budget,
-            ts,
-            sink,
-        };
+    pub fn close(&mut self, cfg: &ReassemblyConfig, budget: &mut MemBudget, ts: Timestamp, sink: &mut impl StreamSink) {
+        let mut cx = Ctx { cfg, budget, ts, sink };
         for half in &mut self.halves {
             half.close(&mut cx);
         }
@@ -714,10 +649,7 @@ mod tests {
             out
         }
         fn gaps(&self, dir: Dir) -> Vec<u64> {
-            self.events(dir)
-                .iter()
-                .filter_map(|e| if let Ev::Gap(n) = e { Some(*n) } else { None })
-                .collect()
+            self.events(dir).iter().filter_map(|e| if let Ev::Gap(n) = e { Some(*n) } else { None }).collect()
         }
     }
 
@@ -734,41 +666,19 @@ mod tests {
         }
         fn with(cfg: ReassemblyConfig) -> Self {
             let budget = MemBudget::new(cfg.memcap_bytes);
-            T {
-                cfg,
-                budget,
-                conn: TcpConnection::new(),
-                sink: Collect::default(),
-            }
+            T { cfg, budget, conn: TcpConnection::new(), sink: Collect::default() }
         }
         fn seg(&mut self, dir: Dir, seq: u32, flags: u8, ack: u32, data: &[u8]) {
             self.trunc(dir, seq, flags, ack, data, data.len() as u32);
         }
         fn trunc(&mut self, dir: Dir, seq: u32, flags: u8, ack: u32, data: &[u8], wire: u32) {
-            let hdr = TcpHeader {
-                src_port: 1,
-                dst_port: 2,
-                seq,
-                ack,
-                flags,
-                window: 65535,
-            };
-            self.conn.on_segment(
-                &self.cfg,
-                &mut self.budget,
-                Timestamp(0),
-                dir,
-                &hdr,
-                data,
-                wire,
-                &mut self.sink,
-            );
+            let hdr = TcpHeader { src_port: 1, dst_port: 2, seq, ack, flags, window: 65535 };
+            self.conn.on_segment(&self.cfg, &mut self.budget, Timestamp(0), dir, &hdr, data, wire, &mut self.sink);
             assert!(self.budget.used() <= self.budget.cap());
             assert_eq!(self.budget.used(), self.conn.mem_used());
         }
         fn close(&mut self) {
-            self.conn
-                .close(&self.cfg, &mut self.budget, Timestamp(0), &mut self.sink);
+            self.conn.close(&self.cfg, &mut self.budget, Timestamp(0), &mut self.sink);
             assert_eq!(self.conn.mem_used(), 0);
             assert_eq!(self.budget.used(), 0);
         }
@@ -799,10 +709,7 @@ mod tests {
         assert!(t.conn.both_fin());
         assert_eq!(t.conn.mem_used(), 0);
         let st = t.st(C);
-        assert_eq!(
-            (st.gaps, st.retransmissions, st.delivered_bytes),
-            (0, 0, 18)
-        );
+        assert_eq!((st.gaps, st.retransmissions, st.delivered_bytes), (0, 0, 18));
         assert!(st.syn && st.fin);
         // The final ACK of the FIN is not a gap; close() after both FINs adds nothing.
         t.seg(C, 1020, A, 5021, b"");
@@ -828,24 +735,8 @@ mod tests {
         let mut conn = TcpConnection::new();
         let mut sink = Ptr(Vec::new());
         let payload = b"hello".to_vec();
-        let hdr = TcpHeader {
-            src_port: 1,
-            dst_port: 2,
-            seq: 10,
-            ack: 0,
-            flags: A,
-            window: 0,
-        };
-        conn.on_segment(
-            &cfg,
-            &mut budget,
-            Timestamp(0),
-            C,
-            &hdr,
-            &payload,
-            5,
-            &mut sink,
-        );
+        let hdr = TcpHeader { src_port: 1, dst_port: 2, seq: 10, ack: 0, flags: A, window: 0 };
+        conn.on_segment(&cfg, &mut budget, Timestamp(0), C, &hdr, &payload, 5, &mut sink);
         assert_eq!(sink.0, vec![payload.as_ptr()]);
     }
 
@@ -914,10 +805,7 @@ mod tests {
         t.seg(C, 1010, A, 5001, b"xy");
         t.seg(C, 1010, A, 5001, b"xy");
         assert_eq!(t.st(C).overlaps, 1);
-        assert_eq!(
-            t.conn.mem_used() - t.cfg.recent_window_bytes,
-            2 + SEG_OVERHEAD_BYTES
-        );
+        assert_eq!(t.conn.mem_used() - t.cfg.recent_window_bytes, 2 + SEG_OVERHEAD_BYTES);
         t.close();
     }
 
@@ -928,10 +816,7 @@ mod tests {
         t.seg(C, 1001, A, 5001, b"abc");
         t.seg(C, 1003, A, 5001, b"\0");
         assert_eq!(t.st(C).keepalives, 1);
-        assert_eq!(
-            (t.st(C).retransmissions, t.st(C).overlaps_different_data),
-            (0, 0)
-        );
+        assert_eq!((t.st(C).retransmissions, t.st(C).overlaps_different_data), (0, 0));
         assert_eq!(t.sink.bytes(C), b"abc");
     }
 
@@ -948,10 +833,7 @@ mod tests {
 
     #[test]
     fn recent_window_disabled_and_wrapping() {
-        let mut cfg = ReassemblyConfig {
-            recent_window_bytes: 0,
-            ..Default::default()
-        };
+        let mut cfg = ReassemblyConfig { recent_window_bytes: 0, ..Default::default() };
         let mut t = T::with(cfg.clone());
         t.seg(C, 0, A, 0, b"abcdef");
         t.seg(C, 0, A, 0, b"zzzzzz");
@@ -986,10 +868,7 @@ mod tests {
 
     #[test]
     fn held_overlaps_last_wins() {
-        let cfg = ReassemblyConfig {
-            policy: OverlapPolicy::LastWins,
-            ..Default::default()
-        };
+        let cfg = ReassemblyConfig { policy: OverlapPolicy::LastWins, ..Default::default() };
         let mut t = T::with(cfg);
         handshake(&mut t);
         t.seg(C, 1004, A, 5001, b"DEF");
@@ -1056,17 +935,7 @@ mod tests {
         t.seg(C, 1010, A, 5001, b"cc");
         t.seg(C, 1020, A, 5001, b"ee");
         t.close();
-        assert_eq!(
-            t.sink.events(C),
-            &[
-                d(b"aaaa"),
-                Ev::Gap(5),
-                d(b"cc"),
-                Ev::Gap(8),
-                d(b"ee"),
-                Ev::End
-            ]
-        );
+        assert_eq!(t.sink.events(C), &[d(b"aaaa"), Ev::Gap(5), d(b"cc"), Ev::Gap(8), d(b"ee"), Ev::End]);
         assert_eq!(t.sink.events(SV), &[Ev::End]);
     }
 
@@ -1095,11 +964,7 @@ mod tests {
         handshake(&mut t);
         t.seg(SV, 5001, A, 1101, b"HTTP/1.1 200 OK\r\n");
         assert_eq!(t.sink.events(C), &[Ev::Gap(100)]);
-        assert_eq!(
-            t.sink.order.first(),
-            Some(&(C, Ev::Gap(100))),
-            "the gap comes before the response data"
-        );
+        assert_eq!(t.sink.order.first(), Some(&(C, Ev::Gap(100))), "the gap comes before the response data");
     }
 
     #[test]
@@ -1175,14 +1040,7 @@ mod tests {
         t.trunc(C, 1035, A, 5001, b"!", 1);
         t.trunc(C, 1025, A, 5001, b"zz", 6);
         t.trunc(C, 1015, A, 5001, b"xy", 10);
-        let so_far = [
-            d(b"abcd"),
-            Ev::Gap(6),
-            d(b"nextxy"),
-            Ev::Gap(8),
-            d(b"zz"),
-            Ev::Gap(4),
-        ];
+        let so_far = [d(b"abcd"), Ev::Gap(6), d(b"nextxy"), Ev::Gap(8), d(b"zz"), Ev::Gap(4)];
         assert_eq!(t.sink.events(C), &so_far);
         // The hole 1031..1035 is an ordinary one: the ACK reports it.
         t.seg(SV, 5001, A, 1036, b"");
@@ -1247,10 +1105,7 @@ mod tests {
 
     #[test]
     fn depth_cap_counts_and_skips() {
-        let cfg = ReassemblyConfig {
-            depth_bytes: 5,
-            ..Default::default()
-        };
+        let cfg = ReassemblyConfig { depth_bytes: 5, ..Default::default() };
         let mut t = T::with(cfg);
         handshake(&mut t);
         t.seg(C, 1001, A, 5001, b"abc");
@@ -1270,10 +1125,7 @@ mod tests {
 
     #[test]
     fn segment_cap_forces_oldest_gap() {
-        let cfg = ReassemblyConfig {
-            max_segments_per_dir: 2,
-            ..Default::default()
-        };
+        let cfg = ReassemblyConfig { max_segments_per_dir: 2, ..Default::default() };
         let mut t = T::with(cfg);
         handshake(&mut t);
         t.seg(C, 1003, A, 5001, b"c");
@@ -1282,26 +1134,12 @@ mod tests {
         assert_eq!(t.sink.events(C), &[Ev::Gap(2), d(b"c")]);
         assert_eq!(t.st(C).forced_gaps, 1);
         t.close();
-        assert_eq!(
-            t.sink.events(C),
-            &[
-                Ev::Gap(2),
-                d(b"c"),
-                Ev::Gap(1),
-                d(b"e"),
-                Ev::Gap(1),
-                d(b"g"),
-                Ev::End
-            ]
-        );
+        assert_eq!(t.sink.events(C), &[Ev::Gap(2), d(b"c"), Ev::Gap(1), d(b"e"), Ev::Gap(1), d(b"g"), Ev::End]);
     }
 
     #[test]
     fn byte_cap_forces_gap_before_new_segment() {
-        let cfg = ReassemblyConfig {
-            max_buffered_bytes_per_dir: 4,
-            ..Default::default()
-        };
+        let cfg = ReassemblyConfig { max_buffered_bytes_per_dir: 4, ..Default::default() };
         let mut t = T::with(cfg);
         handshake(&mut t);
         // Bigger than the cap and nothing held: skip to it and deliver it straight away.
@@ -1310,21 +1148,14 @@ mod tests {
         // A segment that fills the hole in front of held ones is not blocked by them.
         t.seg(C, 1012, A, 5001, b"mnop");
         t.seg(C, 1010, A, 5001, b"k");
-        assert_eq!(
-            t.sink.events(C),
-            &[Ev::Gap(2), d(b"cdefgh"), Ev::Gap(1), d(b"k")]
-        );
+        assert_eq!(t.sink.events(C), &[Ev::Gap(2), d(b"cdefgh"), Ev::Gap(1), d(b"k")]);
         assert_eq!(t.st(C).forced_gaps, 2);
         t.close();
     }
 
     #[test]
     fn memcap_forces_gaps_and_is_never_exceeded() {
-        let cfg = ReassemblyConfig {
-            memcap_bytes: 400,
-            recent_window_bytes: 0,
-            ..Default::default()
-        };
+        let cfg = ReassemblyConfig { memcap_bytes: 400, recent_window_bytes: 0, ..Default::default() };
         let mut t = T::with(cfg);
         handshake(&mut t);
         // Each held 100-byte segment costs 100 + overhead: two fit, the third forces a gap.
@@ -1340,92 +1171,34 @@ mod tests {
 
     #[test]
     fn connections_share_the_budget() {
-        let cfg = ReassemblyConfig {
-            memcap_bytes: 200,
-            recent_window_bytes: 0,
-            ..Default::default()
-        };
+        let cfg = ReassemblyConfig { memcap_bytes: 200, recent_window_bytes: 0, ..Default::default() };
         let mut budget = MemBudget::new(cfg.memcap_bytes);
         let mut a = TcpConnection::new();
         let mut b = TcpConnection::new();
         let (mut sink_a, mut sink_b) = (Collect::default(), Collect::default());
-        let hdr = |seq| TcpHeader {
-            src_port: 1,
-            dst_port: 2,
-            seq,
-            ack: 0,
-            flags: 0,
-            window: 0,
-        };
-        a.on_segment(
-            &cfg,
-            &mut budget,
-            Timestamp(0),
-            C,
-            &hdr(0),
-            b"x",
-            1,
-            &mut sink_a,
-        );
-        a.on_segment(
-            &cfg,
-            &mut budget,
-            Timestamp(0),
-            C,
-            &hdr(10),
-            &[1; 100],
-            100,
-            &mut sink_a,
-        );
-        b.on_segment(
-            &cfg,
-            &mut budget,
-            Timestamp(0),
-            C,
-            &hdr(0),
-            b"y",
-            1,
-            &mut sink_b,
-        );
-        b.on_segment(
-            &cfg,
-            &mut budget,
-            Timestamp(0),
-            C,
-            &hdr(10),
-            &[2; 100],
-            100,
-            &mut sink_b,
-        );
+        let hdr = |seq| TcpHeader { src_port: 1, dst_port: 2, seq, ack: 0, flags: 0, window: 0 };
+        a.on_segment(&cfg, &mut budget, Timestamp(0), C, &hdr(0), b"x", 1, &mut sink_a);
+        a.on_segment(&cfg, &mut budget, Timestamp(0), C, &hdr(10), &[1; 100], 100, &mut sink_a);
+        b.on_segment(&cfg, &mut budget, Timestamp(0), C, &hdr(0), b"y", 1, &mut sink_b);
+        b.on_segment(&cfg, &mut budget, Timestamp(0), C, &hdr(10), &[2; 100], 100, &mut sink_b);
         assert_eq!(budget.used(), a.mem_used() + b.mem_used());
         assert!(budget.used() <= budget.cap());
         assert_eq!(b.stats(C).forced_gaps, 1);
         a.close(&cfg, &mut budget, Timestamp(0), &mut sink_a);
         b.close(&cfg, &mut budget, Timestamp(0), &mut sink_b);
-        assert_eq!(
-            sink_b.events(C),
-            &[d(b"y"), Ev::Gap(9), d(&[2; 100]), Ev::End]
-        );
+        assert_eq!(sink_b.events(C), &[d(b"y"), Ev::Gap(9), d(&[2; 100]), Ev::End]);
         assert_eq!(budget.used(), 0);
     }
 
     #[test]
     fn recent_window_refused_when_budget_is_full() {
-        let cfg = ReassemblyConfig {
-            memcap_bytes: 100,
-            recent_window_bytes: 4096,
-            ..Default::default()
-        };
+        let cfg = ReassemblyConfig { memcap_bytes: 100, recent_window_bytes: 4096, ..Default::default() };
         let mut t = T::with(cfg);
         t.seg(C, 0, A, 0, b"abc");
         assert!(t.st(C).recent_window_refused);
         assert_eq!(t.sink.bytes(C), b"abc");
         // Windows never take more than half the budget, even when the rest is free.
-        let cfg = ReassemblyConfig {
-            memcap_bytes: 200,
-            recent_window_bytes: 100,
-            ..Default::default()
-        };
+        let cfg = ReassemblyConfig { memcap_bytes: 200, recent_window_bytes: 100, ..Default::default() };
         let mut t = T::with(cfg);
         t.seg(C, 0, A, 0, b"abc");
         assert_eq!(t.conn.mem_used(), 100);
@@ -1483,8 +1256,7 @@ mod tests {
             cuts.push(n);
             cuts.sort_unstable();
             cuts.dedup();
-            let mut ranges: Vec<(usize, usize)> =
-                cuts.windows(2).map(|w| (w[0], w[1] - w[0])).collect();
+            let mut ranges: Vec<(usize, usize)> = cuts.windows(2).map(|w| (w[0], w[1] - w[0])).collect();
             for (s, l) in extra {
                 ranges.push((s, l.min(n - s)));
             }
@@ -1495,9 +1267,7 @@ mod tests {
 
     fn shuffle<X>(v: &mut [X], mut seed: u64) {
         for i in (1..v.len()).rev() {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             let j = (seed >> 33) as usize % (i + 1);
             v.swap(i, j);
         }
