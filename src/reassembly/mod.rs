@@ -10,6 +10,16 @@
 //! a segment, or at close. Overlapping bytes follow [`OverlapPolicy`]; overlaps, differing overlaps,
 //! retransmissions, cap hits and skipped bytes are counted in [`HalfStats`]. Every held byte is reserved from
 //! the shard's [`MemBudget`] first, so the budget's `used()` never exceeds its cap.
+//!
+//! For the caller (flow table):
+//! - An ACK in one direction can emit a `Gap` (and then held data) for the other direction before this
+//!   segment's own events: the peer got bytes the capture never will. A capture that shows ACKs before the
+//!   data they acknowledge (skewed TAP ports) loses that data this way, as Suricata does.
+//! - After `close()` (or once both directions ended) a connection ignores every segment; a SYN on the same
+//!   tuple after `saw_rst()` / `both_fin()` is a new connection and needs a new [`TcpConnection`].
+//! - A direction is picked up mid-stream from its first data segment (or bare FIN); bytes before that are
+//!   never delivered. One-sided flows never wait for the other side: only its ACKs are missing.
+//! - `depth_bytes` stops delivery but not `End`, which still comes at FIN or `close()`.
 
 pub mod segments;
 pub mod tcp;

@@ -20,8 +20,17 @@ pub type Pieces = SmallVec<[(u64, u64); 4]>;
 
 #[derive(Debug, Default)]
 pub struct SegmentStore {
-    map: BTreeMap<u64, Vec<u8>>,
+    map: BTreeMap<u64, Held>,
     bytes: usize,
+}
+
+/// One held run of bytes.
+#[derive(Debug)]
+struct Held {
+    data: Vec<u8>,
+    /// Bytes right after this run that the capture cut off (snaplen): known lost, reported as a gap as soon
+    /// as this run is delivered.
+    missing_after: u64,
 }
 
 /// What laying a new segment over held entries found.
@@ -52,11 +61,12 @@ impl SegmentStore {
     pub fn first_offset(&self) -> Option<u64> {
         self.map.first_key_value().map(|(&k, _)| k)
     }
-    /// Removes the lowest entry; the caller releases `data.len() + SEG_OVERHEAD_BYTES` from the budget.
-    pub fn pop_first(&mut self) -> Option<(u64, Vec<u8>)> {
+    /// Removes the lowest entry: its offset, bytes and the truncated tail after it. The caller releases
+    /// `data.len() + SEG_OVERHEAD_BYTES` from the budget.
+    pub fn pop_first(&mut self) -> Option<(u64, Vec<u8>, u64)> {
         let (k, v) = self.map.pop_first()?;
-        self.bytes = self.bytes.saturating_sub(v.len());
-        Some((k, v))
+        self.bytes = self.bytes.saturating_sub(v.data.len());
+        Some((k, v.data, v.missing_after))
     }
     /// Drops everything; returns the memory to release.
     pub fn clear(&mut self) -> usize {
@@ -69,7 +79,7 @@ impl SegmentStore {
     /// Key of the first entry that may overlap `[start, ..)`: the entry before `start` if it reaches past it.
     fn first_touching(&self, start: u64) -> u64 {
         match self.map.range(..start).next_back() {
-            Some((&k, v)) if k.saturating_add(v.len() as u64) > start => k,
+            Some((&k, v)) if k.saturating_add(v.data.len() as u64) > start => k,
             _ => start,
         }
     }
@@ -85,11 +95,11 @@ impl SegmentStore {
         let from = self.first_touching(start);
         for (&k, held) in self.map.range_mut(from..end) {
             let a = k.max(start);
-            let b = k.saturating_add(held.len() as u64).min(end);
+            let b = k.saturating_add(held.data.len() as u64).min(end);
             if a >= b {
                 continue;
             }
-            let old = held.get_mut((a - k) as usize..(b - k) as usize);
+            let old = held.data.get_mut((a - k) as usize..(b - k) as usize);
             let new = data.get((a - start) as usize..(b - start) as usize);
             let (Some(old), Some(new)) = (old, new) else {
                 continue;
@@ -114,7 +124,7 @@ impl SegmentStore {
             if k > cursor {
                 out.push((cursor, k.min(end)));
             }
-            cursor = cursor.max(k.saturating_add(held.len() as u64));
+            cursor = cursor.max(k.saturating_add(held.data.len() as u64));
             if cursor >= end {
                 break;
             }
@@ -125,16 +135,16 @@ impl SegmentStore {
         out
     }
 
-    /// Holds `data` at `offset`. The caller guarantees it overlaps nothing held (it comes from `uncovered`)
-    /// and has reserved its memory.
-    pub fn insert(&mut self, offset: u64, data: Vec<u8>) {
+    /// Holds `data` at `offset`, followed by `missing_after` bytes the capture cut off. The caller guarantees
+    /// it overlaps nothing held (it comes from `uncovered`) and has reserved its memory.
+    pub fn insert(&mut self, offset: u64, data: Vec<u8>, missing_after: u64) {
         if data.is_empty() {
             return;
         }
         self.bytes += data.len();
-        if let Some(prev) = self.map.insert(offset, data) {
+        if let Some(prev) = self.map.insert(offset, Held { data, missing_after }) {
             // Unreachable when the caller keeps the no-overlap contract; keep the books right regardless.
-            self.bytes = self.bytes.saturating_sub(prev.len());
+            self.bytes = self.bytes.saturating_sub(prev.data.len());
         }
     }
 }
@@ -146,7 +156,7 @@ mod tests {
     fn store(entries: &[(u64, &[u8])]) -> SegmentStore {
         let mut s = SegmentStore::default();
         for &(k, d) in entries {
-            s.insert(k, d.to_vec());
+            s.insert(k, d.to_vec(), 0);
         }
         s
     }
@@ -181,10 +191,10 @@ mod tests {
         assert_eq!(o, Overlay { overlaps: 2, different: 0 });
         let o = s.overlay(12, b"CDXXXXXXxY", OverlapPolicy::FirstWins);
         assert_eq!(o, Overlay { overlaps: 2, different: 2 });
-        assert_eq!(s.pop_first(), Some((10, b"abcde".to_vec())));
+        assert_eq!(s.pop_first(), Some((10, b"abcde".to_vec(), 0)));
         let o = s.overlay(19, b"-XY", OverlapPolicy::LastWins);
         assert_eq!(o, Overlay { overlaps: 1, different: 1 });
-        assert_eq!(s.pop_first(), Some((20, b"XYz".to_vec())));
+        assert_eq!(s.pop_first(), Some((20, b"XYz".to_vec(), 0)));
         assert!(s.is_empty());
         assert_eq!(s.bytes(), 0);
     }

@@ -273,14 +273,15 @@ impl Half {
         let limit = i128::from(self.end_limit(cx.cfg));
         let lo = start.max(next);
         let hi = cap_end.min(limit);
+        // Bytes the snaplen cut off: a gap once the captured part is delivered (held out of order, the
+        // entry remembers them).
+        let missing = if hi == cap_end { (wire_end - cap_end) as u64 } else { 0 };
         if lo < hi {
             let data = payload.get((lo - start) as usize..(hi - start) as usize).unwrap_or(&[]);
-            self.place(cx, lo as u64, data);
+            self.place(cx, lo as u64, data, missing);
         }
         if wire_end > cap_end {
             self.stats.truncated_segments += 1;
-            // The missing tail is known lost once the captured part is in; out of order, it stays an
-            // ordinary hole that an ACK, a cap or close() reports.
             if i128::from(self.next) >= cap_end {
                 self.skip_to(cx, wire_end.min(limit).max(0) as u64);
             }
@@ -288,7 +289,7 @@ impl Half {
     }
 
     /// Places bytes at `start` (>= next, below the end limit): delivered at once where in order, held where not.
-    fn place<S: StreamSink>(&mut self, cx: &mut Ctx<'_, S>, start: u64, data: &[u8]) {
+    fn place<S: StreamSink>(&mut self, cx: &mut Ctx<'_, S>, start: u64, data: &[u8], missing_after: u64) {
         if !self.store.is_empty() {
             let o = self.store.overlay(start, data, cx.cfg.policy);
             self.stats.overlaps += o.overlaps;
@@ -320,7 +321,7 @@ impl Half {
                 }
                 continue;
             }
-            if self.buffer(cx, start, data) {
+            if self.buffer(cx, start, data, missing_after) {
                 break;
             }
             // Over a cap: close the oldest hole (the one before the first held byte, or before this
@@ -333,8 +334,9 @@ impl Half {
     }
 
     /// Holds the parts of `data` (at `start` > next) not already held; false when a cap refuses them.
-    fn buffer<S: StreamSink>(&mut self, cx: &mut Ctx<'_, S>, start: u64, data: &[u8]) -> bool {
-        let pieces = self.store.uncovered(start, start + data.len() as u64);
+    fn buffer<S: StreamSink>(&mut self, cx: &mut Ctx<'_, S>, start: u64, data: &[u8], missing_after: u64) -> bool {
+        let end = start + data.len() as u64;
+        let pieces = self.store.uncovered(start, end);
         if pieces.is_empty() {
             return true;
         }
@@ -365,45 +367,50 @@ impl Half {
         }
         for (a, b) in pieces {
             let part = data.get((a - start) as usize..(b - start) as usize).unwrap_or(&[]);
-            self.store.insert(a, part.to_vec());
+            let missing = if b == end { missing_after } else { 0 };
+            self.store.insert(a, part.to_vec(), missing);
         }
         true
     }
 
     /// Delivers held entries as long as the first one starts at the next expected offset.
     fn drain<S: StreamSink>(&mut self, cx: &mut Ctx<'_, S>) {
-        while let Some(held) = self.store.first_offset() {
-            if held > self.next {
-                break;
-            }
-            let Some((off, seg)) = self.store.pop_first() else {
-                break;
-            };
-            cx.budget.release(seg.len() + SEG_OVERHEAD_BYTES);
-            let limit = self.end_limit(cx.cfg);
-            let lo = self.next.max(off);
-            let hi = off.saturating_add(seg.len() as u64).min(limit);
-            if lo < hi {
-                let part = seg.get((lo - off) as usize..(hi - off) as usize).unwrap_or(&[]);
-                self.deliver(cx, lo, part);
-            }
-        }
+        self.skip_to(cx, 0);
     }
 
     /// Moves the stream to `target` (capped by the end limit): held data is delivered, every hole on the way
-    /// becomes one gap.
+    /// becomes one gap. Held data past the target is delivered while in order; a held segment cut by the
+    /// snaplen extends the target over its lost tail.
     fn skip_to<S: StreamSink>(&mut self, cx: &mut Ctx<'_, S>, target: u64) {
-        let target = target.min(self.end_limit(cx.cfg));
-        while self.next < target {
+        let mut target = target;
+        loop {
+            let limit = self.end_limit(cx.cfg);
             match self.store.first_offset() {
-                Some(held) if held <= self.next => self.drain(cx),
+                Some(held) if held <= self.next => {
+                    let Some((off, seg, missing)) = self.store.pop_first() else {
+                        break;
+                    };
+                    cx.budget.release(seg.len() + SEG_OVERHEAD_BYTES);
+                    let end = off.saturating_add(seg.len() as u64);
+                    let lo = self.next.max(off);
+                    let hi = end.min(limit);
+                    if lo < hi {
+                        let part = seg.get((lo - off) as usize..(hi - off) as usize).unwrap_or(&[]);
+                        self.deliver(cx, lo, part);
+                    }
+                    if missing > 0 {
+                        target = target.max(end.saturating_add(missing));
+                    }
+                }
                 held => {
-                    let upto = target.min(held.unwrap_or(u64::MAX));
+                    let upto = target.min(limit).min(held.unwrap_or(u64::MAX));
+                    if upto <= self.next {
+                        break;
+                    }
                     self.gap(cx, upto - self.next);
                 }
             }
         }
-        self.drain(cx);
     }
 
     fn deliver<S: StreamSink>(&mut self, cx: &mut Ctx<'_, S>, offset: u64, data: &[u8]) {
@@ -1029,13 +1036,17 @@ mod tests {
         t.seg(C, 1011, A, 5001, b"next");
         assert_eq!(t.sink.events(C), &[d(b"abcd"), Ev::Gap(6), d(b"next")]);
         assert_eq!(t.st(C).truncated_segments, 1);
-        // Out of order: the missing tail is an ordinary hole, closed by the ACK as one gap. The in-order
-        // truncated segment's tail becomes a gap at once and the held one follows.
+        // Out of order: the held entry remembers its lost tail, reported as soon as it is delivered.
+        t.trunc(C, 1035, A, 5001, b"!", 1);
         t.trunc(C, 1025, A, 5001, b"zz", 6);
         t.trunc(C, 1015, A, 5001, b"xy", 10);
-        assert_eq!(t.sink.events(C), &[d(b"abcd"), Ev::Gap(6), d(b"nextxy"), Ev::Gap(8), d(b"zz")]);
-        t.seg(SV, 5001, A, 1031, b"");
-        assert_eq!(t.sink.events(C), &[d(b"abcd"), Ev::Gap(6), d(b"nextxy"), Ev::Gap(8), d(b"zz"), Ev::Gap(4)]);
+        let so_far = [d(b"abcd"), Ev::Gap(6), d(b"nextxy"), Ev::Gap(8), d(b"zz"), Ev::Gap(4)];
+        assert_eq!(t.sink.events(C), &so_far);
+        // The hole 1031..1035 is an ordinary one: the ACK reports it.
+        t.seg(SV, 5001, A, 1036, b"");
+        assert_eq!(t.sink.events(C)[..6], so_far);
+        assert_eq!(t.sink.events(C)[6..], [Ev::Gap(4), d(b"!")]);
+        assert_eq!(t.st(C).truncated_segments, 3);
     }
 
     #[test]
