@@ -120,3 +120,31 @@ fn bad_usage_exits_2() {
     let out = assert_cmd::Command::cargo_bin("mirador").unwrap().arg("replay").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn port_reuse_after_close_is_a_new_flow() {
+    use mirador::capture::Timestamp;
+    use mirador::reassembly::Dir;
+    use mirador::synth::{self, TcpConv};
+    let client = "192.0.2.1:40000".parse().unwrap();
+    let server = "192.0.2.2:80".parse().unwrap();
+    let mut frames = Vec::new();
+    for (i, path) in ["/first", "/second"].iter().enumerate() {
+        let mut c = TcpConv::new(client, server, Timestamp::from_secs(1_000 + i as u64)).with_isn(1000 * i as u32, 77);
+        c.handshake();
+        c.send(Dir::ToServer, &synth::http_request("GET", path, "h", &[], b""));
+        c.send(Dir::ToClient, &synth::http_response(200, "OK", &[], b"ok"));
+        c.close();
+        frames.extend(c.frames());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("reuse.pcap");
+    synth::write_pcap(&p, &mut frames).unwrap();
+    let run = replay(&[&p], &[]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let flows = tcp_flows(&run);
+    assert_eq!(flows.len(), 2, "{flows:#?}");
+    assert!(flows.iter().all(|f| f["http_transactions"] == 1 && f["state"] == "SF"));
+    let uris: Vec<_> = run.jsonl("transactions.jsonl").iter().map(|t| t["uri"].clone()).collect();
+    assert_eq!(uris, [json!("/first"), json!("/second")]);
+}

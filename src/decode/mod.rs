@@ -56,6 +56,9 @@ pub struct DecodeConfig {
     pub geneve_port: u16,
     /// Decode Teredo (UDP 3544).
     pub teredo: bool,
+    /// Also recognise Teredo on other UDP ports, by content (an IPv6 packet filling the datagram, with a
+    /// 2001:0::/32 address), as Zeek does: after qualification, Teredo peers use arbitrary ports.
+    pub teredo_any_port: bool,
     /// Decode GTP-U G-PDUs on `gtpu_port` (either side).
     pub gtpu: bool,
     pub gtpu_port: u16,
@@ -81,6 +84,7 @@ impl Default for DecodeConfig {
             vxlan_gpe_port: 4790,
             geneve_port: 6081,
             teredo: true,
+            teredo_any_port: true,
             gtpu: true,
             gtpu_port: 2152,
             gtpu_teid_as_id: false,
@@ -1084,6 +1088,26 @@ mod tests {
         let f = eth(0x0800, &ipv4([1, 1, 1, 1], [2, 2, 2, 2], 41, 0, 0, &ipv6(5, 6, 17, &udp(1, 2, b""))));
         let v = d.decode(raw(LinkType::ETHERNET, &f)).unwrap();
         assert_eq!((tunnels(&v), v.dst), (vec![(TunnelKind::IPIP, 0)], ip("2001::6")));
+    }
+
+    #[test]
+    fn teredo_on_any_port_by_content() {
+        let t = ipv6(1, 2, 6, &tcp(1286, 80, 0, 0x02, b""));
+        let mut d = Decoder::new(DecodeConfig::default());
+        let f = outer_udp(32900, &t);
+        let v = d.decode(raw(LinkType::ETHERNET, &f)).unwrap();
+        assert_eq!(tunnels(&v), vec![(TunnelKind::TEREDO, 0)]);
+        // One byte more than the IPv6 length says: not Teredo, the datagram stays UDP.
+        let mut longer = t.clone();
+        longer.push(0);
+        let f = outer_udp(32900, &longer);
+        let v = d.decode(raw(LinkType::ETHERNET, &f)).unwrap();
+        assert!(matches!(v.transport, Transport::Udp { dst_port: 32900, .. }));
+        let off = DecodeConfig { teredo_any_port: false, ..Default::default() };
+        let mut d = Decoder::new(off);
+        let f = outer_udp(32900, &t);
+        let v = d.decode(raw(LinkType::ETHERNET, &f)).unwrap();
+        assert!(matches!(v.transport, Transport::Udp { dst_port: 32900, .. }));
     }
 
     #[test]

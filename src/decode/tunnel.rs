@@ -69,7 +69,29 @@ pub fn over_udp<'a>(sport: u16, dport: u16, payload: &'a [u8], cfg: &DecodeConfi
     if cfg.ayiya && either(AYIYA_PORT) {
         return ayiya(payload);
     }
+    // Teredo clients talk to relays and peers on any port (after the qualification on 3544), so on other
+    // ports it is recognised by content, strictly: an IPv6 packet whose length fills the datagram exactly and
+    // that has a Teredo (2001:0::/32) address.
+    if cfg.teredo && cfg.teredo_any_port && looks_like_teredo(payload) {
+        return teredo(payload);
+    }
     Peel::NotTunnel
+}
+
+fn looks_like_teredo(d: &[u8]) -> bool {
+    let mut off = 0usize;
+    if be16(d, 0) == Some(0x0001) {
+        let (Some(id_len), Some(au_len)) = (byte(d, 2), byte(d, 3)) else { return false };
+        off = 4 + id_len as usize + au_len as usize + 8 + 1;
+    }
+    if be16(d, off) == Some(0x0000) {
+        off += 8;
+    }
+    let Some(ip6) = d.get(off..) else { return false };
+    let teredo_addr = |at: usize| ip6.get(at..at + 4) == Some(&[0x20, 0x01, 0x00, 0x00][..]);
+    ip_nibble(ip6) == Some(6)
+        && be16(ip6, 4).is_some_and(|len| usize::from(len) + 40 == ip6.len())
+        && (teredo_addr(8) || teredo_addr(24))
 }
 
 /// VXLAN (RFC 7348 §5): 8 bytes, I flag set, 24-bit VNI, then Ethernet. Reserved bits are ignored as

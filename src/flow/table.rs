@@ -247,6 +247,11 @@ impl FlowTable {
             self.sweep(now, out);
         }
         let (key, from_lo) = FlowKey::of(view, self.cfg.vlan_in_key);
+        // Port reuse: a fresh SYN on a connection that already ended starts a new flow.
+        if is_fresh_syn(view) && self.flows.get(&key).is_some_and(|f| f.closing.is_some()) {
+            let reason = self.flows.get(&key).and_then(|f| f.closing).unwrap_or(CloseReason::Fin);
+            self.close(&key, now, reason, out);
+        }
         if !self.flows.contains_key(&key) {
             if !self.cfg.midstream && is_tcp_without_syn(view) {
                 self.stats.midstream_ignored_packets += 1;
@@ -548,6 +553,10 @@ impl FlowTable {
             http_transactions: flow.http_transactions,
         }
     }
+}
+
+fn is_fresh_syn(view: &PacketView<'_>) -> bool {
+    matches!(view.transport, Transport::Tcp { hdr, .. } if hdr.has(tcp_flags::SYN) && !hdr.has(tcp_flags::ACK))
 }
 
 fn is_tcp_without_syn(view: &PacketView<'_>) -> bool {
