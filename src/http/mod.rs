@@ -729,6 +729,7 @@ mod tests {
             let dir = std::path::Path::new(&out_dir).join(case);
             std::fs::create_dir_all(&dir).unwrap();
             let mut f = std::fs::File::create(dir.join("transactions.jsonl")).unwrap();
+            let mut b = std::fs::File::create(dir.join("bodies.jsonl")).unwrap();
             for (i, s) in v["streams"].as_array().unwrap().iter().enumerate() {
                 let parse = |x: &serde_json::Value| -> std::net::SocketAddr {
                     let s = x.as_str().unwrap();
@@ -768,6 +769,13 @@ mod tests {
                 p.finish(crate::capture::Timestamp(u64::MAX / 2), &mut out);
                 for t in &out {
                     writeln!(f, "{}", serde_json::to_string(&t.record()).unwrap()).unwrap();
+                    writeln!(
+                        b,
+                        "{}",
+                        serde_json::to_string(&String::from_utf8_lossy(&t.response_body_decoded))
+                            .unwrap()
+                    )
+                    .unwrap();
                 }
             }
         }

@@ -332,8 +332,12 @@ impl HttpParser {
         {
             let side = self.side(s);
             if side.head.is_empty() && side.scan.lines == 0 && side.scan.partial == 0 {
-                // Empty lines between messages are tolerated (RFC 9112 §2.2).
-                let lead = d.iter().take_while(|b| matches!(b, b'\r' | b'\n')).count();
+                // Empty lines between messages are tolerated (RFC 9112 §2.2), and so is leading blank space
+                // (libhtp does, so evasions use it).
+                let lead = d
+                    .iter()
+                    .take_while(|b| matches!(b, b'\r' | b'\n' | b' ' | b'\t'))
+                    .count();
                 d = d.get(lead..).unwrap_or(&[]);
                 skipped = lead;
                 if d.is_empty() {
@@ -409,7 +413,11 @@ impl HttpParser {
                 } else if early_bad || !starts_with_ci(trim_start(&side.head), b"HTTP/") {
                     // No status line. Answering a request: a headerless body until close (libhtp does the same);
                     // otherwise junk to skip.
-                    if self.queue.iter().any(|p| p.resp == Resp::None) {
+                    // A status line a little further down (after "SIP/2.0 200" or a junk line) is the real one.
+                    let head = &self.side(s).head;
+                    let window = head.get(..512).unwrap_or(head);
+                    let later = memchr::memmem::find(window, b"\nHTTP/1.").is_some();
+                    if !later && self.queue.iter().any(|p| p.resp == Resp::None) {
                         let head = std::mem::take(&mut self.side(s).head);
                         self.side(s).reset_head();
                         self.start_raw_response(s, Flag::INVALID_STATUS_LINE);
@@ -743,8 +751,11 @@ impl HttpParser {
                     self.stats.body_bytes_skipped += b.skipped - skipped_before;
                 }
                 self.put_body(cur, s, body);
+                if res == ChunkResult::Lenient {
+                    self.flag(cur, Flag::INVALID_CHUNK);
+                }
                 match res {
-                    ChunkResult::More => {
+                    ChunkResult::More | ChunkResult::Lenient => {
                         self.side(s).line = line;
                         self.set_state(s, State::Body(Framing::Chunked(cs)));
                     }
@@ -1171,7 +1182,7 @@ fn classify_request_line(line: &[u8]) -> LineKind {
     if starts_with_ci(last, b"HTTP/") && last.len() < rest.len() {
         LineKind::Request
     } else if HTTP09_METHODS.iter().any(|m| line.get(..mlen) == Some(*m))
-        && !rest.iter().any(|b| is_ws(b))
+        && !rest.iter().any(is_ws)
     {
         // Like Zeek, only a well-known method makes a version-less line an HTTP/0.9 request: anything else
         // is more likely another protocol or cruft.
@@ -1291,7 +1302,7 @@ fn parse_head(bytes: &[u8], max_headers: usize, accept_partial: bool) -> Head {
             }
         }
     };
-    while pos < bytes.len() {
+    'lines: while pos < bytes.len() {
         let rest = bytes.get(pos..).unwrap_or(&[]);
         let (raw, next) = match memchr(b'\n', rest) {
             Some(i) => (rest.get(..i).unwrap_or(&[]), pos + i + 1),
@@ -1308,46 +1319,53 @@ fn parse_head(bytes: &[u8], max_headers: usize, accept_partial: bool) -> Head {
                 raw
             }
         };
-        if first {
-            h.first = String::from_utf8_lossy(line).into_owned();
-            first = false;
-            continue;
+        // A lone CR also ends a line (Zeek's line_terminated_with_single_CR, browsers): otherwise
+        // "Server: x\rTransfer-Encoding: chunked" hides the framing from us but not from the client.
+        if memchr(b'\r', line).is_some() {
+            h.flags.set(Flag::BARE_CR);
         }
-        if line.is_empty() {
-            break;
-        }
-        if line.first().is_some_and(is_ws) {
-            match &mut cur {
-                Some((_, v)) => {
-                    h.flags.set(Flag::OBS_FOLD);
-                    v.push(b' ');
-                    v.extend_from_slice(trim(line));
+        for line in line.split(|b| *b == b'\r') {
+            if first {
+                h.first = String::from_utf8_lossy(line).into_owned();
+                first = false;
+                continue;
+            }
+            if line.is_empty() {
+                break 'lines;
+            }
+            if line.first().is_some_and(is_ws) {
+                match &mut cur {
+                    Some((_, v)) => {
+                        h.flags.set(Flag::OBS_FOLD);
+                        v.push(b' ');
+                        v.extend_from_slice(trim(line));
+                    }
+                    None => {
+                        h.flags.set(Flag::INVALID_HEADER);
+                    }
+                }
+                continue;
+            }
+            push(&mut cur, &mut list, &mut h.flags);
+            match memchr(b':', line) {
+                Some(c) => {
+                    let name = line.get(..c).unwrap_or(&[]);
+                    let value = line.get(c + 1..).unwrap_or(&[]);
+                    let tname = trim(name);
+                    if tname.len() != name.len() {
+                        h.flags.set(Flag::SPACE_BEFORE_COLON);
+                    }
+                    if tname.is_empty() || !tname.iter().all(|b| is_tchar(*b)) {
+                        h.flags.set(Flag::INVALID_HEADER);
+                        if tname.is_empty() {
+                            continue;
+                        }
+                    }
+                    cur = Some((tname.to_vec(), value.to_vec()));
                 }
                 None => {
                     h.flags.set(Flag::INVALID_HEADER);
                 }
-            }
-            continue;
-        }
-        push(&mut cur, &mut list, &mut h.flags);
-        match memchr(b':', line) {
-            Some(c) => {
-                let name = line.get(..c).unwrap_or(&[]);
-                let value = line.get(c + 1..).unwrap_or(&[]);
-                let tname = trim(name);
-                if tname.len() != name.len() {
-                    h.flags.set(Flag::SPACE_BEFORE_COLON);
-                }
-                if tname.is_empty() || !tname.iter().all(|b| is_tchar(*b)) {
-                    h.flags.set(Flag::INVALID_HEADER);
-                    if tname.is_empty() {
-                        continue;
-                    }
-                }
-                cur = Some((tname.to_vec(), value.to_vec()));
-            }
-            None => {
-                h.flags.set(Flag::INVALID_HEADER);
             }
         }
     }
@@ -1359,7 +1377,9 @@ fn parse_head(bytes: &[u8], max_headers: usize, accept_partial: bool) -> Head {
 // ---- framing decisions ----
 
 /// Every Content-Length value (several headers or a comma list). Sets dup/conflict/invalid flags.
-fn content_length(h: &Headers, flags: &mut Flags) -> Option<Option<u64>> {
+/// With conflicting values, a request keeps the first and a response the largest: a response body that is read too
+/// far only costs the end of a closing connection, and keeps what an evasion hides behind the smaller value.
+fn content_length(h: &Headers, flags: &mut Flags, response: bool) -> Option<Option<u64>> {
     let mut seen: Option<u64> = None;
     let mut count = 0;
     let mut any = false;
@@ -1380,6 +1400,9 @@ fn content_length(h: &Headers, flags: &mut Flags) -> Option<Option<u64>> {
                 (Some(n), None) => seen = Some(n),
                 (Some(n), Some(s)) if n != s => {
                     flags.set(Flag::CONFLICTING_CONTENT_LENGTH);
+                    if response && n > s {
+                        seen = Some(n);
+                    }
                 }
                 _ => {}
             }
@@ -1417,7 +1440,7 @@ fn transfer_chunked(h: &Headers, flags: &mut Flags) -> Option<bool> {
 
 fn request_framing(h: &Headers, flags: &mut Flags) -> Option<Framing> {
     let te = transfer_chunked(h, flags);
-    let cl = content_length(h, flags);
+    let cl = content_length(h, flags, false);
     if te.is_some() && cl.is_some() {
         flags.set(Flag::CL_AND_TE);
     }
@@ -1445,7 +1468,7 @@ fn response_framing(
         return None;
     }
     let te = transfer_chunked(h, flags);
-    let cl = content_length(h, flags);
+    let cl = content_length(h, flags, true);
     if te.is_some() && cl.is_some() {
         flags.set(Flag::CL_AND_TE);
     }

@@ -45,8 +45,9 @@ impl Flag {
     pub const DUP_HOST: Flag = Flag(29);
     pub const CHUNK_TOO_BIG: Flag = Flag(30);
     pub const INVALID_TRAILER: Flag = Flag(31);
+    pub const BARE_CR: Flag = Flag(32);
 
-    const NAMES: [&'static str; 32] = [
+    const NAMES: [&'static str; 33] = [
         "gap",
         "truncated",
         "request_only",
@@ -79,8 +80,8 @@ impl Flag {
         "dup_host",
         "chunk_too_big",
         "invalid_trailer",
+        "bare_cr",
     ];
-    const COUNT: usize = Self::NAMES.len();
 
     pub fn name(self) -> &'static str {
         Self::NAMES.get(self.0 as usize).copied().unwrap_or("other")
@@ -114,8 +115,14 @@ impl Flags {
 }
 
 /// Per-flag transaction counters, serialized as `{name: count}` without the zeros.
-#[derive(Clone, Debug, Default)]
-pub struct FlagCounts([u64; Flag::COUNT]);
+#[derive(Clone, Debug)]
+pub struct FlagCounts([u64; 64]);
+
+impl Default for FlagCounts {
+    fn default() -> Self {
+        FlagCounts([0; 64])
+    }
+}
 
 impl FlagCounts {
     pub fn add(&mut self, flags: Flags) {
