@@ -759,12 +759,11 @@ mod tests {
                         .filter_map(|c| u8::from_str_radix(std::str::from_utf8(c).ok()?, 16).ok())
                         .collect();
                     let ts = crate::capture::Timestamp(k as u64 * 1000);
-                    p.on_stream(
-                        d,
-                        ts,
-                        crate::reassembly::StreamEvent::Data(&bytes),
-                        &mut out,
-                    );
+                    let ev = match e.get(2).and_then(|n| n.as_u64()) {
+                        Some(n) if e[1] == "gap" => crate::reassembly::StreamEvent::Gap(n),
+                        _ => crate::reassembly::StreamEvent::Data(&bytes),
+                    };
+                    p.on_stream(d, ts, ev, &mut out);
                 }
                 p.finish(crate::capture::Timestamp(u64::MAX / 2), &mut out);
                 for t in &out {

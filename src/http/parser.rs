@@ -1181,8 +1181,7 @@ fn classify_request_line(line: &[u8]) -> LineKind {
     let last = rest.rsplit(is_ws).next().unwrap_or(&[]);
     if starts_with_ci(last, b"HTTP/") && last.len() < rest.len() {
         LineKind::Request
-    } else if HTTP09_METHODS.iter().any(|m| line.get(..mlen) == Some(*m))
-        && !rest.iter().any(is_ws)
+    } else if HTTP09_METHODS.iter().any(|m| line.get(..mlen) == Some(*m)) && !rest.iter().any(is_ws)
     {
         // Like Zeek, only a well-known method makes a version-less line an HTTP/0.9 request: anything else
         // is more likely another protocol or cruft.
