@@ -93,6 +93,8 @@ pub struct HttpStats {
     pub decompression_bombs: u64,
     pub decompression_errors: u64,
     pub roles_swapped: u64,
+    /// Connections that started with the HTTP/2 preface (prior knowledge): ignored.
+    pub http2_connections: u64,
     /// Responses without a request that followed invalid request data: framed, not reported.
     pub responses_to_invalid_requests: u64,
     /// Transactions carrying each flag (anomalies and outcomes), by flag name.
@@ -115,6 +117,7 @@ impl HttpStats {
         self.decompression_bombs += o.decompression_bombs;
         self.decompression_errors += o.decompression_errors;
         self.roles_swapped += o.roles_swapped;
+        self.http2_connections += o.http2_connections;
         self.responses_to_invalid_requests += o.responses_to_invalid_requests;
         self.flags.merge(&o.flags);
     }
@@ -373,6 +376,37 @@ mod tests {
         );
         assert_eq!(stats.resyncs, 1);
         assert!(stats.resync_bytes_skipped > 0);
+    }
+
+    #[test]
+    fn gap_flags_the_message_it_hits() {
+        // A gap between messages on the server side: the waiting request's response was (partly) lost.
+        let text = b">>>\nGET /a HTTP/1.1\n\nGET /b HTTP/1.1\n\n<<<\n><> 40\nHTTP/1.1 200 OK\nContent-Length: 0\n\n";
+        let r = run(text);
+        assert_eq!(r.len(), 2);
+        assert!(has(&r[0], "gap"), "{r:?}");
+        // A gap inside a request head: the next request found is flagged.
+        let text = b">>>\nGET /x HTTP/1.1\nHo\\\n><> 9\nGET /y HTTP/1.1\n\n";
+        let r = run(text);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].uri.as_deref(), Some("/y"));
+        assert!(has(&r[0], "gap"));
+    }
+
+    #[test]
+    fn long_uri_and_http2_preface() {
+        let uri = format!("/q?{}", "a".repeat(20_000));
+        let text =
+            format!(">>>\nGET {uri} HTTP/1.1\n\n<<<\nHTTP/1.1 200 OK\nContent-Length: 0\n\n");
+        let r = run(text.as_bytes());
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].uri.as_deref(), Some(uri.as_str()));
+        let (txs, stats) = run_events(
+            &parse_fixture(b">>>\nPRI * HTTP/2.0\n\nSM\n\n<<<\n\x00\x00\x12\x04\n"),
+            cfg(),
+        );
+        assert!(txs.is_empty());
+        assert_eq!(stats.http2_connections, 1);
     }
 
     #[test]
@@ -819,7 +853,9 @@ mod tests {
                     let dir = if *to_server { Dir::ToServer } else { Dir::ToClient };
                     let ev = match data { Some(d) => StreamEvent::Data(d), None => StreamEvent::Gap(*gap) };
                     p.on_stream(dir, Timestamp(i as u64), ev, &mut out);
-                    prop_assert!(p.max_buffered() <= 512 + 128);
+                                        prop_assert!(p.max_buffered() <= 512 + 128);
+                    // The pipelining cap, plus at most one orphan response being read.
+                    prop_assert!(p.pending_len() <= 4 + 1);
                 }
                 p.finish(Timestamp(1_000), &mut out);
                 for t in &out {

@@ -87,6 +87,8 @@ struct Side {
     cur: Option<u64>,
     ended: bool,
     seen_data: bool,
+    /// A gap hit this side outside a body: the next message on it is flagged `gap`.
+    gap_pending: bool,
 }
 
 impl Side {
@@ -101,6 +103,7 @@ impl Side {
             cur: None,
             ended: false,
             seen_data: false,
+            gap_pending: false,
         }
     }
     fn reset_head(&mut self) {
@@ -178,8 +181,13 @@ impl HttpParser {
         &self.stats
     }
 
+    /// Transactions waiting for completion (for memory-bound tests).
+    pub(crate) fn pending_len(&self) -> usize {
+        self.queue.len()
+    }
+
     /// Bytes held in head and line buffers (for memory-bound tests).
-    pub fn max_buffered(&self) -> usize {
+    pub(crate) fn max_buffered(&self) -> usize {
         self.sides
             .iter()
             .map(|s| s.head.len().max(s.line.len()))
@@ -326,7 +334,6 @@ impl HttpParser {
 
     fn feed_head(&mut self, s: usize, ts: Timestamp, d: &[u8]) -> usize {
         let max_head = self.cfg.max_header_bytes;
-        let max_line = self.cfg.max_line_bytes;
         let mut skipped = 0usize;
         let mut d = d;
         {
@@ -377,9 +384,10 @@ impl HttpParser {
             } else {
                 !http_prefix_ok(&side.head)
             };
+            // A request line may legitimately be long (API query strings): only a full head decides without LF.
             let decidable = early_bad
                 || nl.is_some()
-                || side.head.len() >= max_line
+                || (s == REQ && side.head.len() >= max_head)
                 || (s == RESP && side.head.len() >= 5);
             if decidable {
                 side.first_checked = true;
@@ -454,10 +462,25 @@ impl HttpParser {
     fn on_request(&mut self, head: Head) {
         self.stats.requests += 1;
         let ts = self.side(REQ).msg_ts;
+        let (method, uri, version, lf) = split_request_line(&head.first);
+        if method == "PRI" && uri == "*" && version.starts_with("HTTP/2") {
+            // HTTP/2 with prior knowledge: not ours.
+            self.stats.http2_connections += 1;
+            for x in [REQ, RESP] {
+                let side = self.side(x);
+                side.reset_head();
+                if !side.ended {
+                    side.state = State::Ignore;
+                }
+            }
+            return;
+        }
         let mut tx = self.new_tx(ts);
         tx.has_request = true;
         tx.flags = head.flags;
-        let (method, uri, version, lf) = split_request_line(&head.first);
+        if std::mem::take(&mut self.side(REQ).gap_pending) {
+            tx.flags.set(Flag::GAP);
+        }
         for f in lf.iter() {
             tx.flags.set(f);
         }
@@ -630,10 +653,14 @@ impl HttpParser {
             }
         };
         let cfg = self.cfg.clone();
+        let gap = std::mem::take(&mut self.side(RESP).gap_pending);
         let Some(p) = self.queue.get_mut(idx) else {
             return;
         };
         let tx = &mut p.tx;
+        if gap {
+            tx.flags.set(Flag::GAP);
+        }
         if !tx.has_request {
             p.req_done = true;
         }
@@ -857,12 +884,15 @@ impl HttpParser {
         let cur = self.side(s).cur;
         match self.state(s).clone() {
             State::Ignore | State::TunnelProbe => self.stats.tunnel_bytes_ignored += n,
-            State::Resync { .. } => self.set_state(
-                s,
-                State::Resync {
-                    at_line_start: true,
-                },
-            ),
+            State::Resync { .. } => {
+                self.side(s).gap_pending = true;
+                self.set_state(
+                    s,
+                    State::Resync {
+                        at_line_start: true,
+                    },
+                );
+            }
             State::Body(Framing::Length(rem)) => {
                 let take = rem.min(n);
                 self.body_gap(cur, s, take);
@@ -909,6 +939,15 @@ impl HttpParser {
                     let cur = self.side(s).cur;
                     self.body_gap(cur, s, n);
                 } else {
+                    // The lost bytes were (part of) the next message: the waiting request's response, or the
+                    // next request.
+                    let waiting = self.queue.iter_mut().find(|p| p.resp == Resp::None);
+                    match waiting {
+                        Some(p) if s == RESP => {
+                            p.tx.flags.set(Flag::GAP);
+                        }
+                        _ => self.side(s).gap_pending = true,
+                    }
                     self.start_resync(s, true);
                 }
             }
