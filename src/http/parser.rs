@@ -181,12 +181,14 @@ impl HttpParser {
         &self.stats
     }
 
-    /// Transactions waiting for completion (for memory-bound tests).
+        /// Transactions waiting for completion (for memory-bound tests).
+    #[cfg(test)]
     pub(crate) fn pending_len(&self) -> usize {
         self.queue.len()
     }
 
-    /// Bytes held in head and line buffers (for memory-bound tests).
+        /// Bytes held in head and line buffers (for memory-bound tests).
+    #[cfg(test)]
     pub(crate) fn max_buffered(&self) -> usize {
         self.sides
             .iter()
