@@ -314,7 +314,7 @@ mod tests {
                 Some(plain.len() as u64),
                 "{ce}"
             );
-            assert_eq!(t.response_body_decoded, plain, "{ce}");
+            assert_eq!(t.decoded_response_body(), plain.as_slice(), "{ce}");
             assert_eq!(r.content_encoding.as_deref(), Some(ce));
             assert!(r.flags.is_empty(), "{ce}: {:?}", r.flags);
         }
@@ -346,7 +346,7 @@ mod tests {
         assert!(t.flags.has(Flag::DECOMPRESSION_BOMB));
         assert_eq!(t.response_body_decoded_len, None);
         assert_eq!(t.response_body_len, enc.len() as u64);
-        assert!(t.response_body_decoded.len() <= 100 * 1024);
+        assert!(t.decoded_response_body().len() <= 100 * 1024);
         assert_eq!(stats.decompression_bombs, 1);
         let (t, _) = encoded("gzip, gzip, gzip, gzip", b"x", cfg());
         assert!(t.flags.has(Flag::DECOMPRESSION_BOMB));
@@ -805,13 +805,59 @@ mod tests {
                     writeln!(
                         b,
                         "{}",
-                        serde_json::to_string(&String::from_utf8_lossy(&t.response_body_decoded))
+                        serde_json::to_string(&String::from_utf8_lossy(t.decoded_response_body()))
                             .unwrap()
                     )
                     .unwrap();
                 }
             }
         }
+    }
+
+    /// Rough throughput on keep-alive traffic in 1460-byte segments (run with --release --ignored).
+    #[test]
+    #[ignore]
+    fn throughput() {
+        let mut msgs = Vec::new();
+        for i in 0..20_000 {
+            let req = format!(
+                "GET /api/v1/items/{i}?page=2&q=x HTTP/1.1\r\nHost: api.example.com\r\nUser-Agent: bench\r\n\
+                 Accept: */*\r\nCookie: a=b\r\n\r\n"
+            );
+            let body = if i % 2 == 0 { 900 } else { 20_000 };
+            let mut resp = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {body}\r\nServer: x\r\n\r\n"
+            )
+            .into_bytes();
+            resp.extend(std::iter::repeat_n(b'{', body));
+            msgs.push((req.into_bytes(), resp));
+        }
+        let mut p = HttpParser::new(cfg(), fixture::fixture_flow());
+        let mut out = Vec::new();
+        let ts = crate::capture::Timestamp(0);
+        let start = std::time::Instant::now();
+        let mut n = 0;
+        let mut bytes = 0;
+        for (req, resp) in &msgs {
+            for (dir, m) in [(Dir::ToServer, req), (Dir::ToClient, resp)] {
+                bytes += m.len();
+                for c in m.chunks(1460) {
+                    p.on_stream(dir, ts, crate::reassembly::StreamEvent::Data(c), &mut out);
+                }
+            }
+            n += out.len();
+            out.clear();
+        }
+        p.finish(ts, &mut out);
+        n += out.len();
+        let secs = start.elapsed().as_secs_f64();
+        let mb = bytes as f64 / 1e6;
+        eprintln!(
+            "{n} tx, {mb:.1} MB in {secs:.3}s: {:.0} MB/s, {:.0} tx/s",
+            mb / secs,
+            n as f64 / secs
+        );
+        assert_eq!(n, 20_000);
     }
 
     mod prop {

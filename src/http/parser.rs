@@ -181,13 +181,13 @@ impl HttpParser {
         &self.stats
     }
 
-        /// Transactions waiting for completion (for memory-bound tests).
+    /// Transactions waiting for completion (for memory-bound tests).
     #[cfg(test)]
     pub(crate) fn pending_len(&self) -> usize {
         self.queue.len()
     }
 
-        /// Bytes held in head and line buffers (for memory-bound tests).
+    /// Bytes held in head and line buffers (for memory-bound tests).
     #[cfg(test)]
     pub(crate) fn max_buffered(&self) -> usize {
         self.sides
@@ -1126,11 +1126,9 @@ impl HttpParser {
             tx.response_body_len = b.len;
             tx.response_body_decoded_len = dl;
             tx.response_body = std::mem::take(&mut b.captured);
-            tx.response_body_decoded = if b.is_identity() {
-                tx.response_body.clone()
-            } else {
-                std::mem::take(&mut b.decoded)
-            };
+            if !b.is_identity() {
+                tx.response_body_decoded = Some(std::mem::take(&mut b.decoded));
+            }
             self.decode_flags(&b, &mut tx.flags);
         }
         if tx.has_request && !p.req_done {

@@ -215,7 +215,8 @@ pub struct Transaction {
     pub request_body_len: u64,
     /// First `body_capture_bytes` of the de-chunked request body.
     pub request_body: Vec<u8>,
-    /// Content-decoded request body (capped), when the request had a Content-Encoding that decoded.
+    /// Content-decoded request body (capped), when the request had a Content-Encoding that decoded; see
+    /// [`Transaction::decoded_request_body`].
     pub request_body_decoded: Option<Vec<u8>>,
 
     pub status: Option<u16>,
@@ -226,8 +227,9 @@ pub struct Transaction {
     pub response_headers: Headers,
     pub response_body_len: u64,
     pub response_body: Vec<u8>,
-    /// Content-decoded response body (capped); equals `response_body` when identity.
-    pub response_body_decoded: Vec<u8>,
+    /// Content-decoded response body (capped) when the response had a Content-Encoding (possibly partial or
+    /// empty when decoding failed); None when identity. See [`Transaction::decoded_response_body`].
+    pub response_body_decoded: Option<Vec<u8>>,
     /// Bytes after content decoding; None when decoding failed or was stopped.
     pub response_body_decoded_len: Option<u64>,
     pub content_encoding: Option<String>,
@@ -243,6 +245,19 @@ impl Transaction {
     }
     pub fn user_agent(&self) -> Option<&str> {
         self.request_headers.get("user-agent")
+    }
+    /// The response body as the client sees it: decoded when it had a content coding, else the captured body.
+    /// Identity bodies are not copied twice.
+    pub fn decoded_response_body(&self) -> &[u8] {
+        self.response_body_decoded
+            .as_deref()
+            .unwrap_or(&self.response_body)
+    }
+    /// The request body, content-decoded when it had a Content-Encoding.
+    pub fn decoded_request_body(&self) -> &[u8] {
+        self.request_body_decoded
+            .as_deref()
+            .unwrap_or(&self.request_body)
     }
     /// (client, server) as seen by HTTP, after any role reversal.
     pub fn endpoints(&self) -> Option<(SocketAddr, SocketAddr)> {
