@@ -1546,3 +1546,152 @@ fn body_codings(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_end_across_chunks() {
+        let head = b"GET / HTTP/1.1\r\nHost: a\r\n\r\nBODY";
+        for split in 1..head.len() {
+            let mut sc = HeadScan::default();
+            let (a, b) = head.split_at(split);
+            let end = sc.scan(a).or_else(|| sc.scan(b).map(|e| e + a.len()));
+            assert_eq!(end, Some(head.len() - 4), "split {split}");
+        }
+        let mut sc = HeadScan::default();
+        assert_eq!(sc.scan(b"GET / HTTP/1.0\n\nX"), Some(16));
+        let mut sc = HeadScan::default();
+        assert_eq!(sc.scan(b"GET / HTTP/1.0\r\nA: b\r\n"), None);
+    }
+
+    #[test]
+    fn request_lines() {
+        assert_eq!(classify_request_line(b"GET / HTTP/1.1"), LineKind::Request);
+        assert_eq!(
+            classify_request_line(b"get   /a b   HTTP/1.0 "),
+            LineKind::Request
+        );
+        assert_eq!(classify_request_line(b"GET /old"), LineKind::Http09);
+        assert_eq!(classify_request_line(b"T /old"), LineKind::Invalid);
+        assert_eq!(classify_request_line(b"GET"), LineKind::Invalid);
+        assert_eq!(classify_request_line(b"\x16\x03\x01"), LineKind::Invalid);
+        assert!(plausible_request_line(b"POST /x?y HTTP/1.1\r\n"));
+        assert!(!plausible_request_line(b"post /x HTTP/1.1\r\n"));
+        assert!(!plausible_request_line(b"GET /x\r\n"));
+        let (m, u, v, f) = split_request_line("get /a b HTTP/1.1");
+        assert_eq!(
+            (m.as_str(), u.as_str(), v.as_str()),
+            ("get", "/a b", "HTTP/1.1")
+        );
+        assert!(f.has(Flag::INVALID_METHOD) && f.has(Flag::INVALID_REQUEST_LINE));
+        assert!(request_prefix_invalid(b"\x05\x01"));
+        assert!(!request_prefix_invalid(b"GET"));
+        assert!(http_prefix_ok(b"HT") && !http_prefix_ok(b"SIP/2"));
+    }
+
+    #[test]
+    fn status_lines() {
+        let (v, s, m, f) = split_status_line("HTTP/1.1 404 Not Found");
+        assert_eq!(
+            (v.as_str(), s, m.as_str(), f.is_empty()),
+            ("HTTP/1.1", Some(404), "Not Found", true)
+        );
+        let (_, s, _, f) = split_status_line("HTTP/1.1 2XX weird");
+        assert_eq!((s, f.has(Flag::INVALID_STATUS_LINE)), (None, true));
+        let (_, s, m, _) = split_status_line("HTTP/1.0 200");
+        assert_eq!((s, m.as_str()), (Some(200), ""));
+    }
+
+    #[test]
+    fn heads() {
+        let h = parse_head(
+            b"GET / HTTP/1.1\r\nA: 1\r\nB : 2\r\n\tfolded\r\njunk line\r\nC:3\n\r\nignored: x\r\n",
+            10,
+            false,
+        );
+        assert_eq!(h.first, "GET / HTTP/1.1");
+        assert_eq!(
+            h.headers.0,
+            vec![
+                ("A".into(), "1".into()),
+                ("B".into(), "2 folded".into()),
+                ("C".into(), "3".into())
+            ]
+        );
+        for f in [
+            Flag::SPACE_BEFORE_COLON,
+            Flag::OBS_FOLD,
+            Flag::INVALID_HEADER,
+            Flag::BARE_LF,
+        ] {
+            assert!(h.flags.has(f), "{}", f.name());
+        }
+        // Lone CR ends a line too.
+        let h = parse_head(
+            b"HTTP/1.1 200 ok\rTransfer-Encoding: chunked\rX: y\r\n\r\n",
+            10,
+            false,
+        );
+        assert_eq!(h.first, "HTTP/1.1 200 ok");
+        assert_eq!(h.headers.get("transfer-encoding"), Some("chunked"));
+        assert!(h.flags.has(Flag::BARE_CR));
+        // Truncated head at the end of the stream: the partial line counts.
+        let h = parse_head(b"GET /x HTTP/1.1\r\nHost: a", 10, true);
+        assert_eq!(h.headers.get("host"), Some("a"));
+        let h = parse_head(b"GET /x HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", 2, false);
+        assert_eq!(h.headers.len(), 2);
+        assert!(h.flags.has(Flag::TOO_MANY_HEADERS));
+    }
+
+    #[test]
+    fn framing_rules() {
+        let hs = |v: &[(&str, &str)]| {
+            Headers(
+                v.iter()
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+                    .collect(),
+            )
+        };
+        let mut f = Flags::default();
+        assert_eq!(
+            response_framing(Some(200), "HEAD", &hs(&[("Content-Length", "5")]), &mut f),
+            None
+        );
+        assert_eq!(
+            response_framing(Some(304), "GET", &hs(&[("Content-Length", "5")]), &mut f),
+            None
+        );
+        assert_eq!(
+            response_framing(Some(200), "GET", &hs(&[]), &mut f),
+            Some(Framing::Close)
+        );
+        assert_eq!(request_framing(&hs(&[]), &mut f), None);
+        let mut f = Flags::default();
+        let h = hs(&[
+            ("Content-Length", "3"),
+            ("Transfer-Encoding", "gzip, chunked"),
+        ]);
+        assert_eq!(
+            request_framing(&h, &mut f),
+            Some(Framing::Chunked(ChunkState::Size))
+        );
+        assert!(f.has(Flag::CL_AND_TE));
+        let mut f = Flags::default();
+        let h = hs(&[("Content-Length", "68"), ("Content-Length", "136")]);
+        assert_eq!(
+            response_framing(Some(200), "GET", &h, &mut f),
+            Some(Framing::Length(136))
+        );
+        assert_eq!(request_framing(&h, &mut f), Some(Framing::Length(68)));
+        assert!(f.has(Flag::CONFLICTING_CONTENT_LENGTH));
+        let mut f = Flags::default();
+        let h = hs(&[("Content-Length", "-1")]);
+        assert_eq!(
+            response_framing(Some(200), "GET", &h, &mut f),
+            Some(Framing::Close)
+        );
+        assert!(f.has(Flag::INVALID_CONTENT_LENGTH));
+    }
+}
