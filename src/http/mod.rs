@@ -890,6 +890,50 @@ mod tests {
 
         proptest! {
             #![proptest_config(ProptestConfig::with_cases(256))]
+                        /// Fixtures cut at random points, with bytes flipped and gaps inserted: reaches deep states that
+            /// random bytes rarely do.
+            #[test]
+            fn mutated_fixtures_never_panic(
+                which in 0usize..8,
+                cuts in proptest::collection::vec(1usize..64, 1..40),
+                flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..6),
+                gaps in proptest::collection::vec((any::<usize>(), 1u64..3000), 0..3),
+            ) {
+                let texts = [
+                    fx!("chunked"), fx!("pipelining"), fx!("continue100"), fx!("gap_cl_body"),
+                    fx!("cl_te"), fx!("websocket"), fx!("http09"), fx!("connect_plain_http"),
+                ];
+                let c = Arc::new(HttpConfig { max_header_bytes: 256, max_line_bytes: 64, max_pipelined: 2, ..HttpConfig::default() });
+                let mut p = HttpParser::new(c, fixture::fixture_flow());
+                let mut out = Vec::new();
+                let mut k = 0usize;
+                for (dir, ev) in parse_fixture(texts[which % texts.len()]) {
+                    let FixtureEvent::Data(mut d) = ev else { continue };
+                    for (pos, b) in &flips {
+                        if !d.is_empty() {
+                            let i = pos % d.len();
+                            d[i] ^= b;
+                        }
+                    }
+                    let mut rest = d.as_slice();
+                    while !rest.is_empty() {
+                        let n = cuts[k % cuts.len()].min(rest.len());
+                        let (a, b) = rest.split_at(n);
+                        p.on_stream(dir, Timestamp(k as u64), StreamEvent::Data(a), &mut out);
+                        if let Some((_, g)) = gaps.iter().find(|(at, _)| at % 97 == k % 97) {
+                            p.on_stream(dir, Timestamp(k as u64), StreamEvent::Gap(*g), &mut out);
+                        }
+                        rest = b;
+                        k += 1;
+                    }
+                }
+                p.finish(Timestamp(1_000_000), &mut out);
+                prop_assert!(p.pending_len() == 0);
+                for t in &out {
+                    serde_json::to_string(&t.record()).unwrap();
+                }
+            }
+
             #[test]
             fn never_panics_and_stays_bounded(evs in proptest::collection::vec(event(), 0..60)) {
                 let c = Arc::new(HttpConfig { max_header_bytes: 512, max_line_bytes: 128, max_pipelined: 4, body_capture_bytes: 256, ..HttpConfig::default() });

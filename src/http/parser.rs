@@ -886,7 +886,7 @@ impl HttpParser {
         let cur = self.side(s).cur;
         match self.state(s).clone() {
             State::Ignore | State::TunnelProbe => self.stats.tunnel_bytes_ignored += n,
-                        State::Resync { .. } => {
+            State::Resync { .. } => {
                 // A candidate line cut by the gap is not a line.
                 self.side(s).line.clear();
                 self.side(s).gap_pending = true;
