@@ -234,7 +234,8 @@ impl BodyAcc {
         }
     }
 
-    /// Ends the body; returns the decoded length (None when decoding failed before any output or was stopped).
+        /// Ends the body; returns the decoded length (None when the decoder was stopped by a cap or the coding is
+    /// not one we decode).
     pub fn finish(&mut self) -> Option<u64> {
         if self.identity {
             self.decoded_len = self.len;
@@ -249,9 +250,10 @@ impl BodyAcc {
         self.status = Some(st);
         self.decoded_len = d.out_total();
         match st {
-            DecodeStatus::Ok => Some(self.decoded_len),
-            DecodeStatus::Failed if self.decoded_len > 0 => Some(self.decoded_len),
-            DecodeStatus::Failed | DecodeStatus::Bomb => None,
+                        // A corrupt or truncated stream counts what it yielded (Zeek's body length does the same: what
+            // the decoder delivered); only a stopped decoder has no meaningful length.
+            DecodeStatus::Ok | DecodeStatus::Failed => Some(self.decoded_len),
+            DecodeStatus::Bomb => None,
         }
     }
 }

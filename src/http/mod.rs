@@ -318,11 +318,11 @@ mod tests {
             assert_eq!(r.content_encoding.as_deref(), Some(ce));
             assert!(r.flags.is_empty(), "{ce}: {:?}", r.flags);
         }
-        // Not actually compressed: the raw length stays, no decoded length.
+        // Not actually compressed: the raw length stays, nothing decoded.
         let (t, stats) = encoded("gzip", b"plain text", cfg());
         assert_eq!(
             (t.response_body_len, t.response_body_decoded_len),
-            (10, None)
+                        (10, Some(0))
         );
         assert_eq!(stats.decompression_errors, 1);
         let (t, _) = encoded("compress", b"xx", cfg());
