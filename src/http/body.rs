@@ -234,7 +234,7 @@ impl BodyAcc {
         }
     }
 
-        /// Ends the body; returns the decoded length (None when the decoder was stopped by a cap or the coding is
+    /// Ends the body; returns the decoded length (None when the decoder was stopped by a cap or the coding is
     /// not one we decode).
     pub fn finish(&mut self) -> Option<u64> {
         if self.identity {
@@ -250,7 +250,7 @@ impl BodyAcc {
         self.status = Some(st);
         self.decoded_len = d.out_total();
         match st {
-                        // A corrupt or truncated stream counts what it yielded (Zeek's body length does the same: what
+            // A corrupt or truncated stream counts what it yielded (Zeek's body length does the same: what
             // the decoder delivered); only a stopped decoder has no meaningful length.
             DecodeStatus::Ok | DecodeStatus::Failed => Some(self.decoded_len),
             DecodeStatus::Bomb => None,

@@ -17,7 +17,8 @@ use flate2::write::{DeflateDecoder, MultiGzDecoder, ZlibDecoder};
 use smallvec::SmallVec;
 
 /// Caps of the content decoder.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct DecompressConfig {
     /// Decoded bytes per body (per layer); beyond: stop, `decompression_bomb`.
     pub max_output_bytes: u64,

@@ -34,7 +34,8 @@ pub use parser::HttpParser;
 pub use transaction::{Flag, Flags, Headers, Transaction, TransactionRecord, TunnelRecord};
 
 /// Caps and switches of the HTTP stage. Every cap is a field here with its default in [`Default`].
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
     /// Body bytes kept per message (raw, de-chunked) and per decoded body; the rest is counted and skipped.
     /// Suricata's `response-body-limit` default.
@@ -322,7 +323,7 @@ mod tests {
         let (t, stats) = encoded("gzip", b"plain text", cfg());
         assert_eq!(
             (t.response_body_len, t.response_body_decoded_len),
-                        (10, Some(0))
+            (10, Some(0))
         );
         assert_eq!(stats.decompression_errors, 1);
         let (t, _) = encoded("compress", b"xx", cfg());
@@ -733,6 +734,18 @@ mod tests {
             };
             assert_eq!(key(&whole), key(&split));
         }
+    }
+
+    #[test]
+    fn config_from_partial_json() {
+        let c: HttpConfig =
+            serde_json::from_str(r#"{"body_capture_bytes": 10, "decompress": {"max_layers": 1}}"#)
+                .unwrap();
+        assert_eq!(
+            (c.body_capture_bytes, c.max_headers, c.decompress.max_layers),
+            (10, 256, 1)
+        );
+        assert!(serde_json::from_str::<HttpConfig>(r#"{"nope": 1}"#).is_err());
     }
 
     #[test]

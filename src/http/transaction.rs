@@ -230,7 +230,7 @@ pub struct Transaction {
     /// Content-decoded response body (capped) when the response had a Content-Encoding (possibly partial or
     /// empty when decoding failed); None when identity. See [`Transaction::decoded_response_body`].
     pub response_body_decoded: Option<Vec<u8>>,
-        /// Bytes after content decoding: what the decoder yielded, even from a corrupt or truncated stream (flag
+    /// Bytes after content decoding: what the decoder yielded, even from a corrupt or truncated stream (flag
     /// `decompression_error`); None when stopped by a cap (`decompression_bomb`) or the coding is unknown.
     pub response_body_decoded_len: Option<u64>,
     pub content_encoding: Option<String>,
