@@ -52,6 +52,8 @@ pub struct HttpConfig {
     pub max_line_bytes: usize,
     /// Query parameters parsed into `Transaction::query_params`.
     pub max_query_params: usize,
+    /// 1xx interim codes kept in `info_codes` per transaction (more are counted, not kept).
+    pub max_info_codes: usize,
     /// When false, the values of Authorization, Proxy-Authorization, Cookie and Set-Cookie are masked in
     /// [`TransactionRecord`] (the transaction itself keeps them for analyzers).
     pub log_sensitive_headers: bool,
@@ -67,6 +69,7 @@ impl Default for HttpConfig {
             max_pipelined: 64,
             max_line_bytes: 8 * 1024,
             max_query_params: 64,
+            max_info_codes: 16,
             log_sensitive_headers: false,
             decompress: DecompressConfig::default(),
         }

@@ -621,8 +621,9 @@ impl HttpParser {
             && code != 101
         {
             self.stats.interim_responses += 1;
+            let max = self.cfg.max_info_codes;
             if let Some(p) = self.queue.iter_mut().find(|p| p.resp == Resp::None)
-                && p.tx.info_codes.len() < 16
+                && p.tx.info_codes.len() < max
             {
                 p.tx.info_codes.push(code);
             }
