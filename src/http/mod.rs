@@ -14,7 +14,16 @@
 //!   capture cap are counted and skipped, never copied.
 //! - Gaps inside a length-framed body or a chunk's data are consumed exactly (the body length counts them);
 //!   anywhere else the direction resyncs on the next plausible request or status line.
-//! - 101 Switching Protocols and a 2xx answer to CONNECT end HTTP parsing of the connection.
+//! - 101 Switching Protocols ends HTTP parsing of the connection; so does a 2xx answer to CONNECT, unless the
+//!   tunnel's first bytes are HTTP again (a plain-HTTP proxy tunnel).
+//! - Roles: the first bytes that look like a request or a status line decide which direction is the client's
+//!   (midstream captures, reversed orientation); junk before them (a SOCKS handshake) is skipped.
+//! - Lengths: `request_body_len`/`response_body_len` are de-chunked bytes before content decoding (Suricata's
+//!   `http.length`); `response_body_decoded_len` is after decoding (Zeek's `response_body_len`).
+//!
+//! Leniency follows what clients accept (and libhtp/Zeek model), so evasions do not hide bodies: lone CR as a line
+//! end, leading blank space before a start line, junk lines before a status line, chunk sizes with trailing junk,
+//! a "chunked" body that is not chunked (read as identity), reserved gzip header flags.
 //!
 //! Heads are parsed by our own line parser rather than httparse: a passive sensor must keep what a server would
 //! accept (obs-fold in requests, bare LF, HTTP/0.9, lower-case methods, junk header lines) and say which anomaly it
