@@ -572,6 +572,50 @@ mod tests {
     }
 
     #[test]
+    fn missing_protocol_is_not_http09() {
+        // Headers after a version-less line: an HTTP/1.x request missing its protocol (Suricata, issue 6643).
+        let r = run(b">>>\nGET /x\nUser-Agent: myscript\nHost: a\n\n<<<\nHTTP/1.0 200 OK\nContent-Length: 2\n\nok\\\n");
+        assert_eq!(r.len(), 1);
+        assert_eq!(
+            (r[0].uri.as_deref(), r[0].user_agent.as_deref(), r[0].status),
+            (Some("/x"), Some("myscript"), Some(200))
+        );
+        assert_eq!(r[0].version.as_deref(), Some(""));
+        assert!(has(&r[0], "invalid_request_line") && !has(&r[0], "http09"));
+    }
+
+    #[test]
+    fn request_cut_by_the_capture() {
+        // The request line is cut; the server still answers: one transaction, not an orphan.
+        let ev = vec![
+            (
+                Dir::ToServer,
+                FixtureEvent::Data(b"GET /images/box.gif HTT".to_vec()),
+            ),
+            (
+                Dir::ToClient,
+                FixtureEvent::Data(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\ngif".to_vec()),
+            ),
+        ];
+        let (txs, _) = run_events(&ev, cfg());
+        assert_eq!(txs.len(), 1);
+        let r = txs[0].record();
+        assert_eq!(
+            (r.uri.as_deref(), r.version.as_deref(), r.status),
+            (Some("/images/box.gif"), Some("HTT"), Some(200))
+        );
+        assert!(has(&r, "truncated") && !has(&r, "orphan"));
+        // Cut at the end of the stream, with no response.
+        let r = run(b">>>\nPOST /a HTTP/1.1\nHost: x\nContent-Le\\\n");
+        assert_eq!(r.len(), 1);
+        assert_eq!(
+            (r[0].uri.as_deref(), r[0].host.as_deref()),
+            (Some("/a"), Some("x"))
+        );
+        assert!(has(&r[0], "truncated") && has(&r[0], "request_only"));
+    }
+
+    #[test]
     fn http10_close_delimited() {
         let r = run(fx!("http10_close"));
         assert_eq!(r.len(), 1);

@@ -405,6 +405,18 @@ impl HttpParser {
                     } else {
                         classify_request_line(first)
                     };
+                    // A version-less line followed by header lines is an HTTP/1.x request missing its protocol,
+                    // not HTTP/0.9 (Suricata's REQUEST_LINE_MISSING_PROTOCOL): its headers and framing count.
+                    let headers_follow =
+                        nl.and_then(|i| side.head.get(i + 1..)).is_some_and(|rest| {
+                            let n = rest.iter().take_while(|b| is_tchar(**b)).count();
+                            n > 0 && rest.get(n) == Some(&b':')
+                        });
+                    let kind = if kind == LineKind::Http09 && headers_follow {
+                        LineKind::Request
+                    } else {
+                        kind
+                    };
                     match kind {
                         LineKind::Request => {}
                         LineKind::Http09 if nl.is_some() => {
@@ -630,6 +642,14 @@ impl HttpParser {
             return;
         }
         self.stats.responses += 1;
+        // The server answers a request whose head is still incomplete (cut by the capture): that head is all
+        // there is.
+        if !self.queue.iter().any(|p| p.resp == Resp::None)
+            && self.side(REQ).state == State::Head
+            && !self.side(REQ).head.is_empty()
+        {
+            self.flush_partial_head(REQ);
+        }
         let idx = match self.queue.iter().position(|p| p.resp == Resp::None) {
             Some(i) => i,
             None => {
@@ -1060,27 +1080,7 @@ impl HttpParser {
             return;
         }
         match self.state(s).clone() {
-            State::Head => {
-                let head_bytes = std::mem::take(&mut self.side(s).head);
-                self.side(s).reset_head();
-                if !trim(&head_bytes).is_empty() {
-                    let mut head = parse_head(&head_bytes, self.cfg.max_headers, true);
-                    head.flags.set(Flag::TRUNCATED);
-                    if s == REQ {
-                        match classify_request_line(head.first.as_bytes()) {
-                            LineKind::Request => self.on_request(head),
-                            LineKind::Http09 => self.request_09(s, &head_bytes),
-                            LineKind::Invalid => {}
-                        }
-                    } else if starts_with_ci(head.first.as_bytes(), b"HTTP/") {
-                        self.on_response(head);
-                    }
-                    // A truncated head cannot have a body.
-                    if let State::Body(_) = self.state(s) {
-                        self.body_done(s, Some(Flag::TRUNCATED));
-                    }
-                }
-            }
+            State::Head => self.flush_partial_head(s),
             State::Body(Framing::Close) => self.body_done(s, None),
             State::Body(_) => self.body_done(s, Some(Flag::TRUNCATED)),
             State::Resync { .. } | State::Ignore | State::TunnelProbe => {}
@@ -1090,6 +1090,35 @@ impl HttpParser {
         side.state = State::Ignore;
         side.line = Vec::new();
         side.head = Vec::new();
+    }
+
+    /// Takes an unfinished head as a truncated message (the stream ended, or the server answered a request whose
+    /// head never completed).
+    fn flush_partial_head(&mut self, s: usize) {
+        let head_bytes = std::mem::take(&mut self.side(s).head);
+        self.side(s).reset_head();
+        if trim(&head_bytes).is_empty() {
+            return;
+        }
+        let mut head = parse_head(&head_bytes, self.cfg.max_headers, true);
+        head.flags.set(Flag::TRUNCATED);
+        if s == REQ {
+            let first = head.first.as_bytes();
+            match classify_request_line(first) {
+                LineKind::Request => self.on_request(head),
+                LineKind::Http09 if !head.headers.is_empty() => self.on_request(head),
+                LineKind::Http09 => self.request_09(s, &head_bytes),
+                // Cut inside the request line ("GET /x HT"): still a request.
+                LineKind::Invalid if looks_like_request_start(first) => self.on_request(head),
+                LineKind::Invalid => {}
+            }
+        } else if starts_with_ci(head.first.as_bytes(), b"HTTP/") {
+            self.on_response(head);
+        }
+        // A truncated head cannot have a body.
+        if let State::Body(_) = self.state(s) {
+            self.body_done(s, Some(Flag::TRUNCATED));
+        }
     }
 
     // ---- emission ----
@@ -1269,13 +1298,18 @@ fn split_request_line(first: &str) -> (String, String, String, Flags) {
     let line = first.trim();
     let (method, rest) = line.split_once([' ', '\t']).unwrap_or((line, ""));
     let rest = rest.trim();
+    // The last token is the version when it starts with "HTTP/", or is a prefix of it (a line cut by the end
+    // of the capture: "GET /x HTT"). Without one the version is empty (a request missing its protocol).
     let (uri, version) = match rest.rsplit_once([' ', '\t']) {
         Some((u, v))
-            if v.len() >= 5 && v.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("HTTP/")) =>
+            if (v.len() >= 5 && v.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("HTTP/")))
+                || b"HTTP/"
+                    .get(..v.len())
+                    .is_some_and(|p| p.eq_ignore_ascii_case(v.as_bytes())) =>
         {
             (u.trim(), v)
         }
-        _ => (rest, "HTTP/0.9"),
+        _ => (rest, ""),
     };
     if !method.bytes().all(is_tchar) || method.is_empty() {
         flags.set(Flag::INVALID_REQUEST_LINE);
@@ -1285,7 +1319,9 @@ fn split_request_line(first: &str) -> (String, String, String, Flags) {
     {
         flags.set(Flag::INVALID_METHOD);
     }
-    if !valid_version(version) {
+    if version.is_empty() {
+        flags.set(Flag::INVALID_REQUEST_LINE);
+    } else if !valid_version(version) {
         flags.set(Flag::INVALID_VERSION);
     }
     if uri.contains([' ', '\t']) || line.contains("  ") {
