@@ -32,6 +32,8 @@ pub(crate) enum ChunkState {
 pub(crate) enum ChunkResult {
     /// All input consumed, the body goes on.
     More,
+    /// As `More`, but a chunk-size line with junk after the digits was accepted: the caller flags it.
+    Lenient,
     /// The body ended after `consumed` bytes.
     Done,
     /// The chunk-size line at the start of `line` was not a size; `consumed` bytes were used (the bad line is
@@ -39,8 +41,10 @@ pub(crate) enum ChunkResult {
     Invalid,
 }
 
-/// Parses a chunk-size line ("1a;ext=v", surrounding spaces tolerated). None when it is not a size or overflows.
-pub(crate) fn parse_chunk_size(line: &[u8]) -> Option<u64> {
+/// Parses a chunk-size line ("1a;ext=v", surrounding spaces tolerated): the size and whether the line was clean.
+/// Like browsers and libhtp, the leading hex digits are the size whatever follows ("f x" is 15, flagged).
+/// None when there are no digits or the size overflows.
+pub(crate) fn parse_chunk_size(line: &[u8]) -> Option<(u64, bool)> {
     let l = trim(line);
     let end = l.iter().position(|b| !b.is_ascii_hexdigit()).unwrap_or(l.len());
     let (digits, rest) = l.split_at_checked(end)?;
@@ -48,15 +52,18 @@ pub(crate) fn parse_chunk_size(line: &[u8]) -> Option<u64> {
         return None;
     }
     let rest = trim(rest);
-    if !(rest.is_empty() || rest.first() == Some(&b';')) {
-        return None;
-    }
+    let clean = rest.is_empty() || rest.first() == Some(&b';');
     let mut v: u64 = 0;
     for d in digits {
         let x = (*d as char).to_digit(16)?;
         v = v.checked_mul(16)?.checked_add(u64::from(x))?;
     }
-    Some(v)
+    Some((v, clean))
+}
+
+/// The line so far cannot become a chunk size: its first non-blank byte is not a hex digit.
+fn hopeless_size_line(line: &[u8]) -> bool {
+    line.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|b| !b.is_ascii_hexdigit())
 }
 
 pub(crate) fn trim(b: &[u8]) -> &[u8] {
@@ -76,6 +83,7 @@ pub(crate) fn chunked_feed(
     on_body: &mut dyn FnMut(&[u8]),
 ) -> (usize, ChunkResult) {
     let mut pos = 0usize;
+    let mut lenient = false;
     while pos < data.len() {
         let rest = data.get(pos..).unwrap_or(&[]);
         match *st {
@@ -88,7 +96,8 @@ pub(crate) fn chunked_feed(
                 line.extend_from_slice(piece.get(..piece.len().min(room)).unwrap_or(&[]));
                 pos += piece.len();
                 if !complete {
-                    if line.len() >= max_line && *st == ChunkState::Size {
+                    // Give up early on a body that is not chunked at all, so it can be read as identity.
+                    if *st == ChunkState::Size && (line.len() >= max_line || hopeless_size_line(line)) {
                         return (pos, ChunkResult::Invalid);
                     }
                     continue;
@@ -107,12 +116,13 @@ pub(crate) fn chunked_feed(
                     line.clear();
                     continue;
                 }
-                match parse_chunk_size(content) {
-                    Some(0) => *st = ChunkState::Trailer,
-                    Some(n) => *st = ChunkState::Data(n),
+                let (size, clean) = match parse_chunk_size(content) {
+                    Some(x) => x,
                     None => return (pos, ChunkResult::Invalid),
-                }
+                };
+                *st = if size == 0 { ChunkState::Trailer } else { ChunkState::Data(size) };
                 line.clear();
+                lenient |= !clean;
             }
             ChunkState::Data(n) => {
                 let take = usize::try_from(n).unwrap_or(usize::MAX).min(rest.len());
@@ -135,7 +145,7 @@ pub(crate) fn chunked_feed(
             },
         }
     }
-    (pos, ChunkResult::More)
+    (pos, if lenient { ChunkResult::Lenient } else { ChunkResult::More })
 }
 
 /// Collects one message body: its length, its first `body_capture_bytes` and its content-decoded form.
@@ -193,7 +203,8 @@ impl BodyAcc {
         }
     }
 
-    /// Ends the body; returns the decoded length (None when decoding failed before any output or was stopped).
+    /// Ends the body; returns the decoded length (None when the decoder was stopped by a cap or the coding is
+    /// not one we decode).
     pub fn finish(&mut self) -> Option<u64> {
         if self.identity {
             self.decoded_len = self.len;
@@ -208,9 +219,10 @@ impl BodyAcc {
         self.status = Some(st);
         self.decoded_len = d.out_total();
         match st {
-            DecodeStatus::Ok => Some(self.decoded_len),
-            DecodeStatus::Failed if self.decoded_len > 0 => Some(self.decoded_len),
-            DecodeStatus::Failed | DecodeStatus::Bomb => None,
+            // A corrupt or truncated stream counts what it yielded (Zeek's body length does the same: what
+            // the decoder delivered); only a stopped decoder has no meaningful length.
+            DecodeStatus::Ok | DecodeStatus::Failed => Some(self.decoded_len),
+            DecodeStatus::Bomb => None,
         }
     }
 }
@@ -221,11 +233,11 @@ mod tests {
 
     #[test]
     fn chunk_sizes() {
-        assert_eq!(parse_chunk_size(b"1a"), Some(26));
-        assert_eq!(parse_chunk_size(b" 1A ;ext=1\r\n"), Some(26));
-        assert_eq!(parse_chunk_size(b"0"), Some(0));
+        assert_eq!(parse_chunk_size(b"1a"), Some((26, true)));
+        assert_eq!(parse_chunk_size(b" 1A ;ext=1\r\n"), Some((26, true)));
+        assert_eq!(parse_chunk_size(b"0"), Some((0, true)));
         assert_eq!(parse_chunk_size(b"zz"), None);
-        assert_eq!(parse_chunk_size(b"5 x"), None);
+        assert_eq!(parse_chunk_size(b"f x"), Some((15, false)));
         assert_eq!(parse_chunk_size(b"10000000000000000"), None);
     }
 
@@ -239,7 +251,7 @@ mod tests {
             let (n, r) = chunked_feed(&mut st, piece, &mut line, 64, &mut |b| body.extend_from_slice(b));
             consumed += n;
             res = r;
-            if r != ChunkResult::More {
+            if !matches!(r, ChunkResult::More | ChunkResult::Lenient) {
                 break;
             }
         }
@@ -257,6 +269,9 @@ mod tests {
         }
         let (_, res, _) = run(b"5\r\nhello\r\nzz\r\n", 100);
         assert_eq!(res, ChunkResult::Invalid);
+        // Not chunked at all: known without waiting for a line end (the bytes stay in `line`).
+        let (_, res, n) = run(b"X5O!P%@AP", 100);
+        assert_eq!((res, n), (ChunkResult::Invalid, 9));
         let (_, res, _) = run(&[b'1'; 200], 100);
         assert_eq!(res, ChunkResult::Invalid);
     }

@@ -14,7 +14,8 @@ use flate2::write::{DeflateDecoder, MultiGzDecoder, ZlibDecoder};
 use smallvec::SmallVec;
 
 /// Caps of the content decoder.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct DecompressConfig {
     /// Decoded bytes per body (per layer); beyond: stop, `decompression_bomb`.
     pub max_output_bytes: u64,
@@ -285,7 +286,17 @@ impl Decoder {
         if let Some(out) = layer.out() {
             out.limit = limit;
         }
+        let in_before = layer.in_total - input.len() as u64;
         let res = match &mut layer.kind {
+            Kind::Gzip(d) if in_before < 4 => {
+                // Browsers ignore the reserved FLG bits of a gzip header; flate2 refuses them. Clear them so an
+                // evasion cannot hide a body that the client will read.
+                let mut fixed: SmallVec<[u8; 64]> = SmallVec::from_slice(input);
+                if let Some(flg) = fixed.get_mut(3 - in_before as usize) {
+                    *flg &= 0x1f;
+                }
+                d.write_all(&fixed)
+            }
             Kind::Gzip(d) => d.write_all(input),
             Kind::Zlib(d) => d.write_all(&head).and_then(|_| d.write_all(input)),
             Kind::Raw(d) => d.write_all(&head).and_then(|_| d.write_all(input)),
@@ -473,6 +484,17 @@ pub(crate) mod tests {
             assert_eq!(st, DecodeStatus::Ok, "{c:?}");
             assert_eq!(out, data, "{c:?}");
         }
+        // Reserved gzip header flags are ignored, fed whole or byte by byte.
+        let mut odd = gzip(&data);
+        odd[3] |= 0x20;
+        let (out, st) = decode_all(&[Coding::Gzip], &odd, &cfg());
+        assert_eq!((out.len(), st), (data.len(), DecodeStatus::Ok));
+        let mut d = Decoder::new(&[Coding::Gzip], &cfg());
+        let mut n = 0;
+        for b in &odd {
+            d.feed(std::slice::from_ref(b), &mut |x| n += x.len());
+        }
+        assert_eq!((d.finish(&mut |x| n += x.len()), n), (DecodeStatus::Ok, data.len()));
         let (out, st) = decode_all(&[Coding::Br], &brotli_stored(b"brotli body"), &cfg());
         assert_eq!((out.as_slice(), st), (&b"brotli body"[..], DecodeStatus::Ok));
     }

@@ -14,7 +14,16 @@
 //!   capture cap are counted and skipped, never copied.
 //! - Gaps inside a length-framed body or a chunk's data are consumed exactly (the body length counts them);
 //!   anywhere else the direction resyncs on the next plausible request or status line.
-//! - 101 Switching Protocols and a 2xx answer to CONNECT end HTTP parsing of the connection.
+//! - 101 Switching Protocols ends HTTP parsing of the connection; so does a 2xx answer to CONNECT, unless the
+//!   tunnel's first bytes are HTTP again (a plain-HTTP proxy tunnel).
+//! - Roles: the first bytes that look like a request or a status line decide which direction is the client's
+//!   (midstream captures, reversed orientation); junk before them (a SOCKS handshake) is skipped.
+//! - Lengths: `request_body_len`/`response_body_len` are de-chunked bytes before content decoding (Suricata's
+//!   `http.length`); `response_body_decoded_len` is after decoding (Zeek's `response_body_len`).
+//!
+//! Leniency follows what clients accept (and libhtp/Zeek model), so evasions do not hide bodies: lone CR as a line
+//! end, leading blank space before a start line, junk lines before a status line, chunk sizes with trailing junk,
+//! a "chunked" body that is not chunked (read as identity), reserved gzip header flags.
 //!
 //! Heads are parsed by our own line parser rather than httparse: a passive sensor must keep what a server would
 //! accept (obs-fold in requests, bare LF, HTTP/0.9, lower-case methods, junk header lines) and say which anomaly it
@@ -34,7 +43,8 @@ pub use parser::HttpParser;
 pub use transaction::{Flag, Flags, Headers, Transaction, TransactionRecord, TunnelRecord};
 
 /// Caps and switches of the HTTP stage. Every cap is a field here with its default in [`Default`].
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
     /// Body bytes kept per message (raw, de-chunked) and per decoded body; the rest is counted and skipped.
     /// Suricata's `response-body-limit` default.
@@ -51,6 +61,8 @@ pub struct HttpConfig {
     pub max_line_bytes: usize,
     /// Query parameters parsed into `Transaction::query_params`.
     pub max_query_params: usize,
+    /// 1xx interim codes kept in `info_codes` per transaction (more are counted, not kept).
+    pub max_info_codes: usize,
     /// When false, the values of Authorization, Proxy-Authorization, Cookie and Set-Cookie are masked in
     /// [`TransactionRecord`] (the transaction itself keeps them for analyzers).
     pub log_sensitive_headers: bool,
@@ -66,6 +78,7 @@ impl Default for HttpConfig {
             max_pipelined: 64,
             max_line_bytes: 8 * 1024,
             max_query_params: 64,
+            max_info_codes: 16,
             log_sensitive_headers: false,
             decompress: DecompressConfig::default(),
         }
@@ -93,6 +106,8 @@ pub struct HttpStats {
     pub decompression_bombs: u64,
     pub decompression_errors: u64,
     pub roles_swapped: u64,
+    /// Connections that started with the HTTP/2 preface (prior knowledge): ignored.
+    pub http2_connections: u64,
     /// Responses without a request that followed invalid request data: framed, not reported.
     pub responses_to_invalid_requests: u64,
     /// Transactions carrying each flag (anomalies and outcomes), by flag name.
@@ -115,6 +130,7 @@ impl HttpStats {
         self.decompression_bombs += o.decompression_bombs;
         self.decompression_errors += o.decompression_errors;
         self.roles_swapped += o.roles_swapped;
+        self.http2_connections += o.http2_connections;
         self.responses_to_invalid_requests += o.responses_to_invalid_requests;
         self.flags.merge(&o.flags);
     }
@@ -265,13 +281,13 @@ mod tests {
             let r = t.record();
             assert_eq!(r.response_body_len, enc.len() as u64, "{ce}");
             assert_eq!(r.response_body_decoded_len, Some(plain.len() as u64), "{ce}");
-            assert_eq!(t.response_body_decoded, plain, "{ce}");
+            assert_eq!(t.decoded_response_body(), plain.as_slice(), "{ce}");
             assert_eq!(r.content_encoding.as_deref(), Some(ce));
             assert!(r.flags.is_empty(), "{ce}: {:?}", r.flags);
         }
-        // Not actually compressed: the raw length stays, no decoded length.
+        // Not actually compressed: the raw length stays, nothing decoded.
         let (t, stats) = encoded("gzip", b"plain text", cfg());
-        assert_eq!((t.response_body_len, t.response_body_decoded_len), (10, None));
+        assert_eq!((t.response_body_len, t.response_body_decoded_len), (10, Some(0)));
         assert_eq!(stats.decompression_errors, 1);
         let (t, _) = encoded("compress", b"xx", cfg());
         assert!(t.flags.has(Flag::UNKNOWN_CONTENT_ENCODING) && t.response_body_decoded_len.is_none());
@@ -289,7 +305,7 @@ mod tests {
         assert!(t.flags.has(Flag::DECOMPRESSION_BOMB));
         assert_eq!(t.response_body_decoded_len, None);
         assert_eq!(t.response_body_len, enc.len() as u64);
-        assert!(t.response_body_decoded.len() <= 100 * 1024);
+        assert!(t.decoded_response_body().len() <= 100 * 1024);
         assert_eq!(stats.decompression_bombs, 1);
         let (t, _) = encoded("gzip, gzip, gzip, gzip", b"x", cfg());
         assert!(t.flags.has(Flag::DECOMPRESSION_BOMB));
@@ -313,6 +329,33 @@ mod tests {
         assert_eq!((r[1].uri.as_deref(), r[1].status), (Some("/found"), Some(200)));
         assert_eq!(stats.resyncs, 1);
         assert!(stats.resync_bytes_skipped > 0);
+    }
+
+    #[test]
+    fn gap_flags_the_message_it_hits() {
+        // A gap between messages on the server side: the waiting request's response was (partly) lost.
+        let text = b">>>\nGET /a HTTP/1.1\n\nGET /b HTTP/1.1\n\n<<<\n><> 40\nHTTP/1.1 200 OK\nContent-Length: 0\n\n";
+        let r = run(text);
+        assert_eq!(r.len(), 2);
+        assert!(has(&r[0], "gap"), "{r:?}");
+        // A gap inside a request head: the next request found is flagged.
+        let text = b">>>\nGET /x HTTP/1.1\nHo\\\n><> 9\nGET /y HTTP/1.1\n\n";
+        let r = run(text);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].uri.as_deref(), Some("/y"));
+        assert!(has(&r[0], "gap"));
+    }
+
+    #[test]
+    fn long_uri_and_http2_preface() {
+        let uri = format!("/q?{}", "a".repeat(20_000));
+        let text = format!(">>>\nGET {uri} HTTP/1.1\n\n<<<\nHTTP/1.1 200 OK\nContent-Length: 0\n\n");
+        let r = run(text.as_bytes());
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].uri.as_deref(), Some(uri.as_str()));
+        let (txs, stats) = run_events(&parse_fixture(b">>>\nPRI * HTTP/2.0\n\nSM\n\n<<<\n\x00\x00\x12\x04\n"), cfg());
+        assert!(txs.is_empty());
+        assert_eq!(stats.http2_connections, 1);
     }
 
     #[test]
@@ -415,6 +458,41 @@ mod tests {
         );
         assert_eq!(r[0].response_body_len, b"<html>old school</html>\r\n".len() as u64);
         assert!(has(&r[0], "http09"));
+    }
+
+    #[test]
+    fn missing_protocol_is_not_http09() {
+        // Headers after a version-less line: an HTTP/1.x request missing its protocol (Suricata, issue 6643).
+        let r = run(b">>>\nGET /x\nUser-Agent: myscript\nHost: a\n\n<<<\nHTTP/1.0 200 OK\nContent-Length: 2\n\nok\\\n");
+        assert_eq!(r.len(), 1);
+        assert_eq!(
+            (r[0].uri.as_deref(), r[0].user_agent.as_deref(), r[0].status),
+            (Some("/x"), Some("myscript"), Some(200))
+        );
+        assert_eq!(r[0].version.as_deref(), Some(""));
+        assert!(has(&r[0], "invalid_request_line") && !has(&r[0], "http09"));
+    }
+
+    #[test]
+    fn request_cut_by_the_capture() {
+        // The request line is cut; the server still answers: one transaction, not an orphan.
+        let ev = vec![
+            (Dir::ToServer, FixtureEvent::Data(b"GET /images/box.gif HTT".to_vec())),
+            (Dir::ToClient, FixtureEvent::Data(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\ngif".to_vec())),
+        ];
+        let (txs, _) = run_events(&ev, cfg());
+        assert_eq!(txs.len(), 1);
+        let r = txs[0].record();
+        assert_eq!(
+            (r.uri.as_deref(), r.version.as_deref(), r.status),
+            (Some("/images/box.gif"), Some("HTT"), Some(200))
+        );
+        assert!(has(&r, "truncated") && !has(&r, "orphan"));
+        // Cut at the end of the stream, with no response.
+        let r = run(b">>>\nPOST /a HTTP/1.1\nHost: x\nContent-Le\\\n");
+        assert_eq!(r.len(), 1);
+        assert_eq!((r[0].uri.as_deref(), r[0].host.as_deref()), (Some("/a"), Some("x")));
+        assert!(has(&r[0], "truncated") && has(&r[0], "request_only"));
     }
 
     #[test]
@@ -544,6 +622,14 @@ mod tests {
     }
 
     #[test]
+    fn config_from_partial_json() {
+        let c: HttpConfig =
+            serde_json::from_str(r#"{"body_capture_bytes": 10, "decompress": {"max_layers": 1}}"#).unwrap();
+        assert_eq!((c.body_capture_bytes, c.max_headers, c.decompress.max_layers), (10, 256, 1));
+        assert!(serde_json::from_str::<HttpConfig>(r#"{"nope": 1}"#).is_err());
+    }
+
+    #[test]
     fn parser_is_send() {
         fn send<T: Send>() {}
         fn send_sync<T: Send + Sync>() {}
@@ -568,6 +654,7 @@ mod tests {
             let dir = std::path::Path::new(&out_dir).join(case);
             std::fs::create_dir_all(&dir).unwrap();
             let mut f = std::fs::File::create(dir.join("transactions.jsonl")).unwrap();
+            let mut b = std::fs::File::create(dir.join("bodies.jsonl")).unwrap();
             for (i, s) in v["streams"].as_array().unwrap().iter().enumerate() {
                 let parse = |x: &serde_json::Value| -> std::net::SocketAddr {
                     let s = x.as_str().unwrap();
@@ -593,14 +680,66 @@ mod tests {
                         .filter_map(|c| u8::from_str_radix(std::str::from_utf8(c).ok()?, 16).ok())
                         .collect();
                     let ts = crate::capture::Timestamp(k as u64 * 1000);
-                    p.on_stream(d, ts, crate::reassembly::StreamEvent::Data(&bytes), &mut out);
+                    let ev = match e.get(2).and_then(|n| n.as_u64()) {
+                        Some(n) if e[1] == "gap" => crate::reassembly::StreamEvent::Gap(n),
+                        _ => crate::reassembly::StreamEvent::Data(&bytes),
+                    };
+                    p.on_stream(d, ts, ev, &mut out);
                 }
                 p.finish(crate::capture::Timestamp(u64::MAX / 2), &mut out);
                 for t in &out {
                     writeln!(f, "{}", serde_json::to_string(&t.record()).unwrap()).unwrap();
+                    writeln!(
+                        b,
+                        "{}",
+                        serde_json::to_string(&String::from_utf8_lossy(t.decoded_response_body())).unwrap()
+                    )
+                    .unwrap();
                 }
             }
         }
+    }
+
+    /// Rough throughput on keep-alive traffic in 1460-byte segments (run with --release --ignored).
+    #[test]
+    #[ignore]
+    fn throughput() {
+        let mut msgs = Vec::new();
+        for i in 0..20_000 {
+            let req = format!(
+                "GET /api/v1/items/{i}?page=2&q=x HTTP/1.1\r\nHost: api.example.com\r\nUser-Agent: bench\r\n\
+                 Accept: */*\r\nCookie: a=b\r\n\r\n"
+            );
+            let body = if i % 2 == 0 { 900 } else { 20_000 };
+            let mut resp = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {body}\r\nServer: x\r\n\r\n"
+            )
+            .into_bytes();
+            resp.extend(std::iter::repeat_n(b'{', body));
+            msgs.push((req.into_bytes(), resp));
+        }
+        let mut p = HttpParser::new(cfg(), fixture::fixture_flow());
+        let mut out = Vec::new();
+        let ts = crate::capture::Timestamp(0);
+        let start = std::time::Instant::now();
+        let mut n = 0;
+        let mut bytes = 0;
+        for (req, resp) in &msgs {
+            for (dir, m) in [(Dir::ToServer, req), (Dir::ToClient, resp)] {
+                bytes += m.len();
+                for c in m.chunks(1460) {
+                    p.on_stream(dir, ts, crate::reassembly::StreamEvent::Data(c), &mut out);
+                }
+            }
+            n += out.len();
+            out.clear();
+        }
+        p.finish(ts, &mut out);
+        n += out.len();
+        let secs = start.elapsed().as_secs_f64();
+        let mb = bytes as f64 / 1e6;
+        eprintln!("{n} tx, {mb:.1} MB in {secs:.3}s: {:.0} MB/s, {:.0} tx/s", mb / secs, n as f64 / secs);
+        assert_eq!(n, 20_000);
     }
 
     mod prop {
@@ -633,6 +772,50 @@ mod tests {
 
         proptest! {
             #![proptest_config(ProptestConfig::with_cases(256))]
+                        /// Fixtures cut at random points, with bytes flipped and gaps inserted: reaches deep states that
+            /// random bytes rarely do.
+            #[test]
+            fn mutated_fixtures_never_panic(
+                which in 0usize..8,
+                cuts in proptest::collection::vec(1usize..64, 1..40),
+                flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..6),
+                gaps in proptest::collection::vec((any::<usize>(), 1u64..3000), 0..3),
+            ) {
+                let texts = [
+                    fx!("chunked"), fx!("pipelining"), fx!("continue100"), fx!("gap_cl_body"),
+                    fx!("cl_te"), fx!("websocket"), fx!("http09"), fx!("connect_plain_http"),
+                ];
+                let c = Arc::new(HttpConfig { max_header_bytes: 256, max_line_bytes: 64, max_pipelined: 2, ..HttpConfig::default() });
+                let mut p = HttpParser::new(c, fixture::fixture_flow());
+                let mut out = Vec::new();
+                let mut k = 0usize;
+                for (dir, ev) in parse_fixture(texts[which % texts.len()]) {
+                    let FixtureEvent::Data(mut d) = ev else { continue };
+                    for (pos, b) in &flips {
+                        if !d.is_empty() {
+                            let i = pos % d.len();
+                            d[i] ^= b;
+                        }
+                    }
+                    let mut rest = d.as_slice();
+                    while !rest.is_empty() {
+                        let n = cuts[k % cuts.len()].min(rest.len());
+                        let (a, b) = rest.split_at(n);
+                        p.on_stream(dir, Timestamp(k as u64), StreamEvent::Data(a), &mut out);
+                        if let Some((_, g)) = gaps.iter().find(|(at, _)| at % 97 == k % 97) {
+                            p.on_stream(dir, Timestamp(k as u64), StreamEvent::Gap(*g), &mut out);
+                        }
+                        rest = b;
+                        k += 1;
+                    }
+                }
+                p.finish(Timestamp(1_000_000), &mut out);
+                prop_assert!(p.pending_len() == 0);
+                for t in &out {
+                    serde_json::to_string(&t.record()).unwrap();
+                }
+            }
+
             #[test]
             fn never_panics_and_stays_bounded(evs in proptest::collection::vec(event(), 0..60)) {
                 let c = Arc::new(HttpConfig { max_header_bytes: 512, max_line_bytes: 128, max_pipelined: 4, body_capture_bytes: 256, ..HttpConfig::default() });
@@ -642,7 +825,9 @@ mod tests {
                     let dir = if *to_server { Dir::ToServer } else { Dir::ToClient };
                     let ev = match data { Some(d) => StreamEvent::Data(d), None => StreamEvent::Gap(*gap) };
                     p.on_stream(dir, Timestamp(i as u64), ev, &mut out);
-                    prop_assert!(p.max_buffered() <= 512 + 128);
+                                        prop_assert!(p.max_buffered() <= 512 + 128);
+                    // The pipelining cap, plus at most one orphan response being read.
+                    prop_assert!(p.pending_len() <= 4 + 1);
                 }
                 p.finish(Timestamp(1_000), &mut out);
                 for t in &out {

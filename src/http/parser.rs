@@ -81,6 +81,8 @@ struct Side {
     cur: Option<u64>,
     ended: bool,
     seen_data: bool,
+    /// A gap hit this side outside a body: the next message on it is flagged `gap`.
+    gap_pending: bool,
 }
 
 impl Side {
@@ -95,6 +97,7 @@ impl Side {
             cur: None,
             ended: false,
             seen_data: false,
+            gap_pending: false,
         }
     }
     fn reset_head(&mut self) {
@@ -172,8 +175,15 @@ impl HttpParser {
         &self.stats
     }
 
+    /// Transactions waiting for completion (for memory-bound tests).
+    #[cfg(test)]
+    pub(crate) fn pending_len(&self) -> usize {
+        self.queue.len()
+    }
+
     /// Bytes held in head and line buffers (for memory-bound tests).
-    pub fn max_buffered(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn max_buffered(&self) -> usize {
         self.sides.iter().map(|s| s.head.len().max(s.line.len())).max().unwrap_or(0)
     }
 
@@ -310,14 +320,14 @@ impl HttpParser {
 
     fn feed_head(&mut self, s: usize, ts: Timestamp, d: &[u8]) -> usize {
         let max_head = self.cfg.max_header_bytes;
-        let max_line = self.cfg.max_line_bytes;
         let mut skipped = 0usize;
         let mut d = d;
         {
             let side = self.side(s);
             if side.head.is_empty() && side.scan.lines == 0 && side.scan.partial == 0 {
-                // Empty lines between messages are tolerated (RFC 9112 §2.2).
-                let lead = d.iter().take_while(|b| matches!(b, b'\r' | b'\n')).count();
+                // Empty lines between messages are tolerated (RFC 9112 §2.2), and so is leading blank space
+                // (libhtp does, so evasions use it).
+                let lead = d.iter().take_while(|b| matches!(b, b'\r' | b'\n' | b' ' | b'\t')).count();
                 d = d.get(lead..).unwrap_or(&[]);
                 skipped = lead;
                 if d.is_empty() {
@@ -348,8 +358,11 @@ impl HttpParser {
             // Junk is recognised from its first bytes, so that a start line later in the same chunk or in the next
             // packet (after a SOCKS handshake, say) is not swallowed into a bogus head.
             let early_bad = if s == REQ { request_prefix_invalid(&side.head) } else { !http_prefix_ok(&side.head) };
-            let decidable =
-                early_bad || nl.is_some() || side.head.len() >= max_line || (s == RESP && side.head.len() >= 5);
+            // A request line may legitimately be long (API query strings): only a full head decides without LF.
+            let decidable = early_bad
+                || nl.is_some()
+                || (s == REQ && side.head.len() >= max_head)
+                || (s == RESP && side.head.len() >= 5);
             if decidable {
                 side.first_checked = true;
                 let first = side.head.get(..nl.unwrap_or(side.head.len())).unwrap_or(&[]);
@@ -357,6 +370,13 @@ impl HttpParser {
                 let earlier = side.head.len().saturating_sub(piece.len().min(room)) as u64;
                 if s == REQ {
                     let kind = if early_bad { LineKind::Invalid } else { classify_request_line(first) };
+                    // A version-less line followed by header lines is an HTTP/1.x request missing its protocol,
+                    // not HTTP/0.9 (Suricata's REQUEST_LINE_MISSING_PROTOCOL): its headers and framing count.
+                    let headers_follow = nl.and_then(|i| side.head.get(i + 1..)).is_some_and(|rest| {
+                        let n = rest.iter().take_while(|b| is_tchar(**b)).count();
+                        n > 0 && rest.get(n) == Some(&b':')
+                    });
+                    let kind = if kind == LineKind::Http09 && headers_follow { LineKind::Request } else { kind };
                     match kind {
                         LineKind::Request => {}
                         LineKind::Http09 if nl.is_some() => {
@@ -375,7 +395,11 @@ impl HttpParser {
                 } else if early_bad || !starts_with_ci(trim_start(&side.head), b"HTTP/") {
                     // No status line. Answering a request: a headerless body until close (libhtp does the same);
                     // otherwise junk to skip.
-                    if self.queue.iter().any(|p| p.resp == Resp::None) {
+                    // A status line a little further down (after "SIP/2.0 200" or a junk line) is the real one.
+                    let head = &self.side(s).head;
+                    let window = head.get(..512).unwrap_or(head);
+                    let later = memchr::memmem::find(window, b"\nHTTP/1.").is_some();
+                    if !later && self.queue.iter().any(|p| p.resp == Resp::None) {
                         let head = std::mem::take(&mut self.side(s).head);
                         self.side(s).reset_head();
                         self.start_raw_response(s, Flag::INVALID_STATUS_LINE);
@@ -412,10 +436,25 @@ impl HttpParser {
     fn on_request(&mut self, head: Head) {
         self.stats.requests += 1;
         let ts = self.side(REQ).msg_ts;
+        let (method, uri, version, lf) = split_request_line(&head.first);
+        if method == "PRI" && uri == "*" && version.starts_with("HTTP/2") {
+            // HTTP/2 with prior knowledge: not ours.
+            self.stats.http2_connections += 1;
+            for x in [REQ, RESP] {
+                let side = self.side(x);
+                side.reset_head();
+                if !side.ended {
+                    side.state = State::Ignore;
+                }
+            }
+            return;
+        }
         let mut tx = self.new_tx(ts);
         tx.has_request = true;
         tx.flags = head.flags;
-        let (method, uri, version, lf) = split_request_line(&head.first);
+        if std::mem::take(&mut self.side(REQ).gap_pending) {
+            tx.flags.set(Flag::GAP);
+        }
         for f in lf.iter() {
             tx.flags.set(f);
         }
@@ -554,14 +593,23 @@ impl HttpParser {
             && code != 101
         {
             self.stats.interim_responses += 1;
+            let max = self.cfg.max_info_codes;
             if let Some(p) = self.queue.iter_mut().find(|p| p.resp == Resp::None)
-                && p.tx.info_codes.len() < 16
+                && p.tx.info_codes.len() < max
             {
                 p.tx.info_codes.push(code);
             }
             return;
         }
         self.stats.responses += 1;
+        // The server answers a request whose head is still incomplete (cut by the capture): that head is all
+        // there is.
+        if !self.queue.iter().any(|p| p.resp == Resp::None)
+            && self.side(REQ).state == State::Head
+            && !self.side(REQ).head.is_empty()
+        {
+            self.flush_partial_head(REQ);
+        }
         let idx = match self.queue.iter().position(|p| p.resp == Resp::None) {
             Some(i) => i,
             None => {
@@ -584,10 +632,14 @@ impl HttpParser {
             }
         };
         let cfg = self.cfg.clone();
+        let gap = std::mem::take(&mut self.side(RESP).gap_pending);
         let Some(p) = self.queue.get_mut(idx) else {
             return;
         };
         let tx = &mut p.tx;
+        if gap {
+            tx.flags.set(Flag::GAP);
+        }
         if !tx.has_request {
             p.req_done = true;
         }
@@ -689,8 +741,11 @@ impl HttpParser {
                     self.stats.body_bytes_skipped += b.skipped - skipped_before;
                 }
                 self.put_body(cur, s, body);
+                if res == ChunkResult::Lenient {
+                    self.flag(cur, Flag::INVALID_CHUNK);
+                }
                 match res {
-                    ChunkResult::More => {
+                    ChunkResult::More | ChunkResult::Lenient => {
                         self.side(s).line = line;
                         self.set_state(s, State::Body(Framing::Chunked(cs)));
                     }
@@ -784,7 +839,12 @@ impl HttpParser {
         let cur = self.side(s).cur;
         match self.state(s).clone() {
             State::Ignore | State::TunnelProbe => self.stats.tunnel_bytes_ignored += n,
-            State::Resync { .. } => self.set_state(s, State::Resync { at_line_start: true }),
+            State::Resync { .. } => {
+                // A candidate line cut by the gap is not a line.
+                self.side(s).line.clear();
+                self.side(s).gap_pending = true;
+                self.set_state(s, State::Resync { at_line_start: true });
+            }
             State::Body(Framing::Length(rem)) => {
                 let take = rem.min(n);
                 self.body_gap(cur, s, take);
@@ -823,6 +883,15 @@ impl HttpParser {
                     let cur = self.side(s).cur;
                     self.body_gap(cur, s, n);
                 } else {
+                    // The lost bytes were (part of) the next message: the waiting request's response, or the
+                    // next request.
+                    let waiting = self.queue.iter_mut().find(|p| p.resp == Resp::None);
+                    match waiting {
+                        Some(p) if s == RESP => {
+                            p.tx.flags.set(Flag::GAP);
+                        }
+                        _ => self.side(s).gap_pending = true,
+                    }
                     self.start_resync(s, true);
                 }
             }
@@ -907,27 +976,7 @@ impl HttpParser {
             return;
         }
         match self.state(s).clone() {
-            State::Head => {
-                let head_bytes = std::mem::take(&mut self.side(s).head);
-                self.side(s).reset_head();
-                if !trim(&head_bytes).is_empty() {
-                    let mut head = parse_head(&head_bytes, self.cfg.max_headers, true);
-                    head.flags.set(Flag::TRUNCATED);
-                    if s == REQ {
-                        match classify_request_line(head.first.as_bytes()) {
-                            LineKind::Request => self.on_request(head),
-                            LineKind::Http09 => self.request_09(s, &head_bytes),
-                            LineKind::Invalid => {}
-                        }
-                    } else if starts_with_ci(head.first.as_bytes(), b"HTTP/") {
-                        self.on_response(head);
-                    }
-                    // A truncated head cannot have a body.
-                    if let State::Body(_) = self.state(s) {
-                        self.body_done(s, Some(Flag::TRUNCATED));
-                    }
-                }
-            }
+            State::Head => self.flush_partial_head(s),
             State::Body(Framing::Close) => self.body_done(s, None),
             State::Body(_) => self.body_done(s, Some(Flag::TRUNCATED)),
             State::Resync { .. } | State::Ignore | State::TunnelProbe => {}
@@ -937,6 +986,35 @@ impl HttpParser {
         side.state = State::Ignore;
         side.line = Vec::new();
         side.head = Vec::new();
+    }
+
+    /// Takes an unfinished head as a truncated message (the stream ended, or the server answered a request whose
+    /// head never completed).
+    fn flush_partial_head(&mut self, s: usize) {
+        let head_bytes = std::mem::take(&mut self.side(s).head);
+        self.side(s).reset_head();
+        if trim(&head_bytes).is_empty() {
+            return;
+        }
+        let mut head = parse_head(&head_bytes, self.cfg.max_headers, true);
+        head.flags.set(Flag::TRUNCATED);
+        if s == REQ {
+            let first = head.first.as_bytes();
+            match classify_request_line(first) {
+                LineKind::Request => self.on_request(head),
+                LineKind::Http09 if !head.headers.is_empty() => self.on_request(head),
+                LineKind::Http09 => self.request_09(s, &head_bytes),
+                // Cut inside the request line ("GET /x HT"): still a request.
+                LineKind::Invalid if looks_like_request_start(first) => self.on_request(head),
+                LineKind::Invalid => {}
+            }
+        } else if starts_with_ci(head.first.as_bytes(), b"HTTP/") {
+            self.on_response(head);
+        }
+        // A truncated head cannot have a body.
+        if let State::Body(_) = self.state(s) {
+            self.body_done(s, Some(Flag::TRUNCATED));
+        }
     }
 
     // ---- emission ----
@@ -976,8 +1054,9 @@ impl HttpParser {
             tx.response_body_len = b.len;
             tx.response_body_decoded_len = dl;
             tx.response_body = std::mem::take(&mut b.captured);
-            tx.response_body_decoded =
-                if b.is_identity() { tx.response_body.clone() } else { std::mem::take(&mut b.decoded) };
+            if !b.is_identity() {
+                tx.response_body_decoded = Some(std::mem::take(&mut b.decoded));
+            }
             self.decode_flags(&b, &mut tx.flags);
         }
         if tx.has_request && !p.req_done {
@@ -1065,7 +1144,7 @@ fn classify_request_line(line: &[u8]) -> LineKind {
     let last = rest.rsplit(is_ws).next().unwrap_or(&[]);
     if starts_with_ci(last, b"HTTP/") && last.len() < rest.len() {
         LineKind::Request
-    } else if HTTP09_METHODS.iter().any(|m| line.get(..mlen) == Some(*m)) && !rest.iter().any(|b| is_ws(b)) {
+    } else if HTTP09_METHODS.iter().any(|m| line.get(..mlen) == Some(*m)) && !rest.iter().any(is_ws) {
         // Like Zeek, only a well-known method makes a version-less line an HTTP/0.9 request: anything else
         // is more likely another protocol or cruft.
         LineKind::Http09
@@ -1106,16 +1185,25 @@ fn split_request_line(first: &str) -> (String, String, String, Flags) {
     let line = first.trim();
     let (method, rest) = line.split_once([' ', '\t']).unwrap_or((line, ""));
     let rest = rest.trim();
+    // The last token is the version when it starts with "HTTP/", or is a prefix of it (a line cut by the end
+    // of the capture: "GET /x HTT"). Without one the version is empty (a request missing its protocol).
     let (uri, version) = match rest.rsplit_once([' ', '\t']) {
-        Some((u, v)) if v.len() >= 5 && v.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("HTTP/")) => (u.trim(), v),
-        _ => (rest, "HTTP/0.9"),
+        Some((u, v))
+            if (v.len() >= 5 && v.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("HTTP/")))
+                || b"HTTP/".get(..v.len()).is_some_and(|p| p.eq_ignore_ascii_case(v.as_bytes())) =>
+        {
+            (u.trim(), v)
+        }
+        _ => (rest, ""),
     };
     if !method.bytes().all(is_tchar) || method.is_empty() {
         flags.set(Flag::INVALID_REQUEST_LINE);
     } else if !method.bytes().all(|b| b.is_ascii_uppercase() || b == b'-' || b == b'_') {
         flags.set(Flag::INVALID_METHOD);
     }
-    if !valid_version(version) {
+    if version.is_empty() {
+        flags.set(Flag::INVALID_REQUEST_LINE);
+    } else if !valid_version(version) {
         flags.set(Flag::INVALID_VERSION);
     }
     if uri.contains([' ', '\t']) || line.contains("  ") {
@@ -1164,7 +1252,7 @@ fn parse_head(bytes: &[u8], max_headers: usize, accept_partial: bool) -> Head {
             }
         }
     };
-    while pos < bytes.len() {
+    'lines: while pos < bytes.len() {
         let rest = bytes.get(pos..).unwrap_or(&[]);
         let (raw, next) = match memchr(b'\n', rest) {
             Some(i) => (rest.get(..i).unwrap_or(&[]), pos + i + 1),
@@ -1181,46 +1269,53 @@ fn parse_head(bytes: &[u8], max_headers: usize, accept_partial: bool) -> Head {
                 raw
             }
         };
-        if first {
-            h.first = String::from_utf8_lossy(line).into_owned();
-            first = false;
-            continue;
+        // A lone CR also ends a line (Zeek's line_terminated_with_single_CR, browsers): otherwise
+        // "Server: x\rTransfer-Encoding: chunked" hides the framing from us but not from the client.
+        if memchr(b'\r', line).is_some() {
+            h.flags.set(Flag::BARE_CR);
         }
-        if line.is_empty() {
-            break;
-        }
-        if line.first().is_some_and(is_ws) {
-            match &mut cur {
-                Some((_, v)) => {
-                    h.flags.set(Flag::OBS_FOLD);
-                    v.push(b' ');
-                    v.extend_from_slice(trim(line));
+        for line in line.split(|b| *b == b'\r') {
+            if first {
+                h.first = String::from_utf8_lossy(line).into_owned();
+                first = false;
+                continue;
+            }
+            if line.is_empty() {
+                break 'lines;
+            }
+            if line.first().is_some_and(is_ws) {
+                match &mut cur {
+                    Some((_, v)) => {
+                        h.flags.set(Flag::OBS_FOLD);
+                        v.push(b' ');
+                        v.extend_from_slice(trim(line));
+                    }
+                    None => {
+                        h.flags.set(Flag::INVALID_HEADER);
+                    }
+                }
+                continue;
+            }
+            push(&mut cur, &mut list, &mut h.flags);
+            match memchr(b':', line) {
+                Some(c) => {
+                    let name = line.get(..c).unwrap_or(&[]);
+                    let value = line.get(c + 1..).unwrap_or(&[]);
+                    let tname = trim(name);
+                    if tname.len() != name.len() {
+                        h.flags.set(Flag::SPACE_BEFORE_COLON);
+                    }
+                    if tname.is_empty() || !tname.iter().all(|b| is_tchar(*b)) {
+                        h.flags.set(Flag::INVALID_HEADER);
+                        if tname.is_empty() {
+                            continue;
+                        }
+                    }
+                    cur = Some((tname.to_vec(), value.to_vec()));
                 }
                 None => {
                     h.flags.set(Flag::INVALID_HEADER);
                 }
-            }
-            continue;
-        }
-        push(&mut cur, &mut list, &mut h.flags);
-        match memchr(b':', line) {
-            Some(c) => {
-                let name = line.get(..c).unwrap_or(&[]);
-                let value = line.get(c + 1..).unwrap_or(&[]);
-                let tname = trim(name);
-                if tname.len() != name.len() {
-                    h.flags.set(Flag::SPACE_BEFORE_COLON);
-                }
-                if tname.is_empty() || !tname.iter().all(|b| is_tchar(*b)) {
-                    h.flags.set(Flag::INVALID_HEADER);
-                    if tname.is_empty() {
-                        continue;
-                    }
-                }
-                cur = Some((tname.to_vec(), value.to_vec()));
-            }
-            None => {
-                h.flags.set(Flag::INVALID_HEADER);
             }
         }
     }
@@ -1232,7 +1327,9 @@ fn parse_head(bytes: &[u8], max_headers: usize, accept_partial: bool) -> Head {
 // ---- framing decisions ----
 
 /// Every Content-Length value (several headers or a comma list). Sets dup/conflict/invalid flags.
-fn content_length(h: &Headers, flags: &mut Flags) -> Option<Option<u64>> {
+/// With conflicting values, a request keeps the first and a response the largest: a response body that is read too
+/// far only costs the end of a closing connection, and keeps what an evasion hides behind the smaller value.
+fn content_length(h: &Headers, flags: &mut Flags, response: bool) -> Option<Option<u64>> {
     let mut seen: Option<u64> = None;
     let mut count = 0;
     let mut any = false;
@@ -1249,6 +1346,9 @@ fn content_length(h: &Headers, flags: &mut Flags) -> Option<Option<u64>> {
                 (Some(n), None) => seen = Some(n),
                 (Some(n), Some(s)) if n != s => {
                     flags.set(Flag::CONFLICTING_CONTENT_LENGTH);
+                    if response && n > s {
+                        seen = Some(n);
+                    }
                 }
                 _ => {}
             }
@@ -1284,7 +1384,7 @@ fn transfer_chunked(h: &Headers, flags: &mut Flags) -> Option<bool> {
 
 fn request_framing(h: &Headers, flags: &mut Flags) -> Option<Framing> {
     let te = transfer_chunked(h, flags);
-    let cl = content_length(h, flags);
+    let cl = content_length(h, flags, false);
     if te.is_some() && cl.is_some() {
         flags.set(Flag::CL_AND_TE);
     }
@@ -1307,7 +1407,7 @@ fn response_framing(status: Option<u16>, method: &str, h: &Headers, flags: &mut 
         return None;
     }
     let te = transfer_chunked(h, flags);
-    let cl = content_length(h, flags);
+    let cl = content_length(h, flags, true);
     if te.is_some() && cl.is_some() {
         flags.set(Flag::CL_AND_TE);
     }
@@ -1345,5 +1445,105 @@ fn body_codings(
             flags.set(Flag::DECOMPRESSION_BOMB);
             Some(smallvec::SmallVec::new())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_end_across_chunks() {
+        let head = b"GET / HTTP/1.1\r\nHost: a\r\n\r\nBODY";
+        for split in 1..head.len() {
+            let mut sc = HeadScan::default();
+            let (a, b) = head.split_at(split);
+            let end = sc.scan(a).or_else(|| sc.scan(b).map(|e| e + a.len()));
+            assert_eq!(end, Some(head.len() - 4), "split {split}");
+        }
+        let mut sc = HeadScan::default();
+        assert_eq!(sc.scan(b"GET / HTTP/1.0\n\nX"), Some(16));
+        let mut sc = HeadScan::default();
+        assert_eq!(sc.scan(b"GET / HTTP/1.0\r\nA: b\r\n"), None);
+    }
+
+    #[test]
+    fn request_lines() {
+        assert_eq!(classify_request_line(b"GET / HTTP/1.1"), LineKind::Request);
+        assert_eq!(classify_request_line(b"get   /a b   HTTP/1.0 "), LineKind::Request);
+        assert_eq!(classify_request_line(b"GET /old"), LineKind::Http09);
+        assert_eq!(classify_request_line(b"T /old"), LineKind::Invalid);
+        assert_eq!(classify_request_line(b"GET"), LineKind::Invalid);
+        assert_eq!(classify_request_line(b"\x16\x03\x01"), LineKind::Invalid);
+        assert!(plausible_request_line(b"POST /x?y HTTP/1.1\r\n"));
+        assert!(!plausible_request_line(b"post /x HTTP/1.1\r\n"));
+        assert!(!plausible_request_line(b"GET /x\r\n"));
+        let (m, u, v, f) = split_request_line("get /a b HTTP/1.1");
+        assert_eq!((m.as_str(), u.as_str(), v.as_str()), ("get", "/a b", "HTTP/1.1"));
+        assert!(f.has(Flag::INVALID_METHOD) && f.has(Flag::INVALID_REQUEST_LINE));
+        assert!(request_prefix_invalid(b"\x05\x01"));
+        assert!(!request_prefix_invalid(b"GET"));
+        assert!(http_prefix_ok(b"HT") && !http_prefix_ok(b"SIP/2"));
+    }
+
+    #[test]
+    fn status_lines() {
+        let (v, s, m, f) = split_status_line("HTTP/1.1 404 Not Found");
+        assert_eq!((v.as_str(), s, m.as_str(), f.is_empty()), ("HTTP/1.1", Some(404), "Not Found", true));
+        let (_, s, _, f) = split_status_line("HTTP/1.1 2XX weird");
+        assert_eq!((s, f.has(Flag::INVALID_STATUS_LINE)), (None, true));
+        let (_, s, m, _) = split_status_line("HTTP/1.0 200");
+        assert_eq!((s, m.as_str()), (Some(200), ""));
+    }
+
+    #[test]
+    fn heads() {
+        let h = parse_head(
+            b"GET / HTTP/1.1\r\nA: 1\r\nB : 2\r\n\tfolded\r\njunk line\r\nC:3\n\r\nignored: x\r\n",
+            10,
+            false,
+        );
+        assert_eq!(h.first, "GET / HTTP/1.1");
+        assert_eq!(
+            h.headers.0,
+            vec![("A".into(), "1".into()), ("B".into(), "2 folded".into()), ("C".into(), "3".into())]
+        );
+        for f in [Flag::SPACE_BEFORE_COLON, Flag::OBS_FOLD, Flag::INVALID_HEADER, Flag::BARE_LF] {
+            assert!(h.flags.has(f), "{}", f.name());
+        }
+        // Lone CR ends a line too.
+        let h = parse_head(b"HTTP/1.1 200 ok\rTransfer-Encoding: chunked\rX: y\r\n\r\n", 10, false);
+        assert_eq!(h.first, "HTTP/1.1 200 ok");
+        assert_eq!(h.headers.get("transfer-encoding"), Some("chunked"));
+        assert!(h.flags.has(Flag::BARE_CR));
+        // Truncated head at the end of the stream: the partial line counts.
+        let h = parse_head(b"GET /x HTTP/1.1\r\nHost: a", 10, true);
+        assert_eq!(h.headers.get("host"), Some("a"));
+        let h = parse_head(b"GET /x HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", 2, false);
+        assert_eq!(h.headers.len(), 2);
+        assert!(h.flags.has(Flag::TOO_MANY_HEADERS));
+    }
+
+    #[test]
+    fn framing_rules() {
+        let hs = |v: &[(&str, &str)]| Headers(v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect());
+        let mut f = Flags::default();
+        assert_eq!(response_framing(Some(200), "HEAD", &hs(&[("Content-Length", "5")]), &mut f), None);
+        assert_eq!(response_framing(Some(304), "GET", &hs(&[("Content-Length", "5")]), &mut f), None);
+        assert_eq!(response_framing(Some(200), "GET", &hs(&[]), &mut f), Some(Framing::Close));
+        assert_eq!(request_framing(&hs(&[]), &mut f), None);
+        let mut f = Flags::default();
+        let h = hs(&[("Content-Length", "3"), ("Transfer-Encoding", "gzip, chunked")]);
+        assert_eq!(request_framing(&h, &mut f), Some(Framing::Chunked(ChunkState::Size)));
+        assert!(f.has(Flag::CL_AND_TE));
+        let mut f = Flags::default();
+        let h = hs(&[("Content-Length", "68"), ("Content-Length", "136")]);
+        assert_eq!(response_framing(Some(200), "GET", &h, &mut f), Some(Framing::Length(136)));
+        assert_eq!(request_framing(&h, &mut f), Some(Framing::Length(68)));
+        assert!(f.has(Flag::CONFLICTING_CONTENT_LENGTH));
+        let mut f = Flags::default();
+        let h = hs(&[("Content-Length", "-1")]);
+        assert_eq!(response_framing(Some(200), "GET", &h, &mut f), Some(Framing::Close));
+        assert!(f.has(Flag::INVALID_CONTENT_LENGTH));
     }
 }

@@ -45,8 +45,9 @@ impl Flag {
     pub const DUP_HOST: Flag = Flag(29);
     pub const CHUNK_TOO_BIG: Flag = Flag(30);
     pub const INVALID_TRAILER: Flag = Flag(31);
+    pub const BARE_CR: Flag = Flag(32);
 
-    const NAMES: [&'static str; 32] = [
+    const NAMES: [&'static str; 33] = [
         "gap",
         "truncated",
         "request_only",
@@ -79,8 +80,8 @@ impl Flag {
         "dup_host",
         "chunk_too_big",
         "invalid_trailer",
+        "bare_cr",
     ];
-    const COUNT: usize = Self::NAMES.len();
 
     pub fn name(self) -> &'static str {
         Self::NAMES.get(self.0 as usize).copied().unwrap_or("other")
@@ -114,8 +115,14 @@ impl Flags {
 }
 
 /// Per-flag transaction counters, serialized as `{name: count}` without the zeros.
-#[derive(Clone, Debug, Default)]
-pub struct FlagCounts([u64; Flag::COUNT]);
+#[derive(Clone, Debug)]
+pub struct FlagCounts([u64; 64]);
+
+impl Default for FlagCounts {
+    fn default() -> Self {
+        FlagCounts([0; 64])
+    }
+}
 
 impl FlagCounts {
     pub fn add(&mut self, flags: Flags) {
@@ -202,7 +209,8 @@ pub struct Transaction {
     pub request_body_len: u64,
     /// First `body_capture_bytes` of the de-chunked request body.
     pub request_body: Vec<u8>,
-    /// Content-decoded request body (capped), when the request had a Content-Encoding that decoded.
+    /// Content-decoded request body (capped), when the request had a Content-Encoding that decoded; see
+    /// [`Transaction::decoded_request_body`].
     pub request_body_decoded: Option<Vec<u8>>,
 
     pub status: Option<u16>,
@@ -213,9 +221,11 @@ pub struct Transaction {
     pub response_headers: Headers,
     pub response_body_len: u64,
     pub response_body: Vec<u8>,
-    /// Content-decoded response body (capped); equals `response_body` when identity.
-    pub response_body_decoded: Vec<u8>,
-    /// Bytes after content decoding; None when decoding failed or was stopped.
+    /// Content-decoded response body (capped) when the response had a Content-Encoding (possibly partial or
+    /// empty when decoding failed); None when identity. See [`Transaction::decoded_response_body`].
+    pub response_body_decoded: Option<Vec<u8>>,
+    /// Bytes after content decoding: what the decoder yielded, even from a corrupt or truncated stream (flag
+    /// `decompression_error`); None when stopped by a cap (`decompression_bomb`) or the coding is unknown.
     pub response_body_decoded_len: Option<u64>,
     pub content_encoding: Option<String>,
 
@@ -230,6 +240,15 @@ impl Transaction {
     }
     pub fn user_agent(&self) -> Option<&str> {
         self.request_headers.get("user-agent")
+    }
+    /// The response body as the client sees it: decoded when it had a content coding, else the captured body.
+    /// Identity bodies are not copied twice.
+    pub fn decoded_response_body(&self) -> &[u8] {
+        self.response_body_decoded.as_deref().unwrap_or(&self.response_body)
+    }
+    /// The request body, content-decoded when it had a Content-Encoding.
+    pub fn decoded_request_body(&self) -> &[u8] {
+        self.request_body_decoded.as_deref().unwrap_or(&self.request_body)
     }
     /// (client, server) as seen by HTTP, after any role reversal.
     pub fn endpoints(&self) -> Option<(SocketAddr, SocketAddr)> {
