@@ -7,7 +7,7 @@ use memchr::{memchr, memchr_iter};
 
 use super::body::{BodyAcc, ChunkResult, ChunkState, Framing, chunked_feed, trim};
 use super::decompress::{Codings, parse_codings};
-use super::transaction::{Flag, Flags, Headers, Transaction, parse_query, split_target};
+use super::transaction::{Flag, Flags, Headers, Transaction, escape_bytes, parse_query, split_target};
 use super::{HttpConfig, HttpStats};
 use crate::capture::Timestamp;
 use crate::flow::FlowInfo;
@@ -499,7 +499,7 @@ impl HttpParser {
         let mut tx = self.new_tx(ts);
         tx.has_request = true;
         tx.flags.set(Flag::HTTP09);
-        let line = String::from_utf8_lossy(trim(line)).into_owned();
+        let line = escape_bytes(trim(line));
         let (m, u) = line.split_once([' ', '\t']).unwrap_or((&line, ""));
         tx.method = m.to_owned();
         tx.uri = u.trim().to_owned();
@@ -1246,7 +1246,7 @@ fn parse_head(bytes: &[u8], max_headers: usize, accept_partial: bool) -> Head {
     let push = |cur: &mut Option<(Vec<u8>, Vec<u8>)>, list: &mut Vec<(String, String)>, flags: &mut Flags| {
         if let Some((n, v)) = cur.take() {
             if list.len() < max_headers {
-                list.push((String::from_utf8_lossy(&n).into_owned(), String::from_utf8_lossy(trim(&v)).into_owned()));
+                list.push((escape_bytes(&n), escape_bytes(trim(&v))));
             } else {
                 flags.set(Flag::TOO_MANY_HEADERS);
             }
@@ -1276,7 +1276,7 @@ fn parse_head(bytes: &[u8], max_headers: usize, accept_partial: bool) -> Head {
         }
         for line in line.split(|b| *b == b'\r') {
             if first {
-                h.first = String::from_utf8_lossy(line).into_owned();
+                h.first = escape_bytes(line);
                 first = false;
                 continue;
             }

@@ -387,6 +387,32 @@ pub(crate) fn parse_query(q: &str, max: usize) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Wire bytes as a loggable string: valid UTF-8 is kept, every other byte and ASCII control characters (but
+/// tab) become `\xNN`, as Zeek logs them. Lossless for what matters to an analyst, unlike U+FFFD, and JSON
+/// cannot carry raw bytes.
+pub fn escape_bytes(b: &[u8]) -> String {
+    use std::fmt::Write as _;
+    if let Ok(s) = std::str::from_utf8(b)
+        && !s.bytes().any(|c| c < 0x20 && c != b'\t' || c == 0x7f)
+    {
+        return s.to_owned();
+    }
+    let mut out = String::with_capacity(b.len() + 8);
+    for chunk in b.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if (c < ' ' && c != '\t') || c == '\x7f' {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            } else {
+                out.push(c);
+            }
+        }
+        for byte in chunk.invalid() {
+            let _ = write!(out, "\\x{byte:02x}");
+        }
+    }
+    out
+}
+
 pub(crate) fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -413,6 +439,14 @@ pub(crate) fn percent_decode(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn escape_bytes_keeps_utf8_and_escapes_the_rest() {
+        use super::escape_bytes;
+        assert_eq!(escape_bytes(b"/caf\xc3\xa9?q=1"), "/caf\u{e9}?q=1");
+        assert_eq!(escape_bytes(b"/a\xd9cc"), "/a\\xd9cc");
+        assert_eq!(escape_bytes(b"x\x00y\tz"), "x\\x00y\tz");
+    }
+
     use super::*;
 
     #[test]
