@@ -110,10 +110,11 @@ impl LiveSource {
             let c = Arc::new(IfaceCounters::default());
             counters.push((iface.clone(), c.clone()));
             let (tx, pool, stop) = (tx.clone(), pool.clone(), stop.clone());
+            let name = iface.clone();
             let t = std::thread::Builder::new()
                 .name(format!("capture-{iface}"))
                 .spawn(move || capture_loop(iface, cap, tx, pool, stop, c))
-                .expect("spawning a capture thread");
+                .map_err(|e| LiveError::Open { iface: name, msg: format!("cannot start capture thread: {e}") })?;
             threads.push(t);
         }
         Ok(LiveSource { rx, recycle, threads, stop, counters, current: None })
