@@ -6,11 +6,14 @@
 //! timed loop, so the bench needs nothing from outside the repo.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use mirador::capture::Timestamp;
 use mirador::capture::{LinkType, RawPacket};
-use mirador::decode::{DecodeConfig, Decoder};
+use mirador::decode::{DecodeConfig, Decoder, Transport};
+use mirador::flow::key::FlowKey;
 use mirador::flow::table::{FlowOutput, FlowRecord};
 use mirador::http::Transaction;
 use mirador::pipeline::{Sensor, SensorConfig};
+use mirador::reassembly::{Dir, MemBudget, ReassemblyConfig, StreamEvent, StreamSink, TcpConnection};
 use mirador::synth::{self, Wrap};
 
 struct Null(u64);
@@ -18,6 +21,15 @@ impl FlowOutput for Null {
     fn flow_closed(&mut self, _rec: FlowRecord) {}
     fn transaction(&mut self, _tx: Transaction) {
         self.0 += 1;
+    }
+}
+
+struct Bytes(u64);
+impl StreamSink for Bytes {
+    fn on_stream(&mut self, _dir: Dir, _ts: Timestamp, ev: StreamEvent<'_>) {
+        if let StreamEvent::Data(d) = ev {
+            self.0 += d.len() as u64;
+        }
     }
 }
 
@@ -39,6 +51,29 @@ fn bench(c: &mut Criterion) {
                     }
                 }
                 n
+            })
+        });
+        g.bench_function("decode_reassembly", |b| {
+            b.iter(|| {
+                let mut d = Decoder::new(DecodeConfig::default());
+                let cfg = ReassemblyConfig::default();
+                let mut budget = MemBudget::new(cfg.memcap_bytes);
+                let mut conns: std::collections::HashMap<FlowKey, TcpConnection> = Default::default();
+                let mut sink = Bytes(0);
+                for (ts, f) in &frames {
+                    let pkt = RawPacket { ts: *ts, linktype: LinkType::ETHERNET, data: f, orig_len: f.len() as u32 };
+                    let Some(v) = d.decode(pkt) else { continue };
+                    let Transport::Tcp { hdr, payload, wire_payload_len } = v.transport else { continue };
+                    let (key, fwd) = FlowKey::of(&v, true);
+                    // The generator's clients have the lower addresses: forward = client to server.
+                    let dir = if fwd { Dir::ToServer } else { Dir::ToClient };
+                    let conn = conns.entry(key).or_default();
+                    conn.on_segment(&cfg, &mut budget, v.ts, dir, &hdr, payload, wire_payload_len, &mut sink);
+                }
+                for conn in conns.values_mut() {
+                    conn.close(&cfg, &mut budget, Timestamp(u64::MAX / 2), &mut sink);
+                }
+                sink.0
             })
         });
         g.bench_function("decode_flow_reassembly_http", |b| {
