@@ -12,6 +12,7 @@
 #![deny(unsafe_code)]
 
 pub mod capture;
+pub mod config;
 pub mod decode;
 pub mod flow;
 pub mod http;

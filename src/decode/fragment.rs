@@ -18,7 +18,8 @@ use crate::capture::Timestamp;
 /// Largest reassembled payload: the IPv4 total length field is 16 bits (IPv6 the same without jumbograms).
 pub const MAX_DATAGRAM_BYTES: u32 = 65535;
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct FragmentConfig {
     /// Datagrams being reassembled at once; the oldest is evicted to make room.
     pub max_datagrams: usize,
@@ -28,6 +29,7 @@ pub struct FragmentConfig {
     /// Fragments accepted per datagram: bounds the work a flood of tiny fragments can cause.
     pub max_fragments_per_datagram: usize,
     /// A datagram not completed within this much packet time is dropped.
+    #[serde(with = "crate::config::duration")]
     pub timeout: Duration,
 }
 

@@ -39,7 +39,8 @@ use fragment::{FragKey, FragTable, Outcome};
 use ip::IpProto;
 use tunnel::{Inner, Peel};
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct DecodeConfig {
     /// VLAN tags followed per frame; a deeper stack drops the packet (counted). Only `view::MAX_VLANS`
     /// ids are kept in the `Encap`.
@@ -61,6 +62,7 @@ pub struct DecodeConfig {
     pub teredo_any_port: bool,
     /// Decode GTP-U G-PDUs on `gtpu_port` (either side).
     pub gtpu: bool,
+    /// UDP port of GTP-U (2152).
     pub gtpu_port: u16,
     /// Use the GTP TEID as the tunnel id. Off by default: TEIDs differ per direction, so with them in the
     /// flow key a connection's two directions would never meet.
@@ -69,8 +71,10 @@ pub struct DecodeConfig {
     pub gre_over_udp: bool,
     /// Decode AYIYA (UDP 5072).
     pub ayiya: bool,
+    /// IP fragment reassembly caps (`[decode.fragments]`).
     pub fragments: FragmentConfig,
     /// Packet time between opportunistic fragment timeout sweeps from `decode`.
+    #[serde(with = "crate::config::duration")]
     pub expire_interval: std::time::Duration,
 }
 

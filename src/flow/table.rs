@@ -18,17 +18,23 @@ use crate::flow::key::{FlowKey, community_id};
 use crate::http::{HttpConfig, HttpParser, HttpStats, Transaction};
 use crate::reassembly::{Dir, MemBudget, ReassemblyConfig, StreamEvent, StreamSink, TcpConnection};
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct FlowConfig {
     /// VLAN ids are part of the flow key (as in Suricata's `vlan.use-for-tracking`). Turn off where a SPAN
     /// puts the two directions of one connection on different VLANs.
     pub vlan_in_key: bool,
     /// Track TCP connections whose handshake was not captured (pickup mid-stream).
     pub midstream: bool,
+    /// Packet time without a packet after which a TCP / UDP / other flow is closed (`idle_timeout`).
+    #[serde(with = "crate::config::duration")]
     pub tcp_idle_timeout: Duration,
+    #[serde(with = "crate::config::duration")]
     pub udp_idle_timeout: Duration,
+    #[serde(with = "crate::config::duration")]
     pub other_idle_timeout: Duration,
     /// How long a connection is kept after both FINs or a RST, for late retransmissions and the last ACKs.
+    #[serde(with = "crate::config::duration")]
     pub closed_timeout: Duration,
     /// Flows held at once; a new flow beyond it evicts the least recently active one.
     pub max_flows: usize,

@@ -66,6 +66,7 @@ pub struct HttpConfig {
     /// When false, the values of Authorization, Proxy-Authorization, Cookie and Set-Cookie are masked in
     /// [`TransactionRecord`] (the transaction itself keeps them for analyzers).
     pub log_sensitive_headers: bool,
+    /// Content-Encoding decoder caps (`[http.decompress]`).
     pub decompress: DecompressConfig,
 }
 

@@ -64,7 +64,7 @@ pub trait StreamSink {
     fn on_stream(&mut self, dir: Dir, ts: Timestamp, ev: StreamEvent<'_>);
 }
 
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OverlapPolicy {
     #[default]
@@ -72,8 +72,10 @@ pub enum OverlapPolicy {
     LastWins,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ReassemblyConfig {
+    /// Which copy of overlapping data wins when segments disagree ("first_wins" or "last_wins").
     pub policy: OverlapPolicy,
     /// Out-of-order payload bytes held per direction; beyond it the oldest hole is closed as a gap.
     pub max_buffered_bytes_per_dir: usize,
