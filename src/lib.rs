@@ -15,6 +15,7 @@ pub mod capture;
 pub mod decode;
 pub mod flow;
 pub mod http;
+pub mod metrics;
 pub mod output;
 pub mod pipeline;
 pub mod reassembly;
