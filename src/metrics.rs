@@ -34,6 +34,9 @@ const MAX_REQUEST_BYTES: usize = 8 * 1024;
 /// Whole time a client gets to send its request head (a slow client cannot hold the serving thread longer).
 const REQUEST_DEADLINE: Duration = Duration::from_secs(2);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// After answering, unread request bytes are drained for at most this long and this much.
+const LINGER: Duration = Duration::from_millis(200);
+const MAX_LINGER_BYTES: usize = 256 * 1024;
 /// Longest unhealthy reason kept for the `/healthz` body.
 const MAX_REASON: usize = 256;
 
@@ -557,9 +560,11 @@ struct Analyzers {
     other_nanos: u64,
 }
 
-#[derive(Default)]
 struct Health {
     unhealthy: Option<String>,
+    last_publish: Instant,
+    /// `/healthz` fails when no publish came for this long (the pipeline thread is stuck).
+    stale_after: Option<Duration>,
 }
 
 /// The registered handles and the recorder that renders them. Share it as `Arc<Telemetry>` between the
@@ -646,7 +651,7 @@ impl Telemetry {
             flags,
             flags_other,
             analyzers: Mutex::new(Analyzers::default()),
-            health: Mutex::new(Health::default()),
+            health: Mutex::new(Health { unhealthy: None, last_publish: Instant::now(), stale_after: None }),
             healthy: AtomicBool::new(true),
             log: &GLOBAL_LOG_ONCE,
         }
@@ -656,6 +661,7 @@ impl Telemetry {
     /// once more at shutdown, with the totals since start (counters are set, not added). Logs the first hit of
     /// each drop reason that its stage does not log itself.
     pub fn publish(&self, stats: &Stats, pc: &PipelineCounters) {
+        lock(&self.health).last_publish = Instant::now();
         for (h, get) in &self.fixed {
             h.set(get(stats, pc));
         }
@@ -751,12 +757,27 @@ impl Telemetry {
         self.healthy.store(true, Ordering::Release);
     }
 
-    /// `None` while healthy, else the reason given to [`Telemetry::set_unhealthy`].
+    /// Makes `/healthz` fail when [`Telemetry::publish`] has not been called for `after` (a stuck pipeline
+    /// thread); `None` (the default) turns the check off. Counted from now when nothing was published yet.
+    pub fn set_stale_after(&self, after: Option<Duration>) {
+        let mut h = lock(&self.health);
+        h.stale_after = after;
+        h.last_publish = Instant::now();
+    }
+
+    /// `None` while healthy, else why not: the reason given to [`Telemetry::set_unhealthy`], or stale stats.
     pub fn unhealthy_reason(&self) -> Option<String> {
-        if self.healthy.load(Ordering::Acquire) {
-            return None;
+        let h = lock(&self.health);
+        if !self.healthy.load(Ordering::Acquire) {
+            return Some(h.unhealthy.clone().unwrap_or_default());
         }
-        lock(&self.health).unhealthy.clone()
+        let age = h.last_publish.elapsed();
+        match h.stale_after {
+            Some(limit) if age > limit => {
+                Some(format!("no stats published for {} s (pipeline stalled)", age.as_secs()))
+            }
+            _ => None,
+        }
     }
 }
 
@@ -989,8 +1010,19 @@ fn handle_connection(mut stream: TcpStream, telemetry: &Telemetry) -> std::io::R
         stream.write_all(body.as_bytes())?;
     }
     stream.flush()?;
-    // Unread request bytes would turn the close into a RST that can eat the response: say we are done first.
+    // Closing with unread request bytes sends a RST that can destroy the response before the client reads
+    // it (oversized requests): finish our side, then drain a bounded amount for a bounded time.
     let _ = stream.shutdown(std::net::Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(LINGER));
+    let mut sink = [0u8; 4096];
+    let mut drained = 0usize;
+    let until = Instant::now() + LINGER;
+    while drained < MAX_LINGER_BYTES && Instant::now() < until {
+        match stream.read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => drained += n,
+        }
+    }
     Ok(())
 }
 
@@ -1375,6 +1407,28 @@ mod tests {
         assert_eq!(parse_request_line(b"GET metrics HTTP/1.1\r\n\r\n"), Request::Malformed);
         assert_eq!(parse_request_line(b"\xff\xfe /x HTTP/1.1\r\n\r\n"), Request::Malformed);
         assert_eq!(parse_request_line(b""), Request::Malformed);
+    }
+
+    #[test]
+    fn health_follows_flag_and_staleness() {
+        let t = Telemetry::new();
+        assert_eq!(t.unhealthy_reason(), None);
+        t.set_unhealthy("output disk full");
+        assert_eq!(t.unhealthy_reason().as_deref(), Some("output disk full"));
+        t.set_healthy();
+        t.set_stale_after(Some(Duration::ZERO));
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(t.unhealthy_reason().is_some_and(|r| r.contains("stalled")));
+        t.set_stale_after(Some(Duration::from_secs(60)));
+        t.publish(&Stats::default(), &PipelineCounters::default());
+        assert_eq!(t.unhealthy_reason(), None);
+    }
+
+    #[test]
+    fn logging_installs_once() {
+        let first = init_logging("info", LogFormat::Json);
+        assert!(matches!(first, Ok(()) | Err(MetricsError::LoggingInstalled)));
+        assert!(matches!(init_logging("debug", LogFormat::Text), Err(MetricsError::LoggingInstalled)));
     }
 
     #[test]
