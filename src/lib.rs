@@ -16,6 +16,7 @@ pub mod config;
 pub mod decode;
 pub mod flow;
 pub mod http;
+pub mod metrics;
 pub mod output;
 pub mod pipeline;
 pub mod reassembly;
