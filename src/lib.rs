@@ -11,6 +11,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod analyzer;
 pub mod capture;
 pub mod config;
 pub mod decode;

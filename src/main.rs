@@ -1,37 +1,61 @@
-//! The `mirador` command line: parse arguments, run, map the outcome to an exit code.
+//! The `mirador` command line: parse arguments, load the config, run, map the outcome to an exit code.
 
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
-use mirador::pipeline::{self, ReplayError, SensorConfig};
+use mirador::config::{self, Config, RawConfig};
+use mirador::metrics::{self, Telemetry};
+use mirador::pipeline::{self, PipelineOptions, Progress, ReplayError, ReplaySummary};
 use mirador::reassembly::OverlapPolicy;
 
-/// Exit codes (documented in README): 0 ok; 1 runtime failure; 2 bad usage or unreadable input;
+/// Exit codes (documented in README): 0 ok; 1 runtime failure; 2 bad usage, bad config or unreadable input;
 /// 3 a capture file was damaged part-way (outputs hold everything before the damage).
 const EXIT_RUNTIME: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 const EXIT_PARTIAL_INPUT: u8 = 3;
 
 #[derive(Parser)]
-#[command(name = "mirador", version, about = "Passive API-security sensor", long_about = None)]
+#[command(
+    name = "mirador",
+    version,
+    about = "Passive API-security sensor: capture or replay traffic, reassemble TCP, log HTTP transactions",
+    after_help = "Examples:\n  mirador replay pcaps/demo.pcap --out out/demo\n  mirador run --config /etc/mirador/mirador.toml\n  mirador run -i eth1 --out /var/lib/mirador/out\n  mirador check-config /etc/mirador/mirador.toml"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
 }
 
+/// Flags shared by `run` and `replay`; each overrides its config key.
 #[derive(clap::Args, Clone)]
-struct TuningArgs {
-    /// Which copy of overlapping TCP data wins when segments disagree.
-    #[arg(long, value_enum, default_value = "first-wins")]
-    overlap_policy: Policy,
-    /// Ignore TCP connections whose handshake was not captured.
+struct CommonArgs {
+    /// Config file (TOML). `run` reads /etc/mirador/mirador.toml when this is not given; `replay` uses the
+    /// built-in defaults.
+    #[arg(long, short = 'c')]
+    config: Option<PathBuf>,
+    /// Output directory (created if missing) [config: output.dir].
+    #[arg(long, short)]
+    out: Option<PathBuf>,
+    /// Analyzer worker threads [config: pipeline.workers; default: one per core].
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Which copy of overlapping TCP data wins when segments disagree [config: reassembly.policy].
+    #[arg(long, value_enum)]
+    overlap_policy: Option<Policy>,
+    /// Ignore TCP connections whose handshake was not captured [config: flow.midstream = false].
     #[arg(long)]
     no_midstream: bool,
-    /// Leave VLAN ids out of the flow key (when a SPAN puts the two directions on different VLANs).
+    /// Leave VLAN ids out of the flow key, for SPANs that tag the two directions differently
+    /// [config: flow.vlan_in_key = false].
     #[arg(long)]
     no_vlan_in_key: bool,
+    /// Serve Prometheus /metrics and /healthz on this address [config: metrics.listen].
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy)]
@@ -45,56 +69,54 @@ enum Cmd {
     /// Replay pcap/pcapng files (merged in timestamp order) and write flows.jsonl, transactions.jsonl and
     /// stats.json to --out.
     #[command(
-        after_help = "Examples:\n  mirador replay pcaps/demo.pcap --out out/\n  mirador replay tap-a.pcap tap-b.pcapng --out out/"
+        after_help = "Examples:\n  mirador replay pcaps/demo.pcap --out out/\n  mirador replay tap-a.pcap tap-b.pcapng --out out/ --workers 2"
     )]
     Replay {
         /// Capture files (pcap or pcapng).
         #[arg(required = true)]
         pcaps: Vec<PathBuf>,
-        /// Output directory (created if missing).
-        #[arg(long, short)]
-        out: PathBuf,
         #[command(flatten)]
-        tuning: TuningArgs,
+        common: CommonArgs,
+        /// Never draw the progress bar.
+        #[arg(long)]
+        quiet: bool,
     },
-    /// Capture live from one or more interfaces until SIGINT/SIGTERM, then flush and write to --out.
+    /// Capture live until SIGINT/SIGTERM, then flush everything in flight and exit 0.
     #[command(
-        after_help = "Examples:\n  mirador run -i eth1 --out /var/lib/mirador/out\n  mirador run -i tap0 -i tap1 --filter 'tcp port 80' --out out/"
+        after_help = "Examples:\n  mirador run --config /etc/mirador/mirador.toml\n  mirador run -i eth1 --out /var/lib/mirador/out\n  mirador run -i tap0 -i tap1 --filter 'tcp' --out out/"
     )]
     Run {
-        /// Interface to capture on; repeat for several (a TAP gives one per direction).
-        #[arg(long = "interface", short = 'i', required = true)]
+        /// Interface to capture on; repeat for several (a TAP gives one per direction) [config:
+        /// capture.interfaces].
+        #[arg(long = "interface", short = 'i')]
         interfaces: Vec<String>,
-        #[arg(long, short)]
-        out: PathBuf,
-        /// BPF filter expression.
+        /// BPF filter expression [config: capture.bpf_filter].
         #[arg(long)]
         filter: Option<String>,
-        #[arg(long, default_value_t = 65535)]
-        snaplen: u32,
-        /// Kernel capture buffer per interface, bytes.
-        #[arg(long, default_value_t = 64 << 20)]
-        buffer_bytes: u32,
-        /// Do not put the interface in promiscuous mode.
+        /// Bytes kept per packet [config: capture.snaplen].
+        #[arg(long)]
+        snaplen: Option<u32>,
+        /// Kernel capture buffer per interface, bytes [config: capture.buffer_bytes].
+        #[arg(long)]
+        buffer_bytes: Option<u32>,
+        /// Do not put the interfaces in promiscuous mode [config: capture.promiscuous = false].
         #[arg(long)]
         no_promisc: bool,
-        /// Stop after this many seconds (default: run until signalled).
+        /// Stop after this many seconds (default: run until signalled). A flag for this run only.
         #[arg(long)]
         duration_secs: Option<u64>,
         #[command(flatten)]
-        tuning: TuningArgs,
+        common: CommonArgs,
     },
-}
-
-fn sensor_config(t: &TuningArgs) -> SensorConfig {
-    let mut cfg = SensorConfig::default();
-    cfg.reassembly.policy = match t.overlap_policy {
-        Policy::FirstWins => OverlapPolicy::FirstWins,
-        Policy::LastWins => OverlapPolicy::LastWins,
-    };
-    cfg.flow.midstream = !t.no_midstream;
-    cfg.flow.vlan_in_key = !t.no_vlan_in_key;
-    cfg
+    /// Validate a config file with the same checks `run` makes, and exit 0 (valid) or 2.
+    CheckConfig {
+        /// The file to check.
+        #[arg(default_value = config::DEFAULT_PATH)]
+        path: PathBuf,
+        /// Print the effective configuration (defaults filled in) as TOML.
+        #[arg(long)]
+        print: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -106,38 +128,169 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
     match cli.cmd {
-        Cmd::Replay { pcaps, out, tuning } => replay(&pcaps, &out, sensor_config(&tuning)),
-        Cmd::Run { interfaces, out, filter, snaplen, buffer_bytes, no_promisc, duration_secs, tuning } => {
-            run(interfaces, out, filter, snaplen, buffer_bytes, !no_promisc, duration_secs, sensor_config(&tuning))
+        Cmd::CheckConfig { path, print } => check_config(&path, print),
+        Cmd::Replay { pcaps, common, quiet } => {
+            let cfg = match load(&common, false, |_| {}) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            init_logging(&cfg);
+            replay(&pcaps, &cfg, &common, quiet)
+        }
+        Cmd::Run { interfaces, filter, snaplen, buffer_bytes, no_promisc, duration_secs, common } => {
+            let cfg = match load(&common, true, |raw| {
+                if !interfaces.is_empty() {
+                    raw.capture.interfaces = interfaces.clone();
+                }
+                if filter.is_some() {
+                    raw.capture.bpf_filter = filter.clone();
+                }
+                if let Some(s) = snaplen {
+                    raw.capture.snaplen = s;
+                }
+                if let Some(b) = buffer_bytes {
+                    raw.capture.buffer_bytes = b;
+                }
+                if no_promisc {
+                    raw.capture.promiscuous = false;
+                }
+            }) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            init_logging(&cfg);
+            run(cfg, &common, duration_secs)
         }
     }
 }
 
-fn replay(pcaps: &[PathBuf], out: &std::path::Path, cfg: SensorConfig) -> ExitCode {
-    let started = std::time::Instant::now();
-    match pipeline::replay(pcaps, out, cfg) {
+fn check_config(path: &Path, print: bool) -> ExitCode {
+    match Config::load(path) {
+        Ok(cfg) => {
+            if print {
+                print!("{}", cfg.to_toml_string());
+            } else {
+                println!("{}: OK", path.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("mirador: error: {e}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+/// Loads the config (file or defaults), applies the command-line overrides and validates the result once.
+fn load(common: &CommonArgs, live: bool, more: impl FnOnce(&mut RawConfig)) -> Result<Config, ExitCode> {
+    let path = common.config.clone().or_else(|| live.then(|| PathBuf::from(config::DEFAULT_PATH)));
+    let base = match &path {
+        // `run` without --config tolerates a missing default file: flags alone can describe a run.
+        Some(p) if common.config.is_none() && !p.exists() => Config::default(),
+        Some(p) => Config::load(p).map_err(|e| {
+            eprintln!("mirador: error: {e}");
+            ExitCode::from(EXIT_USAGE)
+        })?,
+        None => Config::default(),
+    };
+    let mut raw = base.to_raw();
+    if let Some(o) = &common.out {
+        raw.output.dir = o.clone();
+    } else if !live {
+        // Replay writes next to the user, not into the service's state directory.
+        raw.output.dir = PathBuf::from("out");
+    }
+    if let Some(w) = common.workers {
+        raw.pipeline.workers = w;
+    }
+    if let Some(p) = common.overlap_policy {
+        raw.reassembly.policy = match p {
+            Policy::FirstWins => OverlapPolicy::FirstWins,
+            Policy::LastWins => OverlapPolicy::LastWins,
+        };
+    }
+    if common.no_midstream {
+        raw.flow.midstream = false;
+    }
+    if common.no_vlan_in_key {
+        raw.flow.vlan_in_key = false;
+    }
+    if let Some(m) = common.metrics_listen {
+        raw.metrics.enabled = true;
+        raw.metrics.listen = m.to_string();
+    } else if !live {
+        // A replay serves metrics only when asked to.
+        raw.metrics.enabled = false;
+    }
+    more(&mut raw);
+    Config::from_raw(raw, "command line").map_err(|e| {
+        eprintln!("mirador: error: {e}");
+        ExitCode::from(EXIT_USAGE)
+    })
+}
+
+fn init_logging(cfg: &Config) {
+    let format = match cfg.log.format {
+        config::LogFormat::Auto => metrics::LogFormat::Auto,
+        config::LogFormat::Text => metrics::LogFormat::Text,
+        config::LogFormat::Json => metrics::LogFormat::Json,
+    };
+    if let Err(e) = metrics::init_logging(&cfg.log.level, format) {
+        eprintln!("mirador: warning: {e}");
+    }
+}
+
+/// Starts the metrics endpoint when enabled; `Err` is the exit code after the message is printed.
+fn telemetry(cfg: &Config) -> Result<(Arc<Telemetry>, Option<metrics::MetricsServer>), ExitCode> {
+    let t = Arc::new(Telemetry::new());
+    if !cfg.metrics.enabled {
+        return Ok((t, None));
+    }
+    match metrics::serve(cfg.metrics.listen, t.clone()) {
         Ok(s) => {
-            let secs = started.elapsed().as_secs_f64();
-            let c = &s.stats.capture;
-            eprintln!(
-                "mirador: {} packets, {} bytes, {} flows, {} HTTP transactions in {:.2}s ({:.2} Gbit/s) -> {}",
-                c.packets,
-                c.bytes,
-                s.flows,
-                s.transactions,
-                secs,
-                c.bytes as f64 * 8.0 / secs.max(1e-9) / 1e9,
-                s.out_dir.display()
-            );
-            if c.file_errors.is_empty() {
+            tracing::info!(listen = %s.local_addr(), "Serving /metrics and /healthz.");
+            Ok((t, Some(s)))
+        }
+        Err(e) => {
+            eprintln!("mirador: error: {e}");
+            Err(ExitCode::from(EXIT_USAGE))
+        }
+    }
+}
+
+fn options(cfg: &Config, telemetry: Arc<Telemetry>) -> PipelineOptions {
+    let mut opts = PipelineOptions::new(cfg.sensor_config());
+    opts.workers = cfg.pipeline.resolved_workers();
+    opts.queue_transactions = cfg.pipeline.queue_transactions;
+    opts.telemetry = Some(telemetry);
+    opts
+}
+
+fn replay(pcaps: &[PathBuf], cfg: &Config, _common: &CommonArgs, quiet: bool) -> ExitCode {
+    let (tel, _server) = match telemetry(cfg) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    let total: u64 = pcaps.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
+    let bar = progress_bar(total, quiet);
+    let mut on_progress = |p: Progress| {
+        if let Some(b) = &bar {
+            b.set_position(p.bytes_read.min(total));
+            b.set_message(format!("{} packets, {} transactions", p.packets, p.transactions));
+        }
+    };
+    let result = pipeline::replay(pcaps, &cfg.output.dir, options(cfg, tel), &mut on_progress);
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    match result {
+        Ok(s) => {
+            print_summary("replay", &s, pcaps.len());
+            if s.stats.capture.file_errors.is_empty() {
                 ExitCode::SUCCESS
             } else {
-                for p in &c.file_errors {
+                for p in &s.stats.capture.file_errors {
                     eprintln!("mirador: error: {p}");
                 }
                 ExitCode::from(EXIT_PARTIAL_INPUT)
@@ -154,48 +307,146 @@ fn replay(pcaps: &[PathBuf], out: &std::path::Path, cfg: SensorConfig) -> ExitCo
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+fn progress_bar(total: u64, quiet: bool) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if quiet || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let b = indicatif::ProgressBar::new(total);
+    let style = indicatif::ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {bar:30} {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta}) {msg}",
+    )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    b.set_style(style);
+    Some(b)
+}
+
+/// The end-of-run table on stderr.
+fn print_summary(what: &str, s: &ReplaySummary, files: usize) {
+    let st = &s.stats;
+    let c = &st.capture;
+    let f = &st.flows;
+    let secs = s.wall.as_secs_f64().max(1e-9);
+    let decode_errors: u64 = serde_json::to_value(&st.decode.errors)
+        .ok()
+        .and_then(|v| v.as_object().map(|o| o.values().filter_map(|x| x.as_u64()).sum()))
+        .unwrap_or(0);
+    let fr = &st.decode.fragments;
+    let rows: Vec<(&str, String)> = vec![
+        (
+            "input",
+            if what == "replay" {
+                format!("{files} file(s), {} packets, {} bytes", c.packets, c.bytes)
+            } else {
+                format!("{} packets, {} bytes", c.packets, c.bytes)
+            },
+        ),
+        (
+            "flows",
+            format!(
+                "{} (tcp {}, udp {}, other {}; midstream {}, one-sided {})",
+                f.flows_created, f.tcp_flows, f.udp_flows, f.other_flows, f.midstream_flows, f.one_sided_flows
+            ),
+        ),
+        ("transactions", format!("{} HTTP", s.transactions)),
+        (
+            "gaps",
+            format!(
+                "{} ({} bytes); overlaps {} ({} with different data)",
+                f.gaps, f.gap_bytes, f.overlaps, f.overlaps_with_different_data
+            ),
+        ),
+        (
+            "drops",
+            format!(
+                "kernel {}, interface {}, queue full {}, flow cap {}, reassembly memcap {}, fragment memcap {}, decode errors {}",
+                c.kernel_drops,
+                c.interface_drops,
+                c.queue_full_drops + s.pipeline.queue_full_drops,
+                f.evicted,
+                f.reassembly_memcap_hits,
+                fr.dropped_memcap,
+                decode_errors
+            ),
+        ),
+        ("findings", format!("{} (alerts {})", s.pipeline.findings_total, s.pipeline.alerts_total)),
+        (
+            "throughput",
+            format!(
+                "{:.2} Gbit/s, {:.0} packets/s, {:.0} transactions/s in {:.2} s",
+                c.bytes as f64 * 8.0 / secs / 1e9,
+                c.packets as f64 / secs,
+                s.transactions as f64 / secs,
+                secs
+            ),
+        ),
+        ("peak memory", peak_rss().map_or("unknown".to_owned(), |kb| format!("{} MiB", kb / 1024))),
+        ("output", s.out_dir.display().to_string()),
+    ];
+    eprintln!("mirador {what}:");
+    for (k, v) in rows {
+        eprintln!("  {k:<13} {v}");
+    }
+}
+
+/// Peak resident memory of this process, KiB (Linux `VmHWM`).
+fn peak_rss() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 #[cfg(feature = "live-pcap")]
-fn run(
-    interfaces: Vec<String>,
-    out: PathBuf,
-    filter: Option<String>,
-    snaplen: u32,
-    buffer_bytes: u32,
-    promiscuous: bool,
-    duration_secs: Option<u64>,
-    cfg: SensorConfig,
-) -> ExitCode {
-    use std::sync::Arc;
+fn run(cfg: Config, common: &CommonArgs, duration_secs: Option<u64>) -> ExitCode {
     use std::sync::atomic::AtomicBool;
-    let live = mirador::capture::live::LiveConfig {
-        interfaces,
-        promiscuous,
-        snaplen,
-        buffer_bytes,
-        filter,
-        ..Default::default()
-    };
+    if cfg.capture.interfaces.is_empty() {
+        eprintln!("mirador: error: no interface to capture on: give -i IFACE or set capture.interfaces in the config");
+        return ExitCode::from(EXIT_USAGE);
+    }
     let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
+    let reload = Arc::new(AtomicBool::new(false));
+    for (sig, flag) in [
+        (signal_hook::consts::SIGINT, &stop),
+        (signal_hook::consts::SIGTERM, &stop),
+        // Registered before READY: without a handler SIGHUP would end the process.
+        (signal_hook::consts::SIGHUP, &reload),
+    ] {
+        if let Err(e) = signal_hook::flag::register(sig, flag.clone()) {
             eprintln!("mirador: error: cannot install signal handler: {e}");
             return ExitCode::from(EXIT_RUNTIME);
         }
     }
-    match pipeline::run_live(&live, &out, cfg, stop, duration_secs.map(std::time::Duration::from_secs)) {
+    let (tel, _server) = match telemetry(&cfg) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    let config_path = common.config.clone().unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
+    let hooks = pipeline::LiveHooks {
+        reload_requested: Some(reload),
+        reload: Some(Box::new(move || match Config::load(&config_path) {
+            // Nothing reloadable is in use yet (signature packs will be): validate and say so.
+            Ok(_) => tracing::info!(
+                path = %config_path.display(),
+                "Configuration reloaded and valid; capture, flow and HTTP settings take effect on restart."
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "Reload refused: the configuration is invalid; keeping the running one.")
+            }
+        })),
+        systemd_notify: std::env::var_os("NOTIFY_SOCKET").is_some(),
+    };
+    let live = cfg.live_config();
+    let opts = options(&cfg, tel.clone());
+    match pipeline::run_live(
+        &live,
+        &cfg.output.dir,
+        opts,
+        stop,
+        duration_secs.map(std::time::Duration::from_secs),
+        hooks,
+    ) {
         Ok(s) => {
-            let c = &s.stats.capture;
-            eprintln!(
-                "mirador: {} packets, {} flows, {} HTTP transactions; drops: kernel {}, interface {}, queue full {} -> {}",
-                c.packets,
-                s.flows,
-                s.transactions,
-                c.kernel_drops,
-                c.interface_drops,
-                c.queue_full_drops,
-                s.out_dir.display()
-            );
+            print_summary("run", &s, 0);
             ExitCode::SUCCESS
         }
         Err(pipeline::LiveRunError::Capture(e)) => {
@@ -203,24 +454,15 @@ fn run(
             ExitCode::from(EXIT_USAGE)
         }
         Err(e) => {
+            tel.set_unhealthy(&e.to_string());
             eprintln!("mirador: error: {e}");
             ExitCode::from(EXIT_RUNTIME)
         }
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 #[cfg(not(feature = "live-pcap"))]
-fn run(
-    _interfaces: Vec<String>,
-    _out: PathBuf,
-    _filter: Option<String>,
-    _snaplen: u32,
-    _buffer_bytes: u32,
-    _promiscuous: bool,
-    _duration_secs: Option<u64>,
-    _cfg: SensorConfig,
-) -> ExitCode {
+fn run(_cfg: Config, _common: &CommonArgs, _duration_secs: Option<u64>) -> ExitCode {
     eprintln!("mirador: error: built without live capture (feature live-pcap)");
     ExitCode::from(EXIT_USAGE)
 }

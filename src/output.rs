@@ -43,6 +43,17 @@ impl JsonlFile {
         }
     }
 
+    /// Writes one already-serialised JSON object as a line.
+    pub fn write_line(&mut self, json: &[u8]) {
+        if self.error.is_some() {
+            return;
+        }
+        match self.w.write_all(json).and_then(|()| self.w.write_all(b"\n")) {
+            Ok(()) => self.lines += 1,
+            Err(e) => self.error = Some(e),
+        }
+    }
+
     pub fn finish(mut self) -> Result<u64, OutputError> {
         if let Some(source) = self.error.take() {
             return Err(OutputError::Io { path: self.path, source });

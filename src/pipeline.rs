@@ -1,15 +1,33 @@
-//! The sensor's processing chain for one shard: decode → flow table → reassembly → HTTP, and the offline
-//! replay driver. (Threads, channels and workers come with the analyzers.)
+//! The sensor's threads: the shard (decode → flow table → reassembly → HTTP) on the reading thread, analyzer
+//! workers behind a bounded channel, and one output thread that owns the files.
+//!
+//! ```text
+//! packets ─► shard ──Arc<Transaction>──► workers (N, analyzers, JSON) ──lines──► output thread ─► DIR/*.jsonl
+//!              └────────────── flow records ─────────────────────────────────────┘
+//! ```
+//!
+//! Every queue is bounded. Downstream of the packet source, sends block: replay is lossless by
+//! back-pressure, and in live mode the only place that drops is the capture queue in `capture::live`
+//! (counted as `queue_full`), so the capture threads never wait. With one shard the reading thread is the
+//! shard; there are no locks on the per-packet path.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
+use crossbeam_channel::{Receiver, Sender, bounded};
+
+use crate::analyzer::{Record, Registry};
 use crate::capture::file::{FileError, FileProblem, FileSource};
 use crate::capture::{RawPacket, Timestamp};
 use crate::decode::{DecodeConfig, DecodeStats, Decoder};
-use crate::flow::table::{FlowConfig, FlowOutput, FlowStats, FlowTable};
-use crate::http::{HttpConfig, HttpStats};
-use crate::output::{OutputDir, OutputError, write_json_file};
+use crate::flow::table::{FlowConfig, FlowOutput, FlowRecord, FlowStats, FlowTable};
+use crate::http::{HttpConfig, HttpStats, Transaction};
+use crate::metrics::{AnalyzerCounters, PipelineCounters, QueueCounters, Telemetry};
+use crate::output::{JsonlFile, OutputError, write_json_file};
 use crate::reassembly::ReassemblyConfig;
 
 #[derive(Clone, Debug, Default)]
@@ -82,6 +100,11 @@ impl Sensor {
         self.table.flush_all(self.clock, out);
     }
 
+    /// Reassembly memory held now.
+    pub fn reassembly_memory(&self) -> usize {
+        self.table.reassembly_memory()
+    }
+
     pub fn capture_stats_mut(&mut self) -> &mut CaptureStats {
         &mut self.capture
     }
@@ -96,6 +119,254 @@ impl Sensor {
     }
 }
 
+/// How the threads are laid out, and what runs in them.
+pub struct PipelineOptions {
+    pub sensor: SensorConfig,
+    /// Analyzer worker threads (at least 1).
+    pub workers: usize,
+    /// Transactions in flight between the shard and the workers.
+    pub queue_transactions: usize,
+    pub registry: Arc<Registry>,
+    pub telemetry: Option<Arc<Telemetry>>,
+}
+
+impl PipelineOptions {
+    pub fn new(sensor: SensorConfig) -> Self {
+        PipelineOptions {
+            sensor,
+            workers: 1,
+            queue_transactions: 4096,
+            registry: Arc::new(crate::analyzer::builtin()),
+            telemetry: None,
+        }
+    }
+}
+
+enum WorkItem {
+    Tx(Arc<Transaction>),
+    Tick(Timestamp),
+}
+
+enum OutItem {
+    Flow(Box<FlowRecord>),
+    Line(&'static str, Vec<u8>),
+}
+
+/// Queue and analyzer counters shared by the threads (relaxed atomics, touched once per transaction).
+struct Shared {
+    tx_enqueued: AtomicU64,
+    tx_dequeued: AtomicU64,
+    lost: AtomicU64,
+    analyzers: Vec<(&'static str, AtomicU64, AtomicU64)>,
+    records: HashMap<&'static str, AtomicU64>,
+}
+
+impl Shared {
+    fn counters(&self) -> PipelineCounters {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        PipelineCounters {
+            transaction_queue: QueueCounters {
+                enqueued_total: get(&self.tx_enqueued),
+                dequeued_total: get(&self.tx_dequeued),
+            },
+            queue_full_drops: get(&self.lost),
+            analyzers: self
+                .analyzers
+                .iter()
+                .map(|(n, t, ns)| AnalyzerCounters { name: (*n).to_owned(), transactions: get(t), nanos: get(ns) })
+                .collect(),
+            alerts_total: self.records.get("alerts").map_or(0, get),
+            findings_total: self.records.get("findings").map_or(0, get),
+            transactions_total: get(&self.tx_enqueued),
+            ..Default::default()
+        }
+    }
+}
+
+/// Output streams analyzers may write (each becomes `DIR/<stream>.jsonl` when first used).
+const STREAMS: &[&str] = &["transactions", "findings", "alerts", "inventory"];
+
+/// The worker and output threads, fed by the shard through [`Pipeline::output`].
+struct Pipeline {
+    work: Sender<WorkItem>,
+    out: Sender<OutItem>,
+    workers: Vec<JoinHandle<()>>,
+    writer: JoinHandle<Result<HashMap<&'static str, u64>, OutputError>>,
+    shared: Arc<Shared>,
+}
+
+impl Pipeline {
+    fn start(opts: &PipelineOptions, out_dir: &Path) -> Result<Pipeline, OutputError> {
+        std::fs::create_dir_all(out_dir).map_err(|source| OutputError::Io { path: out_dir.to_owned(), source })?;
+        let flows = JsonlFile::create(out_dir.join("flows.jsonl"))?;
+        let transactions = JsonlFile::create(out_dir.join("transactions.jsonl"))?;
+        let shared = Arc::new(Shared {
+            tx_enqueued: AtomicU64::new(0),
+            tx_dequeued: AtomicU64::new(0),
+            lost: AtomicU64::new(0),
+            analyzers: opts.registry.names().into_iter().map(|n| (n, AtomicU64::new(0), AtomicU64::new(0))).collect(),
+            records: STREAMS.iter().map(|s| (*s, AtomicU64::new(0))).collect(),
+        });
+        let queue = opts.queue_transactions.max(1);
+        let (work, work_rx) = bounded::<WorkItem>(queue);
+        // Lines queue deeper than transactions: a transaction may yield several lines.
+        let (out, out_rx) = bounded::<OutItem>(queue * 2);
+        let dir = out_dir.to_owned();
+        let writer = std::thread::Builder::new()
+            .name("output".into())
+            .spawn(move || output_loop(out_rx, dir, flows, transactions))
+            .map_err(|e| OutputError::Io { path: out_dir.to_owned(), source: e })?;
+        let mut workers = Vec::new();
+        for i in 0..opts.workers.max(1) {
+            let (rx, out, shared, registry) = (work_rx.clone(), out.clone(), shared.clone(), opts.registry.clone());
+            let t = std::thread::Builder::new()
+                .name(format!("worker-{i}"))
+                .spawn(move || worker_loop(rx, out, &shared, &registry))
+                .map_err(|e| OutputError::Io { path: out_dir.to_owned(), source: e })?;
+            workers.push(t);
+        }
+        Ok(Pipeline { work, out, workers, writer, shared })
+    }
+
+    fn output(&self) -> ShardOutput<'_> {
+        ShardOutput { work: &self.work, out: &self.out, shared: &self.shared }
+    }
+
+    fn tick(&self, now: Timestamp) {
+        // Ticks are best-effort: never block the shard for one.
+        for _ in 0..self.workers.len() {
+            let _ = self.work.try_send(WorkItem::Tick(now));
+        }
+    }
+
+    /// Closes the queues, waits for every thread, and flushes the files.
+    fn finish(self) -> Result<(HashMap<&'static str, u64>, PipelineCounters), OutputError> {
+        let Pipeline { work, out, workers, writer, shared } = self;
+        drop(work);
+        for w in workers {
+            if w.join().is_err() {
+                tracing::error!("An analyzer worker panicked; its transactions in flight are lost.");
+            }
+        }
+        drop(out);
+        let lines = match writer.join() {
+            Ok(r) => r?,
+            Err(_) => {
+                return Err(OutputError::Io {
+                    path: PathBuf::from("output thread"),
+                    source: std::io::Error::other("output thread panicked"),
+                });
+            }
+        };
+        Ok((lines, shared.counters()))
+    }
+}
+
+/// What the shard writes to: transactions to the workers, flow records to the output thread. Sends block
+/// when a queue is full (back-pressure); a send fails only when the receiving threads are gone.
+struct ShardOutput<'a> {
+    work: &'a Sender<WorkItem>,
+    out: &'a Sender<OutItem>,
+    shared: &'a Shared,
+}
+
+impl FlowOutput for ShardOutput<'_> {
+    fn flow_closed(&mut self, rec: FlowRecord) {
+        if self.out.send(OutItem::Flow(Box::new(rec))).is_err() {
+            self.shared.lost.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    fn transaction(&mut self, tx: Transaction) {
+        self.shared.tx_enqueued.fetch_add(1, Ordering::Relaxed);
+        if self.work.send(WorkItem::Tx(Arc::new(tx))).is_err() {
+            self.shared.lost.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn worker_loop(rx: Receiver<WorkItem>, out: Sender<OutItem>, shared: &Shared, registry: &Registry) {
+    let mut analyzers = registry.build();
+    let mut records: Vec<Record> = Vec::new();
+    let emit = |records: &mut Vec<Record>| {
+        for r in records.drain(..) {
+            if let Some(c) = shared.records.get(r.stream) {
+                c.fetch_add(1, Ordering::Relaxed);
+            }
+            let _ = out.send(OutItem::Line(r.stream, r.json));
+        }
+    };
+    for item in rx {
+        match item {
+            WorkItem::Tx(tx) => {
+                shared.tx_dequeued.fetch_add(1, Ordering::Relaxed);
+                for (a, (_, n, ns)) in analyzers.iter_mut().zip(&shared.analyzers) {
+                    let t0 = Instant::now();
+                    a.on_transaction(&tx, &mut records);
+                    ns.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                    n.fetch_add(1, Ordering::Relaxed);
+                }
+                // Serialising here spreads the JSON cost over the workers; the output thread only writes.
+                let mut line = Vec::with_capacity(1024);
+                if serde_json::to_writer(&mut line, &tx.record()).is_ok() {
+                    records.push(Record { stream: "transactions", json: line });
+                }
+                emit(&mut records);
+            }
+            WorkItem::Tick(now) => {
+                for a in &mut analyzers {
+                    a.on_tick(now, &mut records);
+                }
+                emit(&mut records);
+            }
+        }
+    }
+    for a in &mut analyzers {
+        a.finish(&mut records);
+    }
+    emit(&mut records);
+}
+
+fn output_loop(
+    rx: Receiver<OutItem>,
+    dir: PathBuf,
+    mut flows: JsonlFile,
+    transactions: JsonlFile,
+) -> Result<HashMap<&'static str, u64>, OutputError> {
+    let mut files: HashMap<&'static str, JsonlFile> = HashMap::new();
+    files.insert("transactions", transactions);
+    let mut open_error: Option<OutputError> = None;
+    for item in rx {
+        match item {
+            OutItem::Flow(rec) => flows.write(&*rec),
+            OutItem::Line(stream, json) => {
+                if !files.contains_key(stream) {
+                    match JsonlFile::create(dir.join(format!("{stream}.jsonl"))) {
+                        Ok(f) => {
+                            files.insert(stream, f);
+                        }
+                        Err(e) => {
+                            open_error.get_or_insert(e);
+                            continue;
+                        }
+                    }
+                }
+                if let Some(f) = files.get_mut(stream) {
+                    f.write_line(&json);
+                }
+            }
+        }
+    }
+    let mut lines = HashMap::new();
+    lines.insert("flows", flows.finish()?);
+    for (stream, f) in files {
+        lines.insert(stream, f.finish()?);
+    }
+    match open_error {
+        Some(e) => Err(e),
+        None => Ok(lines),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
     #[error(transparent)]
@@ -104,73 +375,211 @@ pub enum ReplayError {
     Output(#[from] OutputError),
 }
 
-/// What a replay produced.
+/// What a run produced.
 #[derive(Debug)]
 pub struct ReplaySummary {
     pub stats: Stats,
+    pub pipeline: PipelineCounters,
+    /// Lines written per output stream (`flows`, `transactions`, analyzers' streams).
+    pub lines: HashMap<&'static str, u64>,
     pub flows: u64,
     pub transactions: u64,
     pub out_dir: PathBuf,
+    pub wall: Duration,
 }
 
-/// Replays capture files into `out_dir` (`flows.jsonl`, `transactions.jsonl`, `stats.json`). Damaged files are
-/// read as far as possible; `summary.stats.capture.file_errors` says where they stopped.
-pub fn replay<P: AsRef<Path>>(paths: &[P], out_dir: &Path, cfg: SensorConfig) -> Result<ReplaySummary, ReplayError> {
+/// Progress of a running replay, for a progress bar.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Progress {
+    pub packets: u64,
+    pub bytes_read: u64,
+    pub transactions: u64,
+}
+
+/// Packets between two looks at the wall clock (progress, telemetry, ticks).
+const CLOCK_EVERY_PACKETS: u64 = 4096;
+
+/// Replays capture files into `out_dir` (`flows.jsonl`, `transactions.jsonl`, `stats.json`, analyzer
+/// streams). Damaged files are read as far as possible; `summary.stats.capture.file_errors` says where they
+/// stopped.
+pub fn replay<P: AsRef<Path>>(
+    paths: &[P],
+    out_dir: &Path,
+    opts: PipelineOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<ReplaySummary, ReplayError> {
+    let started = Instant::now();
     let mut source = FileSource::open(paths)?;
-    let mut out = OutputDir::create(out_dir)?;
-    let mut sensor = Sensor::new(cfg);
-    while let Some(pkt) = source.next_packet() {
-        sensor.process(pkt, &mut out);
+    let pipeline = Pipeline::start(&opts, out_dir)?;
+    let mut sensor = Sensor::new(opts.sensor.clone());
+    let mut last = Instant::now();
+    let mut last_tick = Timestamp(0);
+    let mut n = 0u64;
+    {
+        let mut out = pipeline.output();
+        while let Some(pkt) = source.next_packet() {
+            let ts = pkt.ts;
+            sensor.process(pkt, &mut out);
+            n += 1;
+            if n.is_multiple_of(CLOCK_EVERY_PACKETS) {
+                // Analyzer ticks follow packet time in replay.
+                if ts.0 >= last_tick.0.saturating_add(1_000_000_000) {
+                    last_tick = ts;
+                    pipeline.tick(ts);
+                }
+                if last.elapsed() >= Duration::from_millis(250) {
+                    last = Instant::now();
+                    progress(Progress {
+                        packets: n,
+                        bytes_read: source.bytes_read(),
+                        transactions: pipeline.shared.tx_enqueued.load(Ordering::Relaxed),
+                    });
+                    publish(&opts, &sensor, &pipeline.shared);
+                }
+            }
+        }
+        sensor.finish(&mut out);
     }
-    sensor.finish(&mut out);
     sensor.capture_stats_mut().file_errors = source.errors().to_vec();
+    let (lines, counters) = pipeline.finish()?;
     let stats = sensor.stats();
-    let (flows, transactions) = out.finish()?;
+    if let Some(t) = &opts.telemetry {
+        t.publish(&stats, &counters);
+    }
     write_json_file(&out_dir.join("stats.json"), &stats)?;
-    Ok(ReplaySummary { stats, flows, transactions, out_dir: out_dir.to_owned() })
+    Ok(ReplaySummary {
+        flows: lines.get("flows").copied().unwrap_or(0),
+        transactions: lines.get("transactions").copied().unwrap_or(0),
+        stats,
+        pipeline: counters,
+        lines,
+        out_dir: out_dir.to_owned(),
+        wall: started.elapsed(),
+    })
+}
+
+fn publish(opts: &PipelineOptions, sensor: &Sensor, shared: &Shared) {
+    if let Some(t) = &opts.telemetry {
+        let mut pc = shared.counters();
+        pc.reassembly_memory_bytes = sensor.reassembly_memory() as u64;
+        t.publish(&sensor.stats(), &pc);
+    }
+}
+
+/// Hooks of a live run into its service manager.
+#[derive(Default)]
+pub struct LiveHooks {
+    /// Set by SIGHUP; the run clears it and calls `reload`.
+    pub reload_requested: Option<Arc<AtomicBool>>,
+    pub reload: Option<Box<dyn FnMut() + Send>>,
+    /// Tell systemd (Type=notify) when ready, keep its watchdog fed, say when stopping.
+    pub systemd_notify: bool,
 }
 
 /// Live capture into `out_dir` until `stop` is set (SIGINT/SIGTERM) or, with `duration`, until that much
-/// wall-clock time has passed. Everything in flight is flushed before returning.
+/// wall-clock time has passed. Everything in flight is flushed through the analyzers and outputs first.
 #[cfg(feature = "live-pcap")]
 pub fn run_live(
     live: &crate::capture::live::LiveConfig,
     out_dir: &Path,
-    cfg: SensorConfig,
-    stop: Arc<std::sync::atomic::AtomicBool>,
-    duration: Option<std::time::Duration>,
+    opts: PipelineOptions,
+    stop: Arc<AtomicBool>,
+    duration: Option<Duration>,
+    mut hooks: LiveHooks,
 ) -> Result<ReplaySummary, LiveRunError> {
-    use std::sync::atomic::Ordering;
+    use sd_notify::NotifyState;
+    let started = Instant::now();
     let mut source = crate::capture::live::LiveSource::open(live, stop.clone())?;
-    let mut out = OutputDir::create(out_dir)?;
-    let mut sensor = Sensor::new(cfg);
-    let started = std::time::Instant::now();
-    tracing::info!(interfaces = ?live.interfaces, "Capture started.");
-    loop {
-        if duration.is_some_and(|d| started.elapsed() >= d) {
-            stop.store(true, Ordering::SeqCst);
+    let pipeline = Pipeline::start(&opts, out_dir)?;
+    let mut sensor = Sensor::new(opts.sensor.clone());
+    let notify = |s: &[NotifyState<'_>]| {
+        if hooks.systemd_notify {
+            let _ = sd_notify::notify(s);
         }
-        if let Some(pkt) = source.next_packet(std::time::Duration::from_millis(100)) {
+    };
+    let watchdog = if hooks.systemd_notify { sd_notify::watchdog_enabled() } else { None };
+    notify(&[NotifyState::Ready]);
+    tracing::info!(interfaces = ?live.interfaces, out = %out_dir.display(), "Capture started.");
+    let mut last_second = Instant::now();
+    let mut last_watchdog = Instant::now();
+    let mut stopping = false;
+    {
+        let mut out = pipeline.output();
+        loop {
+            if duration.is_some_and(|d| started.elapsed() >= d) {
+                stop.store(true, Ordering::SeqCst);
+            }
+            if stop.load(Ordering::Relaxed) && !stopping {
+                stopping = true;
+                notify(&[NotifyState::Stopping]);
+                tracing::info!("Stopping: flushing flows and transactions in flight.");
+            }
+            if let Some(pkt) = source.next_packet(Duration::from_millis(100)) {
+                sensor.process(pkt, &mut out);
+            } else if source.finished() {
+                break;
+            }
+            if last_second.elapsed() >= Duration::from_secs(1) {
+                last_second = Instant::now();
+                pipeline.tick(Timestamp(
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_nanos() as u64),
+                ));
+                let (_, kernel, iface, queue_full) = source.totals();
+                let c = sensor.capture_stats_mut();
+                (c.kernel_drops, c.interface_drops, c.queue_full_drops) = (kernel, iface, queue_full);
+                publish(&opts, &sensor, &pipeline.shared);
+                if let Some(flag) = &hooks.reload_requested
+                    && flag.swap(false, Ordering::SeqCst)
+                {
+                    notify(&[NotifyState::Reloading]);
+                    if let Some(reload) = hooks.reload.as_mut() {
+                        reload();
+                    }
+                    notify(&[NotifyState::Ready]);
+                }
+            }
+            // Fed from the processing loop itself, so a wedged pipeline is restarted by systemd.
+            if let Some(w) = watchdog
+                && last_watchdog.elapsed() >= w / 2
+            {
+                last_watchdog = Instant::now();
+                notify(&[NotifyState::Watchdog]);
+            }
+        }
+        source.join();
+        while let Some(pkt) = source.next_packet(Duration::ZERO) {
             sensor.process(pkt, &mut out);
-        } else if source.finished() {
-            break;
         }
+        sensor.finish(&mut out);
     }
-    source.join();
-    while let Some(pkt) = source.next_packet(std::time::Duration::ZERO) {
-        sensor.process(pkt, &mut out);
-    }
-    sensor.finish(&mut out);
     let (_, kernel, iface, queue_full) = source.totals();
     let c = sensor.capture_stats_mut();
-    c.kernel_drops = kernel;
-    c.interface_drops = iface;
-    c.queue_full_drops = queue_full;
+    (c.kernel_drops, c.interface_drops, c.queue_full_drops) = (kernel, iface, queue_full);
+    let (lines, counters) = pipeline.finish()?;
     let stats = sensor.stats();
-    let (flows, transactions) = out.finish()?;
+    if let Some(t) = &opts.telemetry {
+        t.publish(&stats, &counters);
+    }
     write_json_file(&out_dir.join("stats.json"), &stats)?;
-    tracing::info!(flows, transactions, kernel_drops = kernel, queue_full_drops = queue_full, "Capture stopped.");
-    Ok(ReplaySummary { stats, flows, transactions, out_dir: out_dir.to_owned() })
+    let summary = ReplaySummary {
+        flows: lines.get("flows").copied().unwrap_or(0),
+        transactions: lines.get("transactions").copied().unwrap_or(0),
+        stats,
+        pipeline: counters,
+        lines,
+        out_dir: out_dir.to_owned(),
+        wall: started.elapsed(),
+    };
+    tracing::info!(
+        flows = summary.flows,
+        transactions = summary.transactions,
+        kernel_drops = kernel,
+        queue_full_drops = queue_full,
+        "Capture stopped."
+    );
+    Ok(summary)
 }
 
 #[cfg(feature = "live-pcap")]

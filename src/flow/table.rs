@@ -231,6 +231,11 @@ impl FlowTable {
         s
     }
 
+    /// Bytes the reassembly budget holds now.
+    pub fn reassembly_memory(&self) -> usize {
+        self.budget.used()
+    }
+
     pub fn http_stats(&self) -> &HttpStats {
         &self.http_stats
     }
