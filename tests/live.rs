@@ -76,7 +76,7 @@ fn live_capture_on_veth_flushes_on_sigterm() {
 
     let out = tempfile::tempdir().unwrap();
     let sensor = Command::new(assert_cmd::cargo::cargo_bin("mirador"))
-        .args(["run", "-i", &veth, "--out"])
+        .args(["run", "-i", &veth, "--metrics-listen", "127.0.0.1:19477", "--out"])
         .arg(out.path())
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
@@ -97,7 +97,17 @@ fn live_capture_on_veth_flushes_on_sigterm() {
         let url = format!("http://198.18.77.2:8080/hello.json?n={i}");
         assert!(sh(&["curl", "-sf", "-o", "/dev/null", "--max-time", "5", &url]));
     }
-    std::thread::sleep(Duration::from_millis(500));
+    std::thread::sleep(Duration::from_millis(1500));
+    // The running sensor's own metrics: it published what it captured.
+    let metrics = Command::new("curl").args(["-sf", "http://127.0.0.1:19477/metrics"]).output().unwrap();
+    let metrics = String::from_utf8_lossy(&metrics.stdout);
+    let packets: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("mirador_packets_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(packets > 0, "{metrics}");
+    assert!(sh(&["curl", "-sf", "-o", "/dev/null", "http://127.0.0.1:19477/healthz"]));
     assert!(sh(&["kill", "-TERM", &pid.to_string()]));
     let sensor = guard.children.pop().unwrap();
     let o = sensor.wait_with_output().unwrap();

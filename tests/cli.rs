@@ -1,0 +1,50 @@
+//! The command line: config validation, overrides, exit codes, the end-of-run summary, and the metrics
+//! endpoint of a running sensor.
+
+mod common;
+
+use assert_cmd::Command;
+use common::*;
+
+fn mirador() -> Command {
+    Command::cargo_bin("mirador").unwrap()
+}
+
+#[test]
+fn check_config_accepts_the_shipped_example() {
+    let out = mirador().arg("check-config").arg(repo().join("systemd/mirador.toml")).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("mirador.toml: OK"));
+}
+
+#[test]
+fn check_config_names_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bad.toml");
+    std::fs::write(&p, "[capture]\nsnaplen = 65535\nbufer = 3\n").unwrap();
+    let out = mirador().arg("check-config").arg(&p).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml") && err.contains("line 3") && err.contains("bufer"), "{err}");
+    // The same validation guards `replay --config`.
+    let out = mirador().args(["replay"]).arg(pcap("vlan.pcap")).arg("--config").arg(&p).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn workers_do_not_change_what_comes_out() {
+    let one = replay(&[&pcap("demo.pcap")], &["--workers", "1"]);
+    let four = replay(&[&pcap("demo.pcap")], &["--workers", "4"]);
+    assert_eq!(one.code(), 0, "{}", one.stderr());
+    assert_eq!(four.code(), 0, "{}", four.stderr());
+    let key = |v: &serde_json::Value| format!("{}|{}|{}", v["uid"], v["trans_depth"], v["uri"]);
+    let mut a: Vec<_> = one.jsonl("transactions.jsonl").iter().map(key).collect();
+    let mut b: Vec<_> = four.jsonl("transactions.jsonl").iter().map(key).collect();
+    a.sort();
+    b.sort();
+    assert!(!a.is_empty());
+    assert_eq!(a, b);
+    // The summary table reports the same count.
+    let n = a.len();
+    assert!(one.stderr().contains(&format!("transactions  {n} HTTP")), "{}", one.stderr());
+}
