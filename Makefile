@@ -5,7 +5,7 @@
 CARGO ?= cargo
 OUT ?= out/demo
 
-.PHONY: deps demo test lint pcaps bench fuzz-build
+.PHONY: deps demo test lint pcaps bench fuzz-smoke
 
 # libpcap is needed to build and run the live-capture feature (on by default). Installed only when missing.
 deps:
@@ -34,3 +34,18 @@ pcaps:
 
 bench:
 	$(CARGO) bench --bench decode_reassembly
+
+# A short run of every fuzz target (CI smoke test; real campaigns run for hours). cargo-fuzz needs nightly
+# compiler flags: RUSTC_BOOTSTRAP lets the stable toolchain accept them.
+FUZZ_SECONDS ?= 20
+fuzz-smoke:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install --quiet --locked cargo-fuzz
+	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz build -O
+	@for t in decode_packet sensor_packets tcp_reassembly http_stream; do \
+		d=$$(mktemp -d); \
+		seeds=""; [ $$t = http_stream ] && seeds=../src/http/testdata; \
+		echo "fuzz $$t for $(FUZZ_SECONDS)s"; \
+		(cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run -O $$t $$d $$seeds -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048) > $$d.log 2>&1 \
+			|| { tail -n 40 $$d.log; exit 1; }; \
+		tail -n 1 $$d.log; rm -rf $$d $$d.log; \
+	done
