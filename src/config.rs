@@ -147,7 +147,8 @@ impl Default for CaptureSection {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PipelineSection {
-    /// Flow-table shards (each owns its flows, no locks), up to 1024; 0 = one per worker. Default: 0.
+    /// Flow-table shards (each owns its flows, no locks), up to 1024; 0 = half the cores (at least 1; with
+    /// 1 the reading thread is the shard). Default: 0.
     pub shards: usize,
     /// Processing threads, up to 1024; 0 = one per available core. Default: 0.
     pub workers: usize,
@@ -172,7 +173,12 @@ impl PipelineSection {
 
     /// `shards`, with 0 resolved to one per worker.
     pub fn resolved_shards(&self) -> usize {
-        if self.shards > 0 { self.shards } else { self.resolved_workers() }
+        if self.shards > 0 {
+            return self.shards;
+        }
+        // Half the cores: the reading thread, the workers and the output thread need the rest. On two cores
+        // this is one shard (the reading thread itself), which the end-to-end bench shows is fastest there.
+        (std::thread::available_parallelism().map_or(1, usize::from) / 2).max(1)
     }
 }
 

@@ -43,6 +43,9 @@ struct CommonArgs {
     /// Analyzer worker threads [config: pipeline.workers; default: one per core].
     #[arg(long)]
     workers: Option<usize>,
+    /// Flow-table shard threads; 1 = the reading thread is the shard [config: pipeline.shards].
+    #[arg(long)]
+    shards: Option<usize>,
     /// Which copy of overlapping TCP data wins when segments disagree [config: reassembly.policy].
     #[arg(long, value_enum)]
     overlap_policy: Option<Policy>,
@@ -204,6 +207,9 @@ fn load(common: &CommonArgs, live: bool, more: impl FnOnce(&mut RawConfig)) -> R
     if let Some(w) = common.workers {
         raw.pipeline.workers = w;
     }
+    if let Some(n) = common.shards {
+        raw.pipeline.shards = n;
+    }
     if let Some(p) = common.overlap_policy {
         raw.reassembly.policy = match p {
             Policy::FirstWins => OverlapPolicy::FirstWins,
@@ -262,6 +268,7 @@ fn telemetry(cfg: &Config) -> Result<(Arc<Telemetry>, Option<metrics::MetricsSer
 fn options(cfg: &Config, telemetry: Arc<Telemetry>) -> PipelineOptions {
     let mut opts = PipelineOptions::new(cfg.sensor_config());
     opts.workers = cfg.pipeline.resolved_workers();
+    opts.shards = cfg.pipeline.resolved_shards();
     opts.queue_transactions = cfg.pipeline.queue_transactions;
     opts.telemetry = Some(telemetry);
     opts

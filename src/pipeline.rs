@@ -122,6 +122,8 @@ impl Sensor {
 /// How the threads are laid out, and what runs in them.
 pub struct PipelineOptions {
     pub sensor: SensorConfig,
+    /// Flow-table shards: 1 = the reading thread is the shard; more = shard threads fed by it.
+    pub shards: usize,
     /// Analyzer worker threads (at least 1).
     pub workers: usize,
     /// Transactions in flight between the shard and the workers.
@@ -134,6 +136,7 @@ impl PipelineOptions {
     pub fn new(sensor: SensorConfig) -> Self {
         PipelineOptions {
             sensor,
+            shards: 1,
             workers: 1,
             queue_transactions: 4096,
             registry: Arc::new(crate::analyzer::builtin()),
@@ -228,8 +231,8 @@ impl Pipeline {
         Ok(Pipeline { work, out, workers, writer, shared })
     }
 
-    fn output(&self) -> ShardOutput<'_> {
-        ShardOutput { work: &self.work, out: &self.out, shared: &self.shared }
+    fn output(&self) -> ShardOutput {
+        ShardOutput { work: self.work.clone(), out: self.out.clone(), shared: self.shared.clone() }
     }
 
     fn tick(&self, now: Timestamp) {
@@ -264,13 +267,13 @@ impl Pipeline {
 
 /// What the shard writes to: transactions to the workers, flow records to the output thread. Sends block
 /// when a queue is full (back-pressure); a send fails only when the receiving threads are gone.
-struct ShardOutput<'a> {
-    work: &'a Sender<WorkItem>,
-    out: &'a Sender<OutItem>,
-    shared: &'a Shared,
+struct ShardOutput {
+    work: Sender<WorkItem>,
+    out: Sender<OutItem>,
+    shared: Arc<Shared>,
 }
 
-impl FlowOutput for ShardOutput<'_> {
+impl FlowOutput for ShardOutput {
     fn flow_closed(&mut self, rec: FlowRecord) {
         if self.out.send(OutItem::Flow(Box::new(rec))).is_err() {
             self.shared.lost.fetch_add(1, Ordering::Relaxed);
@@ -367,6 +370,244 @@ fn output_loop(
     }
 }
 
+/// A decoded packet copied out of the capture buffer, to hand to a shard thread. Boxes are recycled.
+struct OwnedPacket {
+    ts: Timestamp,
+    encap: crate::decode::Encap,
+    src: std::net::IpAddr,
+    dst: std::net::IpAddr,
+    transport: OwnedTransport,
+    payload: Vec<u8>,
+    wire_len: u32,
+    truncated: bool,
+}
+
+#[derive(Copy, Clone)]
+enum OwnedTransport {
+    Tcp(crate::decode::TcpHeader, u32),
+    Udp(u16, u16),
+    Other(u8),
+}
+
+impl OwnedPacket {
+    fn fill(&mut self, v: &crate::decode::PacketView<'_>) {
+        use crate::decode::Transport;
+        self.ts = v.ts;
+        self.encap = v.encap;
+        self.src = v.src;
+        self.dst = v.dst;
+        self.wire_len = v.wire_len;
+        self.truncated = v.truncated;
+        self.payload.clear();
+        self.transport = match v.transport {
+            Transport::Tcp { hdr, payload, wire_payload_len } => {
+                self.payload.extend_from_slice(payload);
+                OwnedTransport::Tcp(hdr, wire_payload_len)
+            }
+            Transport::Udp { src_port, dst_port, payload } => {
+                self.payload.extend_from_slice(payload);
+                OwnedTransport::Udp(src_port, dst_port)
+            }
+            Transport::Other { proto } => OwnedTransport::Other(proto),
+        };
+    }
+
+    fn view(&self) -> crate::decode::PacketView<'_> {
+        use crate::decode::Transport;
+        let transport = match self.transport {
+            OwnedTransport::Tcp(hdr, wire_payload_len) => {
+                Transport::Tcp { hdr, payload: &self.payload, wire_payload_len }
+            }
+            OwnedTransport::Udp(src_port, dst_port) => Transport::Udp { src_port, dst_port, payload: &self.payload },
+            OwnedTransport::Other(proto) => Transport::Other { proto },
+        };
+        crate::decode::PacketView {
+            ts: self.ts,
+            encap: self.encap,
+            src: self.src,
+            dst: self.dst,
+            transport,
+            wire_len: self.wire_len,
+            truncated: self.truncated,
+        }
+    }
+}
+
+/// Packets queued per shard.
+const SHARD_QUEUE_PACKETS: usize = 4096;
+
+/// Several flow tables on their own threads, fed by the reading thread, which decodes (fragments included)
+/// and routes each packet by the symmetric hash of its flow key: one thread owns each flow, no locks.
+struct Sharded {
+    decoder: Decoder,
+    capture: CaptureStats,
+    clock: Timestamp,
+    vlan_in_key: bool,
+    shards: Vec<(Sender<Box<OwnedPacket>>, JoinHandle<(FlowStats, HttpStats)>)>,
+    pool: Receiver<Box<OwnedPacket>>,
+    live: Vec<Arc<std::sync::Mutex<(FlowStats, HttpStats, usize)>>>,
+}
+
+impl Sharded {
+    fn start(cfg: &SensorConfig, n: usize, pipeline: &Pipeline) -> std::io::Result<Sharded> {
+        let (recycle, pool) = bounded::<Box<OwnedPacket>>(SHARD_QUEUE_PACKETS * n);
+        let mut shards = Vec::with_capacity(n);
+        let mut live = Vec::with_capacity(n);
+        let http = Arc::new(cfg.http.clone());
+        for i in 0..n {
+            let (tx, rx) = bounded::<Box<OwnedPacket>>(SHARD_QUEUE_PACKETS);
+            let mut table = FlowTable::new(cfg.flow.clone(), cfg.reassembly.clone(), http.clone());
+            // Distinct uid streams per shard.
+            table.set_uid_seed(0x9e37_79b9_7f4a_7c15 ^ (i as u64 + 1).wrapping_mul(0xff51_afd7_ed55_8ccd));
+            let mut out = pipeline.output();
+            let recycle = recycle.clone();
+            let snapshot = Arc::new(std::sync::Mutex::new((FlowStats::default(), HttpStats::default(), 0usize)));
+            live.push(snapshot.clone());
+            let t = std::thread::Builder::new().name(format!("shard-{i}")).spawn(move || {
+                let mut last = Timestamp(0);
+                let mut n = 0u64;
+                for pkt in rx {
+                    last = last.max(pkt.ts);
+                    table.process(&pkt.view(), &mut out);
+                    let _ = recycle.try_send(pkt);
+                    n += 1;
+                    if n.is_multiple_of(CLOCK_EVERY_PACKETS)
+                        && let Ok(mut s) = snapshot.try_lock()
+                    {
+                        *s = (table.stats(), table.http_stats().clone(), table.reassembly_memory());
+                    }
+                }
+                table.flush_all(last, &mut out);
+                (table.stats(), table.http_stats().clone())
+            })?;
+            shards.push((tx, t));
+        }
+        Ok(Sharded {
+            decoder: Decoder::new(cfg.decode.clone()),
+            capture: CaptureStats::default(),
+            clock: Timestamp(0),
+            vlan_in_key: cfg.flow.vlan_in_key,
+            shards,
+            pool,
+            live,
+        })
+    }
+
+    fn process(&mut self, pkt: RawPacket<'_>) {
+        self.capture.packets += 1;
+        self.capture.bytes += u64::from(pkt.orig_len);
+        let mut pkt = pkt;
+        if pkt.ts < self.clock {
+            self.capture.out_of_order_timestamps += 1;
+            pkt.ts = self.clock;
+        } else {
+            self.clock = pkt.ts;
+        }
+        let Some(view) = self.decoder.decode(pkt) else { return };
+        let (key, _) = crate::flow::key::FlowKey::of(&view, self.vlan_in_key);
+        let i = (key.shard_hash() % self.shards.len() as u64) as usize;
+        let mut owned = self.pool.try_recv().unwrap_or_else(|_| {
+            Box::new(OwnedPacket {
+                ts: Timestamp(0),
+                encap: Default::default(),
+                src: std::net::Ipv4Addr::UNSPECIFIED.into(),
+                dst: std::net::Ipv4Addr::UNSPECIFIED.into(),
+                transport: OwnedTransport::Other(0),
+                payload: Vec::new(),
+                wire_len: 0,
+                truncated: false,
+            })
+        });
+        owned.fill(&view);
+        if let Some((tx, _)) = self.shards.get(i) {
+            // Blocks when the shard is behind: back-pressure, never a silent drop.
+            let _ = tx.send(owned);
+        }
+    }
+
+    fn finish(&mut self) -> (FlowStats, HttpStats) {
+        let mut flows = FlowStats::default();
+        let mut http = HttpStats::default();
+        for (tx, t) in self.shards.drain(..) {
+            drop(tx);
+            match t.join() {
+                Ok((f, h)) => {
+                    flows.merge(&f);
+                    http.merge(&h);
+                }
+                Err(_) => tracing::error!("A shard thread panicked; its flows are lost."),
+            }
+        }
+        (flows, http)
+    }
+
+    fn snapshot(&self) -> (FlowStats, HttpStats, usize) {
+        let mut flows = FlowStats::default();
+        let mut http = HttpStats::default();
+        let mut mem = 0;
+        for s in &self.live {
+            if let Ok(s) = s.lock() {
+                flows.merge(&s.0);
+                http.merge(&s.1);
+                mem += s.2;
+            }
+        }
+        (flows, http, mem)
+    }
+}
+
+/// The shard layout of a run: the reading thread is the only shard, or it feeds several.
+enum Engine {
+    Single(Box<Sensor>, ShardOutput),
+    Sharded(Box<Sharded>, Option<(FlowStats, HttpStats)>),
+}
+
+impl Engine {
+    fn start(cfg: &SensorConfig, shards: usize, pipeline: &Pipeline) -> Result<Engine, OutputError> {
+        if shards <= 1 {
+            return Ok(Engine::Single(Box::new(Sensor::new(cfg.clone())), pipeline.output()));
+        }
+        Sharded::start(cfg, shards, pipeline)
+            .map(|s| Engine::Sharded(Box::new(s), None))
+            .map_err(|source| OutputError::Io { path: PathBuf::from("shard thread"), source })
+    }
+
+    fn process(&mut self, pkt: RawPacket<'_>) {
+        match self {
+            Engine::Single(s, out) => s.process(pkt, out),
+            Engine::Sharded(s, _) => s.process(pkt),
+        }
+    }
+
+    fn finish(&mut self) {
+        match self {
+            Engine::Single(s, out) => s.finish(out),
+            Engine::Sharded(s, done) => *done = Some(s.finish()),
+        }
+    }
+
+    fn capture_stats_mut(&mut self) -> &mut CaptureStats {
+        match self {
+            Engine::Single(s, _) => s.capture_stats_mut(),
+            Engine::Sharded(s, _) => &mut s.capture,
+        }
+    }
+
+    fn stats(&self) -> (Stats, usize) {
+        match self {
+            Engine::Single(s, _) => (s.stats(), s.reassembly_memory()),
+            Engine::Sharded(s, done) => {
+                let (flows, http, mem) = match done {
+                    Some((f, h)) => (f.clone(), h.clone(), 0),
+                    None => s.snapshot(),
+                };
+                let st = Stats { capture: s.capture.clone(), decode: s.decoder.stats().clone(), flows, http };
+                (st, mem)
+            }
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
     #[error(transparent)]
@@ -411,15 +652,14 @@ pub fn replay<P: AsRef<Path>>(
     let started = Instant::now();
     let mut source = FileSource::open(paths)?;
     let pipeline = Pipeline::start(&opts, out_dir)?;
-    let mut sensor = Sensor::new(opts.sensor.clone());
+    let mut sensor = Engine::start(&opts.sensor, opts.shards, &pipeline)?;
     let mut last = Instant::now();
     let mut last_tick = Timestamp(0);
     let mut n = 0u64;
     {
-        let mut out = pipeline.output();
         while let Some(pkt) = source.next_packet() {
             let ts = pkt.ts;
-            sensor.process(pkt, &mut out);
+            sensor.process(pkt);
             n += 1;
             if n.is_multiple_of(CLOCK_EVERY_PACKETS) {
                 // Analyzer ticks follow packet time in replay.
@@ -438,11 +678,12 @@ pub fn replay<P: AsRef<Path>>(
                 }
             }
         }
-        sensor.finish(&mut out);
+        sensor.finish();
     }
     sensor.capture_stats_mut().file_errors = source.errors().to_vec();
+    let stats = sensor.stats().0;
+    drop(sensor);
     let (lines, counters) = pipeline.finish()?;
-    let stats = sensor.stats();
     if let Some(t) = &opts.telemetry {
         t.publish(&stats, &counters);
     }
@@ -458,11 +699,12 @@ pub fn replay<P: AsRef<Path>>(
     })
 }
 
-fn publish(opts: &PipelineOptions, sensor: &Sensor, shared: &Shared) {
+fn publish(opts: &PipelineOptions, sensor: &Engine, shared: &Shared) {
     if let Some(t) = &opts.telemetry {
         let mut pc = shared.counters();
-        pc.reassembly_memory_bytes = sensor.reassembly_memory() as u64;
-        t.publish(&sensor.stats(), &pc);
+        let (stats, mem) = sensor.stats();
+        pc.reassembly_memory_bytes = mem as u64;
+        t.publish(&stats, &pc);
     }
 }
 
@@ -491,7 +733,7 @@ pub fn run_live(
     let started = Instant::now();
     let mut source = crate::capture::live::LiveSource::open(live, stop.clone())?;
     let pipeline = Pipeline::start(&opts, out_dir)?;
-    let mut sensor = Sensor::new(opts.sensor.clone());
+    let mut sensor = Engine::start(&opts.sensor, opts.shards, &pipeline)?;
     let notify = |s: &[NotifyState<'_>]| {
         if hooks.systemd_notify {
             let _ = sd_notify::notify(s);
@@ -504,7 +746,6 @@ pub fn run_live(
     let mut last_watchdog = Instant::now();
     let mut stopping = false;
     {
-        let mut out = pipeline.output();
         loop {
             if duration.is_some_and(|d| started.elapsed() >= d) {
                 stop.store(true, Ordering::SeqCst);
@@ -515,7 +756,7 @@ pub fn run_live(
                 tracing::info!("Stopping: flushing flows and transactions in flight.");
             }
             if let Some(pkt) = source.next_packet(Duration::from_millis(100)) {
-                sensor.process(pkt, &mut out);
+                sensor.process(pkt);
             } else if source.finished() {
                 break;
             }
@@ -550,15 +791,16 @@ pub fn run_live(
         }
         source.join();
         while let Some(pkt) = source.next_packet(Duration::ZERO) {
-            sensor.process(pkt, &mut out);
+            sensor.process(pkt);
         }
-        sensor.finish(&mut out);
+        sensor.finish();
     }
     let (_, kernel, iface, queue_full) = source.totals();
     let c = sensor.capture_stats_mut();
     (c.kernel_drops, c.interface_drops, c.queue_full_drops) = (kernel, iface, queue_full);
+    let stats = sensor.stats().0;
+    drop(sensor);
     let (lines, counters) = pipeline.finish()?;
-    let stats = sensor.stats();
     if let Some(t) = &opts.telemetry {
         t.publish(&stats, &counters);
     }

@@ -6,7 +6,7 @@
 //! packets since; so a sweep stops at the first entry that has not expired and costs O(expired + refreshed),
 //! never a scan of the whole table.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -151,6 +151,60 @@ pub struct FlowStats {
     pub peak_flows: u64,
 }
 
+impl FlowStats {
+    /// Adds another shard's counters (peaks add too: shards hold disjoint flows at the same time).
+    pub fn merge(&mut self, o: &FlowStats) {
+        let FlowStats {
+            flows_created,
+            tcp_flows,
+            udp_flows,
+            other_flows,
+            closed_fin,
+            closed_rst,
+            closed_idle,
+            closed_end_of_input,
+            evicted,
+            flow_cap_hits,
+            midstream_flows,
+            midstream_ignored_packets,
+            one_sided_flows,
+            reassembly_memcap_hits,
+            reassembly_peak_bytes,
+            gaps,
+            gap_bytes,
+            overlaps,
+            overlaps_with_different_data,
+            retransmissions,
+            payload_bytes_delivered,
+            http_transactions,
+            peak_flows,
+        } = o;
+        self.flows_created += flows_created;
+        self.tcp_flows += tcp_flows;
+        self.udp_flows += udp_flows;
+        self.other_flows += other_flows;
+        self.closed_fin += closed_fin;
+        self.closed_rst += closed_rst;
+        self.closed_idle += closed_idle;
+        self.closed_end_of_input += closed_end_of_input;
+        self.evicted += evicted;
+        self.flow_cap_hits += flow_cap_hits;
+        self.midstream_flows += midstream_flows;
+        self.midstream_ignored_packets += midstream_ignored_packets;
+        self.one_sided_flows += one_sided_flows;
+        self.reassembly_memcap_hits += reassembly_memcap_hits;
+        self.reassembly_peak_bytes += reassembly_peak_bytes;
+        self.gaps += gaps;
+        self.gap_bytes += gap_bytes;
+        self.overlaps += overlaps;
+        self.overlaps_with_different_data += overlaps_with_different_data;
+        self.retransmissions += retransmissions;
+        self.payload_bytes_delivered += payload_bytes_delivered;
+        self.http_transactions += http_transactions;
+        self.peak_flows += peak_flows;
+    }
+}
+
 struct Flow {
     serial: u64,
     info: Arc<FlowInfo>,
@@ -189,7 +243,8 @@ pub struct FlowTable {
     reasm: ReassemblyConfig,
     http_cfg: Arc<HttpConfig>,
     flows: HashMap<FlowKey, Flow, foldhash::fast::RandomState>,
-    queues: [VecDeque<(Timestamp, u64, FlowKey)>; 3],
+    /// Per timeout class, flows by (last activity when queued, serial); refreshed lazily at sweep time.
+    queues: [BTreeMap<(Timestamp, u64), FlowKey>; 3],
     budget: MemBudget,
     next_serial: u64,
     uid_seed: u64,
@@ -283,7 +338,7 @@ impl FlowTable {
             }
             let flow = self.new_flow(view, &key, from_lo);
             let q = if flow.proto == 6 { Queue::Tcp } else { Queue::Other };
-            self.queues[q as usize].push_back((now, flow.serial, key));
+            self.queues[q as usize].insert((now, flow.serial), key);
             self.flows.insert(key, flow);
             self.stats.peak_flows = self.stats.peak_flows.max(self.flows.len() as u64);
         }
@@ -315,7 +370,7 @@ impl FlowTable {
             };
             if reason.is_some() {
                 flow.closing = reason;
-                self.queues[Queue::Closing as usize].push_back((now, flow.serial, key));
+                self.queues[Queue::Closing as usize].insert((now, flow.serial), key);
             }
         }
         flow.http_transactions += self.tx_buf.len() as u64;
@@ -377,12 +432,12 @@ impl FlowTable {
     pub fn sweep(&mut self, now: Timestamp, out: &mut impl FlowOutput) {
         self.last_sweep = now;
         for q in [Queue::Closing, Queue::Tcp, Queue::Other] {
-            while let Some(&(ts, serial, key)) = self.queues[q as usize].front() {
+            while let Some((&(ts, serial), &key)) = self.queues[q as usize].first_key_value() {
                 let timeout = self.timeout_of(q, &key);
                 if now.saturating_sub(ts) < timeout {
                     break;
                 }
-                self.queues[q as usize].pop_front();
+                self.queues[q as usize].pop_first();
                 let Some(flow) = self.flows.get(&key) else { continue };
                 if flow.serial != serial {
                     continue;
@@ -393,7 +448,7 @@ impl FlowTable {
                 }
                 let last = if q == Queue::Closing { ts.max(flow.ts_last) } else { flow.ts_last };
                 if now.saturating_sub(last) < timeout {
-                    self.queues[q as usize].push_back((last, serial, key));
+                    self.queues[q as usize].insert((last, serial), key);
                     continue;
                 }
                 let reason = match (q, flow.closing) {
@@ -422,7 +477,7 @@ impl FlowTable {
         for q in &mut self.queues {
             if q.len() > limit {
                 let flows = &self.flows;
-                q.retain(|(_, serial, key)| flows.get(key).is_some_and(|f| f.serial == *serial));
+                q.retain(|(_, serial), key| flows.get(key).is_some_and(|f| f.serial == *serial));
             }
         }
     }
@@ -433,17 +488,17 @@ impl FlowTable {
             // The least recently queued entry is at the front of one of the queues.
             let pick = [Queue::Closing, Queue::Tcp, Queue::Other]
                 .into_iter()
-                .filter_map(|q| self.queues[q as usize].front().map(|e| (e.0, q)))
+                .filter_map(|q| self.queues[q as usize].first_key_value().map(|(e, _)| (e.0, q)))
                 .min_by_key(|(ts, _)| *ts);
             let Some((_, q)) = pick else { return false };
-            let Some((ts, serial, key)) = self.queues[q as usize].pop_front() else { return false };
+            let Some(((ts, serial), key)) = self.queues[q as usize].pop_first() else { return false };
             let Some(flow) = self.flows.get(&key) else { continue };
             if flow.serial != serial || (q != Queue::Closing && flow.closing.is_some()) {
                 continue;
             }
             if flow.ts_last > ts {
                 // Active since it was queued: requeue at its real age and look again.
-                self.queues[q as usize].push_back((flow.ts_last, serial, key));
+                self.queues[q as usize].insert((flow.ts_last, serial), key);
                 continue;
             }
             self.stats.evicted += 1;
@@ -521,7 +576,7 @@ impl FlowTable {
             "SF"
         } else if flow.syn_seen && !flow.synack_seen && flow.packets[1] == 0 {
             "S0"
-        } else if reason == CloseReason::EndOfInput || reason == CloseReason::Evicted {
+        } else if matches!(reason, CloseReason::EndOfInput | CloseReason::Evicted | CloseReason::IdleTimeout) {
             "EST"
         } else {
             "OTH"
@@ -630,6 +685,61 @@ impl StreamSink for HttpSink<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::synth::{self, TcpConv};
+
+    struct Collect(Vec<FlowRecord>);
+    impl FlowOutput for Collect {
+        fn flow_closed(&mut self, rec: FlowRecord) {
+            self.0.push(rec);
+        }
+        fn transaction(&mut self, _tx: Transaction) {}
+    }
+
+    /// A flow idle for exactly the timeout closes at the first sweep after it, even when other flows were
+    /// refreshed after it was queued (the queue stays ordered by last activity).
+    #[test]
+    fn idle_timeout_is_exact_despite_refreshed_flows() {
+        let cfg = FlowConfig { tcp_idle_timeout: Duration::from_secs(60), ..Default::default() };
+        let mut table = FlowTable::new(cfg, ReassemblyConfig::default(), Arc::new(HttpConfig::default()));
+        let mut out = Collect(Vec::new());
+        let mut decoder = crate::decode::Decoder::new(Default::default());
+        let mut feed = |table: &mut FlowTable, conv: &TcpConv, out: &mut Collect| {
+            for (ts, f) in conv.frames() {
+                let pkt = crate::capture::RawPacket {
+                    ts,
+                    linktype: crate::capture::LinkType::ETHERNET,
+                    data: &f,
+                    orig_len: f.len() as u32,
+                };
+                if let Some(v) = decoder.decode(pkt) {
+                    table.process(&v, out);
+                }
+            }
+        };
+        // A: opened at t=0, active again at t=30. B: opened at t=50. The sweep at t=61 requeues A at 30,
+        // behind B in arrival order: A must still be the first to expire (idle since 30, at 90).
+        let a_addr = ("192.0.2.1:1000".parse().unwrap(), "192.0.2.9:80".parse().unwrap());
+        let mut a = TcpConv::new(a_addr.0, a_addr.1, Timestamp::from_secs(0));
+        a.handshake();
+        feed(&mut table, &a, &mut out);
+        a.segments.clear();
+        a.wait(30_000_000_000);
+        a.send(Dir::ToServer, &synth::http_request("GET", "/", "h", &[], b""));
+        feed(&mut table, &a, &mut out);
+        let mut b = TcpConv::new("192.0.2.2:2000".parse().unwrap(), a_addr.1, Timestamp::from_secs(50));
+        b.handshake();
+        feed(&mut table, &b, &mut out);
+        table.sweep(Timestamp::from_secs(61), &mut out);
+        assert!(out.0.is_empty());
+        table.sweep(Timestamp::from_secs(95), &mut out);
+        assert_eq!(out.0.len(), 1, "{:?}", out.0);
+        assert_eq!(out.0[0].src_port, 1000);
+        assert_eq!(out.0[0].close_reason, CloseReason::IdleTimeout);
+        assert_eq!(out.0[0].state, "EST");
+        table.sweep(Timestamp::from_secs(111), &mut out);
+        assert_eq!(out.0.len(), 2);
+    }
 
     #[test]
     fn server_port_heuristic() {
