@@ -1519,3 +1519,81 @@ impl Demo {
         self.finish(conv);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn luhn(s: &str) -> bool {
+        let digits: Vec<u32> = s.chars().filter_map(|c| c.to_digit(10)).collect();
+        let sum: u32 = digits
+            .iter()
+            .rev()
+            .enumerate()
+            .map(|(i, &d)| if i % 2 == 1 { (d * 2) % 9 + u32::from(d == 9) * 9 } else { d })
+            .sum();
+        !digits.is_empty() && sum.is_multiple_of(10)
+    }
+
+    #[test]
+    fn demo_is_deterministic_and_small() {
+        let (a, truth) = demo_capture(DEMO_SEED);
+        let b = demo_traffic(DEMO_SEED);
+        assert_eq!(a, b);
+        assert_ne!(a, demo_traffic(DEMO_SEED + 1));
+        let pcap_bytes: usize = 24 + a.iter().map(|(_, f)| 16 + f.len()).sum::<usize>();
+        assert!(pcap_bytes < 800 * 1024, "{pcap_bytes}");
+        assert!(a.windows(2).all(|w| w[0].0 <= w[1].0), "sorted by time");
+        assert!((55..=65).contains(&truth.clients), "{}", truth.clients);
+        assert_eq!(truth.fin_flows + truth.rst_flows + truth.idle_flows, truth.flows);
+        assert_eq!((truth.rst_flows, truth.idle_flows), (2, 1));
+        let conns: std::collections::BTreeSet<_> = truth.transactions.iter().map(|t| t.client).collect();
+        assert_eq!(conns.len(), truth.flows, "every connection carries at least one transaction");
+    }
+
+    #[test]
+    fn demo_data_is_well_formed() {
+        for c in CARDS {
+            assert!(luhn(c), "{c}");
+        }
+        assert!(!luhn("4242424242424241"));
+        let mut rng = Rng(3);
+        let token = jwt(&mut rng, 42, "jane.doe@example.com", 1_768_471_200);
+        let parts: Vec<_> = token.split('.').collect();
+        assert_eq!(parts.len(), 3);
+        use base64::Engine as _;
+        let dec = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).unwrap();
+        let header: serde_json::Value = serde_json::from_slice(&dec(parts[0])).unwrap();
+        assert_eq!(header, serde_json::json!({"alg": "HS256", "typ": "JWT"}));
+        let payload: serde_json::Value = serde_json::from_slice(&dec(parts[1])).unwrap();
+        assert_eq!((payload["sub"].as_str(), payload["exp"].as_u64()), (Some("42"), Some(1_768_471_200)));
+        assert_eq!(dec(parts[2]).len(), 32);
+        let u = uuid(&mut rng);
+        assert_eq!(u.len(), 36);
+        assert_eq!(u.as_bytes()[14], b'4');
+        assert!(matches!(u.as_bytes()[19], b'8' | b'9' | b'a' | b'b'), "{u}");
+        assert_eq!(http_date(Timestamp::from_secs(1_768_467_600)), "Thu, 15 Jan 2026 09:00:00 GMT");
+        assert_eq!(http_date(Timestamp::from_secs(951_782_400)), "Tue, 29 Feb 2000 00:00:00 GMT");
+    }
+
+    #[test]
+    fn chunked_bodies_reassemble() {
+        let body: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+        let wire = chunk(&body, &mut Rng(9));
+        let mut rest = wire.as_slice();
+        let mut out = Vec::new();
+        loop {
+            let nl = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+            let n = usize::from_str_radix(std::str::from_utf8(&rest[..nl]).unwrap(), 16).unwrap();
+            rest = &rest[nl + 2..];
+            if n == 0 {
+                assert_eq!(rest, b"\r\n");
+                break;
+            }
+            out.extend_from_slice(&rest[..n]);
+            rest = &rest[n + 2..];
+        }
+        assert_eq!(out, body);
+        assert!(gzip(&body).len() < body.len());
+    }
+}
