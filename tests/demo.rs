@@ -201,3 +201,15 @@ fn attacker_requests_are_reported() {
         .collect();
     assert_eq!(ids, (1001..1031).collect::<Vec<_>>());
 }
+
+/// The ground truth describes the committed file only if the file is what the generator writes today.
+#[test]
+fn committed_demo_pcap_is_the_generator_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("demo.pcap");
+    let mut frames = mirador::synth::demo_traffic(DEMO_SEED);
+    mirador::synth::write_pcap(&p, &mut frames).unwrap();
+    let fresh = std::fs::read(&p).unwrap();
+    assert!(fresh.len() < 800 * 1024, "{}", fresh.len());
+    assert!(fresh == std::fs::read(pcap("demo.pcap")).unwrap(), "pcaps/demo.pcap is stale: run `make pcaps`");
+}
