@@ -13,8 +13,8 @@ fn main() -> anyhow::Result<()> {
     let dir = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "pcaps".into()));
     std::fs::create_dir_all(&dir)?;
 
-    // The demo: a REST API seen on a plain SPAN port.
-    let mut demo = synth::api_traffic(40, 10, 1, Wrap::None);
+    // The demo: REST APIs seen on a plain SPAN port, with an attacker (see `synth::demo_traffic`).
+    let mut demo = synth::demo_traffic(synth::DEMO_SEED);
     synth::write_pcap(&dir.join("demo.pcap"), &mut demo)?;
 
     // The same 5-tuple in two VXLAN tenants (VNI 7 and 9): two flows, not one.

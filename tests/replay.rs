@@ -65,13 +65,21 @@ fn reordered_duplicated_and_lost_segments() {
 
 #[test]
 fn demo_capture_flows() {
+    let truth = mirador::synth::demo_expected(mirador::synth::DEMO_SEED);
     let run = replay(&[&pcap("demo.pcap")], &[]);
     assert_eq!(run.code(), 0, "{}", run.stderr());
     let flows = tcp_flows(&run);
-    assert_eq!(flows.len(), 40);
-    assert!(flows.iter().all(|f| f["close_reason"] == "fin" && f["client_gaps"] == 0 && f["server_gaps"] == 0));
+    assert_eq!(flows.len(), truth.flows);
+    let count = |reason: &str| flows.iter().filter(|f| f["close_reason"] == reason).count();
+    assert_eq!(count("fin"), truth.fin_flows);
+    assert_eq!(count("rst"), truth.rst_flows);
+    assert_eq!(count("idle_timeout"), truth.idle_flows);
+    assert_eq!(truth.fin_flows + truth.rst_flows + truth.idle_flows, truth.flows);
+    assert!(flows.iter().all(|f| f["client_gaps"] == 0 && f["server_gaps"] == 0 && f["midstream"] == false));
+    let clients: std::collections::BTreeSet<_> = flows.iter().map(|f| f["src_ip"].as_str().unwrap()).collect();
+    assert_eq!(clients.len(), truth.clients);
     let stats = run.stats();
-    assert_eq!(stats["flows"]["tcp_flows"], 40);
+    assert_eq!(stats["flows"]["tcp_flows"], truth.flows);
     assert_eq!(stats["capture"]["file_errors"], json!([]));
 }
 
