@@ -436,6 +436,9 @@ impl OwnedPacket {
 /// Packets queued per shard.
 const SHARD_QUEUE_PACKETS: usize = 4096;
 
+/// A shard thread's input queue and its handle (which returns the shard's final counters).
+type ShardThread = (Sender<Box<OwnedPacket>>, JoinHandle<(FlowStats, HttpStats)>);
+
 /// Several flow tables on their own threads, fed by the reading thread, which decodes (fragments included)
 /// and routes each packet by the symmetric hash of its flow key: one thread owns each flow, no locks.
 struct Sharded {
@@ -443,7 +446,7 @@ struct Sharded {
     capture: CaptureStats,
     clock: Timestamp,
     vlan_in_key: bool,
-    shards: Vec<(Sender<Box<OwnedPacket>>, JoinHandle<(FlowStats, HttpStats)>)>,
+    shards: Vec<ShardThread>,
     pool: Receiver<Box<OwnedPacket>>,
     live: Vec<Arc<std::sync::Mutex<(FlowStats, HttpStats, usize)>>>,
 }
@@ -558,14 +561,14 @@ impl Sharded {
 
 /// The shard layout of a run: the reading thread is the only shard, or it feeds several.
 enum Engine {
-    Single(Box<Sensor>, ShardOutput),
-    Sharded(Box<Sharded>, Option<(FlowStats, HttpStats)>),
+    Single(Box<Sensor>, Box<ShardOutput>),
+    Sharded(Box<Sharded>, Option<Box<(FlowStats, HttpStats)>>),
 }
 
 impl Engine {
     fn start(cfg: &SensorConfig, shards: usize, pipeline: &Pipeline) -> Result<Engine, OutputError> {
         if shards <= 1 {
-            return Ok(Engine::Single(Box::new(Sensor::new(cfg.clone())), pipeline.output()));
+            return Ok(Engine::Single(Box::new(Sensor::new(cfg.clone())), Box::new(pipeline.output())));
         }
         Sharded::start(cfg, shards, pipeline)
             .map(|s| Engine::Sharded(Box::new(s), None))
@@ -574,15 +577,15 @@ impl Engine {
 
     fn process(&mut self, pkt: RawPacket<'_>) {
         match self {
-            Engine::Single(s, out) => s.process(pkt, out),
+            Engine::Single(s, out) => s.process(pkt, out.as_mut()),
             Engine::Sharded(s, _) => s.process(pkt),
         }
     }
 
     fn finish(&mut self) {
         match self {
-            Engine::Single(s, out) => s.finish(out),
-            Engine::Sharded(s, done) => *done = Some(s.finish()),
+            Engine::Single(s, out) => s.finish(out.as_mut()),
+            Engine::Sharded(s, done) => *done = Some(Box::new(s.finish())),
         }
     }
 
@@ -598,7 +601,7 @@ impl Engine {
             Engine::Single(s, _) => (s.stats(), s.reassembly_memory()),
             Engine::Sharded(s, done) => {
                 let (flows, http, mem) = match done {
-                    Some((f, h)) => (f.clone(), h.clone(), 0),
+                    Some(fh) => (fh.0.clone(), fh.1.clone(), 0),
                     None => s.snapshot(),
                 };
                 let st = Stats { capture: s.capture.clone(), decode: s.decoder.stats().clone(), flows, http };

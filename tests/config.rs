@@ -156,13 +156,13 @@ fn sections_reach_the_pipeline() {
     let (_d, _, res) = load_text(
         "[capture]\ninterfaces = [\"tap0\", \"tap1\"]\nbpf_filter = \"tcp\"\nsnaplen = 9000\n\
          [reassembly]\npolicy = \"last_wins\"\n[http]\nmax_headers = 10\n[http.decompress]\nmax_layers = 1\n\
-         [pipeline]\nworkers = 2\n[metrics]\nlisten = \"[::1]:9100\"\n[output]\ndir = \"/srv/out\"\n",
+         [pipeline]\nworkers = 2\nshards = 3\n[metrics]\nlisten = \"[::1]:9100\"\n[output]\ndir = \"/srv/out\"\n",
     );
     let cfg = res.unwrap();
     let s = cfg.sensor_config();
     assert_eq!(s.reassembly.policy, OverlapPolicy::LastWins);
     assert_eq!((s.http.max_headers, s.http.decompress.max_layers), (10, 1));
-    assert_eq!((cfg.pipeline.resolved_workers(), cfg.pipeline.resolved_shards()), (2, 2));
+    assert_eq!((cfg.pipeline.resolved_workers(), cfg.pipeline.resolved_shards()), (2, 3));
     assert_eq!(cfg.metrics.listen.to_string(), "[::1]:9100");
     assert_eq!(cfg.output.dir, Path::new("/srv/out"));
     #[cfg(feature = "live-pcap")]

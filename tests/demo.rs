@@ -194,11 +194,14 @@ fn attacker_requests_are_reported() {
 
     // BOLA: one client walks sequential user ids on one connection.
     let bola = truth.bola_client.unwrap().to_string();
-    let ids: Vec<u64> = records
+    // Workers may write transactions out of order: order by request time.
+    let mut walk: Vec<(f64, u64)> = records
         .iter()
         .filter(|r| r["src_ip"] == bola.as_str())
-        .filter_map(|r| r["uri"].as_str().unwrap().strip_prefix("/api/v1/users/")?.parse().ok())
+        .filter_map(|r| Some((r["ts"].as_f64()?, r["uri"].as_str()?.strip_prefix("/api/v1/users/")?.parse().ok()?)))
         .collect();
+    walk.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let ids: Vec<u64> = walk.into_iter().map(|(_, id)| id).collect();
     assert_eq!(ids, (1001..1031).collect::<Vec<_>>());
 }
 
