@@ -281,10 +281,12 @@ fn replay(pcaps: &[PathBuf], cfg: &Config, _common: &CommonArgs, quiet: bool) ->
     };
     let total: u64 = pcaps.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
     let bar = progress_bar(total, quiet);
+    let started = std::time::Instant::now();
     let mut on_progress = |p: Progress| {
         if let Some(b) = &bar {
             b.set_position(p.bytes_read.min(total));
-            b.set_message(format!("{} packets, {} transactions", p.packets, p.transactions));
+            let pps = p.packets as f64 / started.elapsed().as_secs_f64().max(1e-3);
+            b.set_message(format!("{} packets ({pps:.0}/s), {} transactions", p.packets, p.transactions));
         }
     };
     let result = pipeline::replay(pcaps, &cfg.output.dir, options(cfg, tel), &mut on_progress);
