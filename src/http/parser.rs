@@ -1238,15 +1238,19 @@ fn split_status_line(first: &str) -> (String, Option<u16>, String, Flags) {
 /// Parses a head: start line and header lines. Only LF-terminated lines count unless `accept_partial` (the stream
 /// ended inside the head).
 fn parse_head(bytes: &[u8], max_headers: usize, accept_partial: bool) -> Head {
+    use std::borrow::Cow;
     let mut h = Head::default();
     let mut first = true;
     let mut pos = 0usize;
-    let mut cur: Option<(Vec<u8>, Vec<u8>)> = None;
-    let mut list: Vec<(String, String)> = Vec::new();
-    let push = |cur: &mut Option<(Vec<u8>, Vec<u8>)>, list: &mut Vec<(String, String)>, flags: &mut Flags| {
+    // The header being read borrows the head; only an obs-folded value is copied (to join its lines).
+    let mut cur: Option<(&[u8], Cow<'_, [u8]>)> = None;
+    // One allocation for the list: a header per line at most.
+    let lines = memchr_iter(b'\n', bytes).count();
+    let mut list: Vec<(String, String)> = Vec::with_capacity(lines.min(max_headers).min(256));
+    let push = |cur: &mut Option<(&[u8], Cow<'_, [u8]>)>, list: &mut Vec<(String, String)>, flags: &mut Flags| {
         if let Some((n, v)) = cur.take() {
             if list.len() < max_headers {
-                list.push((escape_bytes(&n), escape_bytes(trim(&v))));
+                list.push((escape_bytes(n), escape_bytes(trim(&v))));
             } else {
                 flags.set(Flag::TOO_MANY_HEADERS);
             }
@@ -1287,6 +1291,7 @@ fn parse_head(bytes: &[u8], max_headers: usize, accept_partial: bool) -> Head {
                 match &mut cur {
                     Some((_, v)) => {
                         h.flags.set(Flag::OBS_FOLD);
+                        let v = v.to_mut();
                         v.push(b' ');
                         v.extend_from_slice(trim(line));
                     }
@@ -1311,7 +1316,7 @@ fn parse_head(bytes: &[u8], max_headers: usize, accept_partial: bool) -> Head {
                             continue;
                         }
                     }
-                    cur = Some((tname.to_vec(), value.to_vec()));
+                    cur = Some((tname, Cow::Borrowed(value)));
                 }
                 None => {
                     h.flags.set(Flag::INVALID_HEADER);
