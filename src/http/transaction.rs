@@ -421,6 +421,30 @@ impl Transaction {
     }
 }
 
+/// Any byte JSON must escape. Whole 16-byte blocks without early exit, so the compiler vectorizes the test.
+fn needs_json_escape(b: &[u8]) -> bool {
+    let bad = |c: u8| c < 0x20 || c == b'"' || c == b'\\';
+    let mut blocks = b.chunks_exact(16);
+    for blk in &mut blocks {
+        if blk.iter().fold(false, |acc, &c| acc | bad(c)) {
+            return true;
+        }
+    }
+    blocks.remainder().iter().any(|&c| bad(c))
+}
+
+/// Printable ASCII or tab only (what `escape_bytes` keeps as is), tested like [`needs_json_escape`].
+fn all_printable_ascii(b: &[u8]) -> bool {
+    let bad = |c: u8| !(0x20..0x7f).contains(&c) && c != b'\t';
+    let mut blocks = b.chunks_exact(16);
+    for blk in &mut blocks {
+        if blk.iter().fold(false, |acc, &c| acc | bad(c)) {
+            return false;
+        }
+    }
+    !blocks.remainder().iter().any(|&c| bad(c))
+}
+
 fn json_addr(out: &mut Vec<u8>, ip_key: &[u8], port_key: &[u8], addr: Option<SocketAddr>) {
     out.extend_from_slice(ip_key);
     match addr {
@@ -458,7 +482,7 @@ fn json_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
 /// A JSON string. Almost every header is plain text: one scan, one copy; anything to escape goes through
 /// serde_json so the escapes are exactly its own.
 fn json_str(out: &mut Vec<u8>, s: &str) {
-    if s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+    if needs_json_escape(s.as_bytes()) {
         let _ = serde_json::to_writer(out, s);
         return;
     }
@@ -554,7 +578,7 @@ pub(crate) fn parse_query(q: &str, max: usize) -> Vec<(String, String)> {
 pub fn escape_bytes(b: &[u8]) -> String {
     use std::fmt::Write as _;
     // Header names and values are nearly always printable ASCII: one scan, one copy.
-    if b.iter().all(|&c| (0x20..0x7f).contains(&c) || c == b'\t') {
+    if all_printable_ascii(b) {
         return std::str::from_utf8(b).map(str::to_owned).unwrap_or_default();
     }
     if let Ok(s) = std::str::from_utf8(b)
@@ -729,7 +753,7 @@ mod tests {
         // Random bytes through escape_bytes, as the parser stores them.
         let mut rng = Rng(42);
         for _ in 0..2000 {
-            let len = rng.below(12) as usize;
+            let len = rng.below(48) as usize;
             let b: Vec<u8> = (0..len).map(|_| rng.below(256) as u8).collect();
             let mut t = base.clone();
             t.mask_sensitive = rng.below(2) == 0;
@@ -747,5 +771,11 @@ mod tests {
         assert_eq!(escape_bytes(b"plain value\t~ "), "plain value\t~ ");
         assert_eq!(escape_bytes(b"a\x7fb"), "a\\x7fb");
         assert_eq!(escape_bytes(b""), "");
+        // A byte to escape in a 16-byte block and in the tail.
+        assert_eq!(escape_bytes(b"0123456789abcdef\x01-0123456789"), "0123456789abcdef\\x01-0123456789");
+        assert_eq!(escape_bytes(b"0123456789abcde\x01"), "0123456789abcde\\x01");
+        assert!(needs_json_escape(b"0123456789abcdefghij\"k"));
+        assert!(needs_json_escape(b"0123456\\89abcdefghijk"));
+        assert!(!needs_json_escape("0123456789abcdefghijk\u{e9}".as_bytes()));
     }
 }
