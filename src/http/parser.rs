@@ -1244,13 +1244,14 @@ fn parse_head(bytes: &[u8], max_headers: usize, accept_partial: bool) -> Head {
     let mut pos = 0usize;
     // The header being read borrows the head; only an obs-folded value is copied (to join its lines).
     let mut cur: Option<(&[u8], Cow<'_, [u8]>)> = None;
-    // One allocation for the list: a header per line at most.
+    // One allocation each for the text and the offsets: a header per line at most, the head's size in text
+    // unless bytes need escaping.
     let lines = memchr_iter(b'\n', bytes).count();
-    let mut list: Vec<(String, String)> = Vec::with_capacity(lines.min(max_headers).min(256));
-    let push = |cur: &mut Option<(&[u8], Cow<'_, [u8]>)>, list: &mut Vec<(String, String)>, flags: &mut Flags| {
+    let mut list = Headers::with_capacity(lines.min(max_headers).min(256), bytes.len());
+    let push = |cur: &mut Option<(&[u8], Cow<'_, [u8]>)>, list: &mut Headers, flags: &mut Flags| {
         if let Some((n, v)) = cur.take() {
             if list.len() < max_headers {
-                list.push((escape_bytes(n), escape_bytes(trim(&v))));
+                list.push_escaped(n, trim(&v));
             } else {
                 flags.set(Flag::TOO_MANY_HEADERS);
             }
@@ -1325,7 +1326,7 @@ fn parse_head(bytes: &[u8], max_headers: usize, accept_partial: bool) -> Head {
         }
     }
     push(&mut cur, &mut list, &mut h.flags);
-    h.headers = Headers(list);
+    h.headers = list;
     h
 }
 
@@ -1509,10 +1510,7 @@ mod tests {
             false,
         );
         assert_eq!(h.first, "GET / HTTP/1.1");
-        assert_eq!(
-            h.headers.0,
-            vec![("A".into(), "1".into()), ("B".into(), "2 folded".into()), ("C".into(), "3".into())]
-        );
+        assert_eq!(h.headers.iter().collect::<Vec<_>>(), vec![("A", "1"), ("B", "2 folded"), ("C", "3")]);
         for f in [Flag::SPACE_BEFORE_COLON, Flag::OBS_FOLD, Flag::INVALID_HEADER, Flag::BARE_LF] {
             assert!(h.flags.has(f), "{}", f.name());
         }
@@ -1531,7 +1529,7 @@ mod tests {
 
     #[test]
     fn framing_rules() {
-        let hs = |v: &[(&str, &str)]| Headers(v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect());
+        let hs = |v: &[(&str, &str)]| v.iter().copied().collect::<Headers>();
         let mut f = Flags::default();
         assert_eq!(response_framing(Some(200), "HEAD", &hs(&[("Content-Length", "5")]), &mut f), None);
         assert_eq!(response_framing(Some(304), "GET", &hs(&[("Content-Length", "5")]), &mut f), None);

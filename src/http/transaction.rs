@@ -157,26 +157,70 @@ impl Serialize for FlagCounts {
 }
 
 /// Headers in wire order, names and values as seen (lossy UTF-8), with a case-insensitive lookup.
+/// Kept as one string (name, value, name, value...) and the end offsets of each piece: a head costs two
+/// allocations however many headers it has (a String per name and value was a fifth of replay time).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Headers(pub Vec<(String, String)>);
+pub struct Headers {
+    text: String,
+    /// (end of the name, end of the value) in `text`; a header starts where the previous one ended.
+    ends: Vec<(usize, usize)>,
+}
 
 impl Headers {
+    /// Room for `headers` headers totalling `bytes` bytes of names and values.
+    pub fn with_capacity(headers: usize, bytes: usize) -> Self {
+        Headers { text: String::with_capacity(bytes), ends: Vec::with_capacity(headers) }
+    }
+    pub fn push(&mut self, name: &str, value: &str) {
+        self.text.push_str(name);
+        let n = self.text.len();
+        self.text.push_str(value);
+        self.ends.push((n, self.text.len()));
+    }
+    /// Appends wire bytes as [`escape_bytes`] would log them, without a String per name and value.
+    pub(crate) fn push_escaped(&mut self, name: &[u8], value: &[u8]) {
+        escape_bytes_into(&mut self.text, name);
+        let n = self.text.len();
+        escape_bytes_into(&mut self.text, value);
+        self.ends.push((n, self.text.len()));
+    }
     /// The first value of `name` (ASCII case-insensitive).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
     }
     /// Every value of `name`, in order.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.0.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
     }
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.ends.len()
     }
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.ends.is_empty()
     }
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+        let mut start = 0;
+        self.ends.iter().map(move |&(n, v)| {
+            let pair = (self.text.get(start..n).unwrap_or(""), self.text.get(n..v).unwrap_or(""));
+            start = v;
+            pair
+        })
+    }
+}
+
+impl<N: AsRef<str>, V: AsRef<str>> FromIterator<(N, V)> for Headers {
+    fn from_iter<I: IntoIterator<Item = (N, V)>>(it: I) -> Self {
+        let mut h = Headers::default();
+        for (n, v) in it {
+            h.push(n.as_ref(), v.as_ref());
+        }
+        h
+    }
+}
+
+impl From<Vec<(String, String)>> for Headers {
+    fn from(v: Vec<(String, String)>) -> Self {
+        v.into_iter().collect()
     }
 }
 
@@ -271,10 +315,10 @@ impl Transaction {
             None => (Vec::new(), Vec::new()),
         };
         let hdrs = |h: &Headers| -> Vec<[String; 2]> {
-            h.0.iter()
+            h.iter()
                 .map(|(n, v)| {
-                    let v = if self.mask_sensitive && is_sensitive(n) { mask(v) } else { v.clone() };
-                    [n.clone(), v]
+                    let v = if self.mask_sensitive && is_sensitive(n) { mask(v) } else { v.to_owned() };
+                    [n.to_owned(), v]
                 })
                 .collect()
         };
@@ -403,7 +447,7 @@ impl Transaction {
 
     fn json_headers(&self, out: &mut Vec<u8>, h: &Headers) {
         out.push(b'[');
-        for (i, (n, v)) in h.0.iter().enumerate() {
+        for (i, (n, v)) in h.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
@@ -576,17 +620,28 @@ pub(crate) fn parse_query(q: &str, max: usize) -> Vec<(String, String)> {
 /// tab) become `\xNN`, as Zeek logs them. Lossless for what matters to an analyst, unlike U+FFFD, and JSON
 /// cannot carry raw bytes.
 pub fn escape_bytes(b: &[u8]) -> String {
+    let mut out = String::new();
+    escape_bytes_into(&mut out, b);
+    out
+}
+
+/// [`escape_bytes`] appending to `out`.
+pub fn escape_bytes_into(out: &mut String, b: &[u8]) {
     use std::fmt::Write as _;
     // Header names and values are nearly always printable ASCII: one scan, one copy.
-    if all_printable_ascii(b) {
-        return std::str::from_utf8(b).map(str::to_owned).unwrap_or_default();
+    if all_printable_ascii(b)
+        && let Ok(s) = std::str::from_utf8(b)
+    {
+        out.push_str(s);
+        return;
     }
     if let Ok(s) = std::str::from_utf8(b)
         && !s.bytes().any(|c| c < 0x20 && c != b'\t' || c == 0x7f)
     {
-        return s.to_owned();
+        out.push_str(s);
+        return;
     }
-    let mut out = String::with_capacity(b.len() + 8);
+    out.reserve(b.len() + 8);
     for chunk in b.utf8_chunks() {
         for c in chunk.valid().chars() {
             if (c < ' ' && c != '\t') || c == '\x7f' {
@@ -599,7 +654,6 @@ pub fn escape_bytes(b: &[u8]) -> String {
             let _ = write!(out, "\\x{byte:02x}");
         }
     }
-    out
 }
 
 pub(crate) fn percent_decode(s: &str) -> String {
@@ -730,13 +784,14 @@ mod tests {
         };
         base.flags.set(Flag::GAP);
         base.flags.set(Flag::BARE_CR);
-        base.request_headers = Headers(vec![
+        base.request_headers = Headers::from(vec![
             ("Host".into(), "a\"b".into()),
             ("Authorization".into(), "Bearer x y".into()),
             ("cookie".into(), "a=b".into()),
             ("User-Agent".into(), escape_bytes(b"\xff\xfe\x01")),
         ]);
-        base.response_headers = Headers(vec![("Set-Cookie".into(), "".into()), ("X".into(), "\\".into())]);
+        base.response_headers =
+            Headers::from(vec![("Set-Cookie".to_owned(), String::new()), ("X".to_owned(), "\\".to_owned())]);
         same_json(&base);
         let mut t = base.clone();
         t.mask_sensitive = false;
@@ -760,8 +815,8 @@ mod tests {
             t.ts = (rng.next_u64() >> 11) as f64 / 1e6;
             t.uri = escape_bytes(&b);
             t.status_msg = String::from_utf8_lossy(&b).into_owned();
-            t.request_headers.0.push((escape_bytes(&b), escape_bytes(&b)));
-            t.response_headers.0.push(("authorization".into(), String::from_utf8_lossy(&b).into_owned()));
+            t.request_headers.push(&escape_bytes(&b), &escape_bytes(&b));
+            t.response_headers.push("authorization", &String::from_utf8_lossy(&b));
             same_json(&t);
         }
     }
