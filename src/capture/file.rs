@@ -123,8 +123,10 @@ impl FileReader {
     /// damaged at `self.consumed`; the reader is then done.
     fn advance(&mut self) -> Result<(), FileProblem> {
         self.st.next = None;
+        // Records are consumed without shifting the buffer: `refill` shifts the unread tail once the buffer is
+        // drained, where `consume` moved up to half of it every time the read position passed the middle.
         if self.st.held > 0 {
-            self.reader.consume(std::mem::take(&mut self.st.held));
+            self.reader.consume_noshift(std::mem::take(&mut self.st.held));
         }
         while !self.st.done {
             // `next` parses in place, so a packet's offset in the buffer is its address minus this one.
@@ -181,7 +183,7 @@ impl FileReader {
             if matches!(got, Ok(true)) && matches!(self.st.slot, Slot::InReader { .. }) {
                 self.st.held = len;
             } else {
-                self.reader.consume(len);
+                self.reader.consume_noshift(len);
             }
             match got {
                 Ok(true) => return Ok(()),
