@@ -22,12 +22,14 @@ pub struct JsonlFile {
     w: BufWriter<File>,
     error: Option<std::io::Error>,
     pub lines: u64,
+    /// One line being built, reused.
+    line: Vec<u8>,
 }
 
 impl JsonlFile {
     pub fn create(path: PathBuf) -> Result<Self, OutputError> {
         let f = File::create(&path).map_err(|source| OutputError::Io { path: path.clone(), source })?;
-        Ok(JsonlFile { path, w: BufWriter::with_capacity(1 << 16, f), error: None, lines: 0 })
+        Ok(JsonlFile { path, w: BufWriter::with_capacity(1 << 16, f), error: None, lines: 0, line: Vec::new() })
     }
 
     pub fn write<T: serde::Serialize>(&mut self, rec: &T) {
@@ -51,6 +53,24 @@ impl JsonlFile {
         match self.w.write_all(json).and_then(|()| self.w.write_all(b"\n")) {
             Ok(()) => self.lines += 1,
             Err(e) => self.error = Some(e),
+        }
+    }
+
+    /// A transaction line through [`Transaction::write_json`]: the same bytes as `write(&tx.record())`.
+    pub fn write_transaction(&mut self, tx: &Transaction) {
+        if self.error.is_some() {
+            return;
+        }
+        self.line.clear();
+        tx.write_json(&mut self.line);
+        self.line.push(b'\n');
+        match self.w.write_all(&self.line) {
+            Ok(()) => self.lines += 1,
+            Err(e) => self.error = Some(e),
+        }
+        // One huge transaction must not pin its line buffer for the rest of the run.
+        if self.line.capacity() > 1 << 20 {
+            self.line = Vec::new();
         }
     }
 
@@ -88,7 +108,7 @@ impl FlowOutput for OutputDir {
         self.flows.write(&rec);
     }
     fn transaction(&mut self, tx: Transaction) {
-        self.transactions.write(&tx.record());
+        self.transactions.write_transaction(&tx);
     }
 }
 

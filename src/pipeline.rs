@@ -310,9 +310,8 @@ fn worker_loop(rx: Receiver<WorkItem>, out: Sender<OutItem>, shared: &Shared, re
                 }
                 // Serialising here spreads the JSON cost over the workers; the output thread only writes.
                 let mut line = Vec::with_capacity(1024);
-                if serde_json::to_writer(&mut line, &tx.record()).is_ok() {
-                    records.push(Record { stream: "transactions", json: line });
-                }
+                tx.write_json(&mut line);
+                records.push(Record { stream: "transactions", json: line });
                 emit(&mut records);
             }
             WorkItem::Tick(now) => {

@@ -59,8 +59,9 @@ struct Interface {
     offset_secs: i64,
 }
 
-/// One open capture file and the next packet it holds (copied into a reused buffer so several files can be
-/// peeked at once for the merge).
+/// One open capture file and the next packet it holds. The packet stays in pcap-parser's read buffer (its record
+/// is consumed only when the file advances), so several files can be peeked at once for the merge without
+/// copying every packet.
 struct FileReader {
     reader: Box<dyn PcapReaderIterator + Send>,
     st: ReaderState,
@@ -76,7 +77,12 @@ struct ReaderState {
     bytes: u64,
     /// The packet waiting to be handed out.
     next: Option<(Timestamp, LinkType, u32)>,
+    /// Where its bytes are.
+    slot: Slot,
+    /// Copy of a packet that could not be located in the read buffer (never expected; kept for safety).
     buf: Vec<u8>,
+    /// Length of the record holding `next`, left unconsumed in the reader until the next advance.
+    held: usize,
     done: bool,
 }
 
@@ -105,7 +111,9 @@ impl FileReader {
                 packets: 0,
                 bytes: 0,
                 next: None,
-                buf: Vec::with_capacity(65536),
+                slot: Slot::Copied,
+                buf: Vec::new(),
+                held: 0,
                 done: false,
             },
         })
@@ -115,9 +123,19 @@ impl FileReader {
     /// damaged at `self.consumed`; the reader is then done.
     fn advance(&mut self) -> Result<(), FileProblem> {
         self.st.next = None;
+        // Records are consumed without shifting the buffer: `refill` shifts the unread tail once the buffer is
+        // drained, where `consume` moved up to half of it every time the read position passed the middle.
+        if self.st.held > 0 {
+            self.reader.consume_noshift(std::mem::take(&mut self.st.held));
+        }
         while !self.st.done {
+            // `next` parses in place, so a packet's offset in the buffer is its address minus this one.
+            let window = {
+                let d = self.reader.data();
+                (d.as_ptr() as usize, d.len())
+            };
             let (len, got) = match self.reader.next() {
-                Ok((len, block)) => (len, self.st.take_block(block)),
+                Ok((len, block)) => (len, self.st.take_block(block, window)),
                 Err(PcapError::Eof) => {
                     self.st.done = true;
                     return Ok(());
@@ -161,8 +179,12 @@ impl FileReader {
                     return Err(self.st.problem(what));
                 }
             };
-            self.reader.consume(len);
             self.st.consumed += len as u64;
+            if matches!(got, Ok(true)) && matches!(self.st.slot, Slot::InReader { .. }) {
+                self.st.held = len;
+            } else {
+                self.reader.consume_noshift(len);
+            }
             match got {
                 Ok(true) => return Ok(()),
                 Ok(false) => continue,
@@ -176,6 +198,16 @@ impl FileReader {
     }
 }
 
+#[derive(Clone, Copy, Debug)]
+enum Slot {
+    /// At `off` in the reader's `data()`, valid until the reader consumes the held record.
+    InReader {
+        off: usize,
+        len: usize,
+    },
+    Copied,
+}
+
 impl ReaderState {
     fn problem(&self, reason: impl Into<String>) -> FileProblem {
         FileProblem {
@@ -187,7 +219,7 @@ impl ReaderState {
     }
 
     /// Handles one block; `Ok(true)` when it was a packet (now in `self.next`).
-    fn take_block(&mut self, block: PcapBlockOwned<'_>) -> Result<bool, String> {
+    fn take_block(&mut self, block: PcapBlockOwned<'_>, window: (usize, usize)) -> Result<bool, String> {
         match block {
             PcapBlockOwned::LegacyHeader(hdr) => {
                 let resolution = if hdr.is_nanosecond_precision() { 1_000_000_000 } else { 1_000_000 };
@@ -200,7 +232,7 @@ impl ReaderState {
                 };
                 let frac = u64::from(b.ts_usec);
                 let ns = u64::from(b.ts_sec) * 1_000_000_000 + frac * (1_000_000_000 / iface.resolution);
-                self.store(Timestamp(ns), iface.linktype, b.data, b.origlen);
+                self.store(Timestamp(ns), iface.linktype, b.data, b.origlen, window);
                 Ok(true)
             }
             PcapBlockOwned::NG(Block::SectionHeader(_)) => {
@@ -229,7 +261,7 @@ impl ReaderState {
                 let ns = units_to_ns(units, iface.resolution, iface.offset_secs);
                 let caplen = (epb.caplen as usize).min(epb.data.len());
                 let data = epb.data.get(..caplen).unwrap_or(epb.data);
-                self.store(Timestamp(ns), iface.linktype, data, epb.origlen);
+                self.store(Timestamp(ns), iface.linktype, data, epb.origlen, window);
                 Ok(true)
             }
             PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
@@ -238,16 +270,23 @@ impl ReaderState {
                 };
                 // SPBs carry no timestamp: they take the time of the previous packet.
                 let ts = self.next.map(|n| n.0).unwrap_or_default();
-                self.store(ts, iface.linktype, spb.data, spb.origlen);
+                self.store(ts, iface.linktype, spb.data, spb.origlen, window);
                 Ok(true)
             }
             PcapBlockOwned::NG(_) => Ok(false),
         }
     }
 
-    fn store(&mut self, ts: Timestamp, linktype: LinkType, data: &[u8], orig_len: u32) {
-        self.buf.clear();
-        self.buf.extend_from_slice(data);
+    fn store(&mut self, ts: Timestamp, linktype: LinkType, data: &[u8], orig_len: u32, window: (usize, usize)) {
+        let (base, avail) = window;
+        let off = (data.as_ptr() as usize).wrapping_sub(base);
+        if off.checked_add(data.len()).is_some_and(|end| end <= avail) {
+            self.slot = Slot::InReader { off, len: data.len() };
+        } else {
+            self.slot = Slot::Copied;
+            self.buf.clear();
+            self.buf.extend_from_slice(data);
+        }
         self.packets += 1;
         self.bytes += data.len() as u64;
         self.next = Some((ts, linktype, orig_len.max(data.len() as u32)));
@@ -298,7 +337,11 @@ impl FileSource {
         self.current = Some(i);
         let f = self.files.get(i)?;
         let (ts, linktype, orig_len) = f.st.next?;
-        Some(RawPacket { ts, linktype, data: &f.st.buf, orig_len })
+        let data = match f.st.slot {
+            Slot::InReader { off, len } => f.reader.data().get(off..off.saturating_add(len)).unwrap_or(&[]),
+            Slot::Copied => &f.st.buf,
+        };
+        Some(RawPacket { ts, linktype, data, orig_len })
     }
 
     fn advance(&mut self, i: usize) {
@@ -456,5 +499,53 @@ mod tests {
         // Within one file, packets keep the file's order.
         assert_eq!(got, vec![(5_000_001_000, 1, b"eth".to_vec()), (5_000_000_500, 101, b"raw".to_vec())]);
         assert!(src.errors().is_empty(), "{:?}", src.errors());
+    }
+
+    /// Packets handed out in place must survive buffer refills, shifts and growth, alone and merged.
+    #[test]
+    fn packets_stay_intact_across_refills_and_merges() {
+        use crate::synth::{PcapWriter, Rng};
+        let dir = tempfile::tempdir().unwrap();
+        let mut rng = Rng(7);
+        let mut expected: Vec<Vec<(Timestamp, Vec<u8>)>> = Vec::new();
+        let mut paths = Vec::new();
+        for f in 0..2u64 {
+            let mut w = PcapWriter::new(Vec::new(), LinkType(1)).unwrap();
+            let mut pkts = Vec::new();
+            let mut t = 1_000_000_000 + f;
+            for i in 0..3000u64 {
+                // Mostly MTU-sized, a few 2 MiB records (larger than the read buffer).
+                let len = if i % 1000 == 999 { 2 << 20 } else { rng.below(1600) as usize + 1 };
+                let fill = (i as u8).wrapping_mul(31).wrapping_add(f as u8);
+                let data: Vec<u8> = (0..len).map(|k| fill.wrapping_add(k as u8)).collect();
+                t += 2 + rng.below(3);
+                w.write_packet(Timestamp(t), &data).unwrap();
+                pkts.push((Timestamp(t), data));
+            }
+            let path = dir.path().join(format!("f{f}.pcap"));
+            std::fs::write(&path, w.into_inner()).unwrap();
+            paths.push(path);
+            expected.push(pkts);
+        }
+        let mut src = FileSource::open(&paths[..1]).unwrap();
+        let mut n = 0;
+        while let Some(p) = src.next_packet() {
+            let (ts, data) = &expected[0][n];
+            assert_eq!((p.ts, p.data), (*ts, &data[..]), "packet {n}");
+            n += 1;
+        }
+        assert_eq!(n, 3000);
+        assert!(src.errors().is_empty());
+        let mut merged: Vec<(Timestamp, Vec<u8>)> = expected.concat();
+        merged.sort_by_key(|(ts, _)| *ts);
+        let mut src = FileSource::open(&paths).unwrap();
+        let mut n = 0;
+        while let Some(p) = src.next_packet() {
+            let (ts, data) = &merged[n];
+            assert_eq!((p.ts, p.data), (*ts, &data[..]), "merged packet {n}");
+            n += 1;
+        }
+        assert_eq!(n, 6000);
+        assert_eq!(src.bytes_read(), merged.iter().map(|(_, d)| d.len() as u64).sum::<u64>());
     }
 }

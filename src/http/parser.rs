@@ -1238,15 +1238,20 @@ fn split_status_line(first: &str) -> (String, Option<u16>, String, Flags) {
 /// Parses a head: start line and header lines. Only LF-terminated lines count unless `accept_partial` (the stream
 /// ended inside the head).
 fn parse_head(bytes: &[u8], max_headers: usize, accept_partial: bool) -> Head {
+    use std::borrow::Cow;
     let mut h = Head::default();
     let mut first = true;
     let mut pos = 0usize;
-    let mut cur: Option<(Vec<u8>, Vec<u8>)> = None;
-    let mut list: Vec<(String, String)> = Vec::new();
-    let push = |cur: &mut Option<(Vec<u8>, Vec<u8>)>, list: &mut Vec<(String, String)>, flags: &mut Flags| {
+    // The header being read borrows the head; only an obs-folded value is copied (to join its lines).
+    let mut cur: Option<(&[u8], Cow<'_, [u8]>)> = None;
+    // One allocation each for the text and the offsets: a header per line at most, the head's size in text
+    // unless bytes need escaping.
+    let lines = memchr_iter(b'\n', bytes).count();
+    let mut list = Headers::with_capacity(lines.min(max_headers).min(256), bytes.len());
+    let push = |cur: &mut Option<(&[u8], Cow<'_, [u8]>)>, list: &mut Headers, flags: &mut Flags| {
         if let Some((n, v)) = cur.take() {
             if list.len() < max_headers {
-                list.push((escape_bytes(&n), escape_bytes(trim(&v))));
+                list.push_escaped(n, trim(&v));
             } else {
                 flags.set(Flag::TOO_MANY_HEADERS);
             }
@@ -1287,6 +1292,7 @@ fn parse_head(bytes: &[u8], max_headers: usize, accept_partial: bool) -> Head {
                 match &mut cur {
                     Some((_, v)) => {
                         h.flags.set(Flag::OBS_FOLD);
+                        let v = v.to_mut();
                         v.push(b' ');
                         v.extend_from_slice(trim(line));
                     }
@@ -1311,7 +1317,7 @@ fn parse_head(bytes: &[u8], max_headers: usize, accept_partial: bool) -> Head {
                             continue;
                         }
                     }
-                    cur = Some((tname.to_vec(), value.to_vec()));
+                    cur = Some((tname, Cow::Borrowed(value)));
                 }
                 None => {
                     h.flags.set(Flag::INVALID_HEADER);
@@ -1320,7 +1326,7 @@ fn parse_head(bytes: &[u8], max_headers: usize, accept_partial: bool) -> Head {
         }
     }
     push(&mut cur, &mut list, &mut h.flags);
-    h.headers = Headers(list);
+    h.headers = list;
     h
 }
 
@@ -1504,10 +1510,7 @@ mod tests {
             false,
         );
         assert_eq!(h.first, "GET / HTTP/1.1");
-        assert_eq!(
-            h.headers.0,
-            vec![("A".into(), "1".into()), ("B".into(), "2 folded".into()), ("C".into(), "3".into())]
-        );
+        assert_eq!(h.headers.iter().collect::<Vec<_>>(), vec![("A", "1"), ("B", "2 folded"), ("C", "3")]);
         for f in [Flag::SPACE_BEFORE_COLON, Flag::OBS_FOLD, Flag::INVALID_HEADER, Flag::BARE_LF] {
             assert!(h.flags.has(f), "{}", f.name());
         }
@@ -1526,7 +1529,7 @@ mod tests {
 
     #[test]
     fn framing_rules() {
-        let hs = |v: &[(&str, &str)]| Headers(v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect());
+        let hs = |v: &[(&str, &str)]| v.iter().copied().collect::<Headers>();
         let mut f = Flags::default();
         assert_eq!(response_framing(Some(200), "HEAD", &hs(&[("Content-Length", "5")]), &mut f), None);
         assert_eq!(response_framing(Some(304), "GET", &hs(&[("Content-Length", "5")]), &mut f), None);

@@ -1,5 +1,6 @@
 //! Transaction: one request and its response, owned, read by analyzers without re-parsing.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -156,26 +157,70 @@ impl Serialize for FlagCounts {
 }
 
 /// Headers in wire order, names and values as seen (lossy UTF-8), with a case-insensitive lookup.
+/// Kept as one string (name, value, name, value...) and the end offsets of each piece: a head costs two
+/// allocations however many headers it has (a String per name and value was a fifth of replay time).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Headers(pub Vec<(String, String)>);
+pub struct Headers {
+    text: String,
+    /// (end of the name, end of the value) in `text`; a header starts where the previous one ended.
+    ends: Vec<(usize, usize)>,
+}
 
 impl Headers {
+    /// Room for `headers` headers totalling `bytes` bytes of names and values.
+    pub fn with_capacity(headers: usize, bytes: usize) -> Self {
+        Headers { text: String::with_capacity(bytes), ends: Vec::with_capacity(headers) }
+    }
+    pub fn push(&mut self, name: &str, value: &str) {
+        self.text.push_str(name);
+        let n = self.text.len();
+        self.text.push_str(value);
+        self.ends.push((n, self.text.len()));
+    }
+    /// Appends wire bytes as [`escape_bytes`] would log them, without a String per name and value.
+    pub(crate) fn push_escaped(&mut self, name: &[u8], value: &[u8]) {
+        escape_bytes_into(&mut self.text, name);
+        let n = self.text.len();
+        escape_bytes_into(&mut self.text, value);
+        self.ends.push((n, self.text.len()));
+    }
     /// The first value of `name` (ASCII case-insensitive).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
     }
     /// Every value of `name`, in order.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.0.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
     }
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.ends.len()
     }
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.ends.is_empty()
     }
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+        let mut start = 0;
+        self.ends.iter().map(move |&(n, v)| {
+            let pair = (self.text.get(start..n).unwrap_or(""), self.text.get(n..v).unwrap_or(""));
+            start = v;
+            pair
+        })
+    }
+}
+
+impl<N: AsRef<str>, V: AsRef<str>> FromIterator<(N, V)> for Headers {
+    fn from_iter<I: IntoIterator<Item = (N, V)>>(it: I) -> Self {
+        let mut h = Headers::default();
+        for (n, v) in it {
+            h.push(n.as_ref(), v.as_ref());
+        }
+        h
+    }
+}
+
+impl From<Vec<(String, String)>> for Headers {
+    fn from(v: Vec<(String, String)>) -> Self {
+        v.into_iter().collect()
     }
 }
 
@@ -270,10 +315,10 @@ impl Transaction {
             None => (Vec::new(), Vec::new()),
         };
         let hdrs = |h: &Headers| -> Vec<[String; 2]> {
-            h.0.iter()
+            h.iter()
                 .map(|(n, v)| {
-                    let v = if self.mask_sensitive && is_sensitive(n) { mask(v) } else { v.clone() };
-                    [n.clone(), v]
+                    let v = if self.mask_sensitive && is_sensitive(n) { mask(v) } else { v.to_owned() };
+                    [n.to_owned(), v]
                 })
                 .collect()
         };
@@ -305,6 +350,190 @@ impl Transaction {
             flags: self.flags.names(),
         }
     }
+}
+
+impl Transaction {
+    /// Appends the line of `transactions.jsonl` (without the newline) straight from the transaction: the same
+    /// bytes as `serde_json::to_writer(record())`, without cloning every string into a [`TransactionRecord`]
+    /// first (that copy was a quarter of replay time).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        let (src, dst) = match self.endpoints() {
+            Some((c, s)) => (Some(c), Some(s)),
+            None => (None, None),
+        };
+        out.extend_from_slice(b"{\"uid\":");
+        json_str(out, self.flow.as_ref().map_or("", |f| f.uid.as_str()));
+        out.extend_from_slice(b",\"trans_depth\":");
+        json_u64(out, self.trans_depth);
+        out.extend_from_slice(b",\"ts\":");
+        json_f64(out, self.ts);
+        out.extend_from_slice(b",\"ts_response\":");
+        match self.ts_response {
+            Some(t) => json_f64(out, t),
+            None => out.extend_from_slice(b"null"),
+        }
+        json_addr(out, b",\"src_ip\":", b",\"src_port\":", src);
+        json_addr(out, b",\"dst_ip\":", b",\"dst_port\":", dst);
+        out.extend_from_slice(b",\"vlan\":[");
+        if let Some(f) = &self.flow {
+            for (i, v) in f.encap.vlans().iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                json_u64(out, u64::from(*v));
+            }
+        }
+        out.extend_from_slice(b"],\"tunnel\":[");
+        if let Some(f) = &self.flow {
+            for (i, t) in f.encap.tunnels().iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(b"{\"type\":");
+                json_str(out, t.kind.name());
+                out.extend_from_slice(b",\"id\":");
+                json_u64(out, u64::from(t.id));
+                out.push(b'}');
+            }
+        }
+        out.extend_from_slice(b"],\"method\":");
+        json_opt_str(out, self.has_request.then_some(self.method.as_str()));
+        out.extend_from_slice(b",\"uri\":");
+        json_opt_str(out, self.has_request.then_some(self.uri.as_str()));
+        out.extend_from_slice(b",\"host\":");
+        json_opt_str(out, self.host());
+        out.extend_from_slice(b",\"version\":");
+        json_opt_str(out, self.has_request.then_some(self.version.as_str()));
+        out.extend_from_slice(b",\"user_agent\":");
+        json_opt_str(out, self.user_agent());
+        out.extend_from_slice(b",\"request_headers\":");
+        self.json_headers(out, &self.request_headers);
+        out.extend_from_slice(b",\"request_body_len\":");
+        json_u64(out, self.request_body_len);
+        out.extend_from_slice(b",\"status\":");
+        match self.status {
+            Some(s) => json_u64(out, u64::from(s)),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"status_msg\":");
+        json_opt_str(out, self.has_response.then_some(self.status_msg.as_str()));
+        out.extend_from_slice(b",\"info_codes\":[");
+        for (i, c) in self.info_codes.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            json_u64(out, u64::from(*c));
+        }
+        out.extend_from_slice(b"],\"response_headers\":");
+        self.json_headers(out, &self.response_headers);
+        out.extend_from_slice(b",\"response_body_len\":");
+        json_u64(out, self.response_body_len);
+        out.extend_from_slice(b",\"response_body_decoded_len\":");
+        match self.response_body_decoded_len {
+            Some(n) => json_u64(out, n),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"content_encoding\":");
+        json_opt_str(out, self.content_encoding.as_deref());
+        out.extend_from_slice(b",\"flags\":[");
+        for (i, f) in self.flags.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            json_str(out, f.name());
+        }
+        out.extend_from_slice(b"]}");
+    }
+
+    fn json_headers(&self, out: &mut Vec<u8>, h: &Headers) {
+        out.push(b'[');
+        for (i, (n, v)) in h.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.push(b'[');
+            json_str(out, n);
+            out.push(b',');
+            if self.mask_sensitive && is_sensitive(n) {
+                json_str(out, &mask(v));
+            } else {
+                json_str(out, v);
+            }
+            out.push(b']');
+        }
+        out.push(b']');
+    }
+}
+
+/// Any byte JSON must escape. Whole 16-byte blocks without early exit, so the compiler vectorizes the test.
+fn needs_json_escape(b: &[u8]) -> bool {
+    let bad = |c: u8| c < 0x20 || c == b'"' || c == b'\\';
+    let mut blocks = b.chunks_exact(16);
+    for blk in &mut blocks {
+        if blk.iter().fold(false, |acc, &c| acc | bad(c)) {
+            return true;
+        }
+    }
+    blocks.remainder().iter().any(|&c| bad(c))
+}
+
+/// Printable ASCII or tab only (what `escape_bytes` keeps as is), tested like [`needs_json_escape`].
+fn all_printable_ascii(b: &[u8]) -> bool {
+    let bad = |c: u8| !(0x20..0x7f).contains(&c) && c != b'\t';
+    let mut blocks = b.chunks_exact(16);
+    for blk in &mut blocks {
+        if blk.iter().fold(false, |acc, &c| acc | bad(c)) {
+            return false;
+        }
+    }
+    !blocks.remainder().iter().any(|&c| bad(c))
+}
+
+fn json_addr(out: &mut Vec<u8>, ip_key: &[u8], port_key: &[u8], addr: Option<SocketAddr>) {
+    out.extend_from_slice(ip_key);
+    match addr {
+        Some(a) => {
+            out.push(b'"');
+            // An IP's Display never needs JSON escaping.
+            let _ = write!(out, "{}", a.ip());
+            out.push(b'"');
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(port_key);
+    match addr {
+        Some(a) => json_u64(out, u64::from(a.port())),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+fn json_u64(out: &mut Vec<u8>, n: u64) {
+    let _ = write!(out, "{n}");
+}
+
+fn json_f64(out: &mut Vec<u8>, x: f64) {
+    // serde_json's own float formatting (shortest round-trip, `null` for non-finite), so the bytes match.
+    let _ = serde_json::to_writer(out, &x);
+}
+
+fn json_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => json_str(out, s),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// A JSON string. Almost every header is plain text: one scan, one copy; anything to escape goes through
+/// serde_json so the escapes are exactly its own.
+fn json_str(out: &mut Vec<u8>, s: &str) {
+    if needs_json_escape(s.as_bytes()) {
+        let _ = serde_json::to_writer(out, s);
+        return;
+    }
+    out.reserve(s.len() + 2);
+    out.push(b'"');
+    out.extend_from_slice(s.as_bytes());
+    out.push(b'"');
 }
 
 fn is_sensitive(name: &str) -> bool {
@@ -391,13 +620,28 @@ pub(crate) fn parse_query(q: &str, max: usize) -> Vec<(String, String)> {
 /// tab) become `\xNN`, as Zeek logs them. Lossless for what matters to an analyst, unlike U+FFFD, and JSON
 /// cannot carry raw bytes.
 pub fn escape_bytes(b: &[u8]) -> String {
+    let mut out = String::new();
+    escape_bytes_into(&mut out, b);
+    out
+}
+
+/// [`escape_bytes`] appending to `out`.
+pub fn escape_bytes_into(out: &mut String, b: &[u8]) {
     use std::fmt::Write as _;
+    // Header names and values are nearly always printable ASCII: one scan, one copy.
+    if all_printable_ascii(b)
+        && let Ok(s) = std::str::from_utf8(b)
+    {
+        out.push_str(s);
+        return;
+    }
     if let Ok(s) = std::str::from_utf8(b)
         && !s.bytes().any(|c| c < 0x20 && c != b'\t' || c == 0x7f)
     {
-        return s.to_owned();
+        out.push_str(s);
+        return;
     }
-    let mut out = String::with_capacity(b.len() + 8);
+    out.reserve(b.len() + 8);
     for chunk in b.utf8_chunks() {
         for c in chunk.valid().chars() {
             if (c < ' ' && c != '\t') || c == '\x7f' {
@@ -410,7 +654,6 @@ pub fn escape_bytes(b: &[u8]) -> String {
             let _ = write!(out, "\\x{byte:02x}");
         }
     }
-    out
 }
 
 pub(crate) fn percent_decode(s: &str) -> String {
@@ -475,5 +718,119 @@ mod tests {
         let mut c = FlagCounts::default();
         c.add(f);
         assert_eq!(serde_json::to_string(&c).unwrap(), r#"{"gap":1,"bare_lf":1}"#);
+    }
+
+    fn same_json(t: &Transaction) {
+        let mut fast = Vec::new();
+        t.write_json(&mut fast);
+        let slow = serde_json::to_vec(&t.record()).unwrap();
+        assert_eq!(String::from_utf8_lossy(&fast), String::from_utf8_lossy(&slow));
+        assert_eq!(fast, slow);
+    }
+
+    #[test]
+    fn write_json_matches_record_on_every_fixture() {
+        use crate::http::HttpConfig;
+        use crate::http::fixture::run_fixture;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/http/testdata");
+        let mut n = 0;
+        for e in std::fs::read_dir(dir).unwrap() {
+            let text = std::fs::read(e.unwrap().path()).unwrap();
+            for log_sensitive in [false, true] {
+                let cfg = HttpConfig { log_sensitive_headers: log_sensitive, ..HttpConfig::default() };
+                for t in run_fixture(&text, Arc::new(cfg)) {
+                    same_json(&t);
+                    n += 1;
+                }
+            }
+        }
+        assert!(n > 40, "{n}");
+    }
+
+    #[test]
+    fn write_json_matches_record_on_odd_transactions() {
+        use crate::decode::{Encap, Tunnel, TunnelKind};
+        use crate::synth::Rng;
+        let mut encap = Encap::default();
+        encap.push_vlan(10);
+        encap.push_vlan(4095);
+        encap.push_tunnel(Tunnel { kind: TunnelKind::VXLAN, id: 77 });
+        encap.push_tunnel(Tunnel { kind: TunnelKind::GRE, id: 0 });
+        let v6 = Arc::new(FlowInfo {
+            uid: "C\"q\\".to_owned(),
+            community_id: String::new(),
+            client: "[2001:db8::1]:1234".parse().unwrap(),
+            server: "[::ffff:10.0.0.1]:443".parse().unwrap(),
+            encap,
+        });
+        let mut base = Transaction {
+            flow: Some(v6),
+            roles_swapped: true,
+            trans_depth: u64::MAX,
+            ts: 1_700_000_000.123_456_7,
+            ts_response: Some(f64::NAN),
+            has_request: true,
+            has_response: true,
+            method: "G\u{e9}T".into(),
+            uri: escape_bytes(b"/a\xd9\x00\"\\b\x7f\x1f\t\r\n\x08\x0c"),
+            version: "HTTP/1.1".into(),
+            status: Some(599),
+            status_msg: "\u{2028}\u{1f600} ok".into(),
+            info_codes: vec![100, 103],
+            response_body_decoded_len: Some(7),
+            content_encoding: Some("gzip".into()),
+            mask_sensitive: true,
+            ..Transaction::default()
+        };
+        base.flags.set(Flag::GAP);
+        base.flags.set(Flag::BARE_CR);
+        base.request_headers = Headers::from(vec![
+            ("Host".into(), "a\"b".into()),
+            ("Authorization".into(), "Bearer x y".into()),
+            ("cookie".into(), "a=b".into()),
+            ("User-Agent".into(), escape_bytes(b"\xff\xfe\x01")),
+        ]);
+        base.response_headers =
+            Headers::from(vec![("Set-Cookie".to_owned(), String::new()), ("X".to_owned(), "\\".to_owned())]);
+        same_json(&base);
+        let mut t = base.clone();
+        t.mask_sensitive = false;
+        t.flow = None;
+        t.has_request = false;
+        t.has_response = false;
+        t.ts = f64::INFINITY;
+        t.ts_response = None;
+        t.status = None;
+        t.response_body_decoded_len = None;
+        t.content_encoding = None;
+        same_json(&t);
+        same_json(&Transaction::default());
+        // Random bytes through escape_bytes, as the parser stores them.
+        let mut rng = Rng(42);
+        for _ in 0..2000 {
+            let len = rng.below(48) as usize;
+            let b: Vec<u8> = (0..len).map(|_| rng.below(256) as u8).collect();
+            let mut t = base.clone();
+            t.mask_sensitive = rng.below(2) == 0;
+            t.ts = (rng.next_u64() >> 11) as f64 / 1e6;
+            t.uri = escape_bytes(&b);
+            t.status_msg = String::from_utf8_lossy(&b).into_owned();
+            t.request_headers.push(&escape_bytes(&b), &escape_bytes(&b));
+            t.response_headers.push("authorization", &String::from_utf8_lossy(&b));
+            same_json(&t);
+        }
+    }
+
+    #[test]
+    fn escape_bytes_fast_path_agrees() {
+        assert_eq!(escape_bytes(b"plain value\t~ "), "plain value\t~ ");
+        assert_eq!(escape_bytes(b"a\x7fb"), "a\\x7fb");
+        assert_eq!(escape_bytes(b""), "");
+        // A byte to escape in a 16-byte block and in the tail.
+        assert_eq!(escape_bytes(b"0123456789abcdef\x01-0123456789"), "0123456789abcdef\\x01-0123456789");
+        assert_eq!(escape_bytes(b"0123456789abcde\x01"), "0123456789abcde\\x01");
+        assert!(needs_json_escape(b"0123456789abcdefghij\"k"));
+        assert!(needs_json_escape(b"0123456\\89abcdefghijk"));
+        assert!(!needs_json_escape("0123456789abcdefghijk\u{e9}".as_bytes()));
     }
 }
