@@ -652,7 +652,8 @@ impl HttpParser {
         tx.status_msg = msg;
         tx.response_version = version;
         tx.response_headers = head.headers;
-        let method = tx.method.clone();
+        // Borrowed out of the transaction for the framing decision (a clone per response showed in profiles).
+        let method = std::mem::take(&mut tx.method);
         let mut tunnel = false;
         if status == Some(101) {
             tx.flags.set(Flag::UPGRADED);
@@ -663,6 +664,7 @@ impl HttpParser {
         }
         let framing =
             if tunnel { None } else { response_framing(status, &method, &tx.response_headers, &mut tx.flags) };
+        tx.method = method;
         let codings = body_codings(&tx.response_headers, &cfg, &mut tx.flags, true);
         tx.content_encoding = tx.response_headers.get("content-encoding").map(str::to_owned);
         let id = p.id;
