@@ -863,6 +863,22 @@ mod tests {
     }
 
     #[test]
+    fn headers_builder_escapes_like_escape_bytes() {
+        let pieces: [&[u8]; 6] =
+            [b"Host", b"caf\xc3\xa9", b"X\xff", b"a\x00\x7fb\tc", b"", b"0123456789abcdef0123\x1b"];
+        let mut b = HeadersBuilder::with_capacity(1, 4);
+        for pair in pieces.chunks(2) {
+            b.push_escaped(pair[0], pair[1]);
+        }
+        let h = b.finish();
+        let want: Vec<(String, String)> = pieces.chunks(2).map(|p| (escape_bytes(p[0]), escape_bytes(p[1]))).collect();
+        let got: Vec<(String, String)> = h.iter().map(|(n, v)| (n.to_owned(), v.to_owned())).collect();
+        assert_eq!(got, want);
+        assert_eq!(h, Headers::from(want));
+        assert_eq!(h.get("x\\XFF"), Some("a\\x00\\x7fb\tc"));
+    }
+
+    #[test]
     fn escape_bytes_fast_path_agrees() {
         assert_eq!(escape_bytes(b"plain value\t~ "), "plain value\t~ ");
         assert_eq!(escape_bytes(b"a\x7fb"), "a\\x7fb");
