@@ -164,6 +164,9 @@ pub(crate) struct BodyAcc {
     pub status: Option<DecodeStatus>,
 }
 
+/// First allocation of a captured or decoded body, within `body_capture_bytes`.
+const FIRST_RESERVE: usize = 2048;
+
 impl BodyAcc {
     pub fn new(cfg: &HttpConfig, codings: Option<&[Coding]>) -> BodyAcc {
         BodyAcc {
@@ -183,12 +186,19 @@ impl BodyAcc {
         self.len = self.len.saturating_add(b.len() as u64);
         let room = self.cap.saturating_sub(self.captured.len());
         let keep = room.min(b.len());
+        if self.captured.capacity() == 0 && keep > 0 {
+            // Skips the first doublings (8, 16, ... bytes) most bodies would go through.
+            self.captured.reserve_exact(room.min(keep.max(FIRST_RESERVE)));
+        }
         self.captured.extend_from_slice(b.get(..keep).unwrap_or(&[]));
         self.skipped = self.skipped.saturating_add((b.len() - keep) as u64);
         if let Some(d) = &mut self.decoder {
             let (dec, cap) = (&mut self.decoded, self.cap);
             d.feed(b, &mut |out: &[u8]| {
                 let room = cap.saturating_sub(dec.len());
+                if dec.capacity() == 0 && !out.is_empty() {
+                    dec.reserve_exact(room.min(out.len().max(FIRST_RESERVE)));
+                }
                 dec.extend_from_slice(out.get(..room.min(out.len())).unwrap_or(&[]));
             });
         }

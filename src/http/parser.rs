@@ -7,7 +7,7 @@ use memchr::{memchr, memchr_iter};
 
 use super::body::{BodyAcc, ChunkResult, ChunkState, Framing, chunked_feed, trim};
 use super::decompress::{Codings, parse_codings};
-use super::transaction::{Flag, Flags, Headers, Transaction, escape_bytes, parse_query, split_target};
+use super::transaction::{Flag, Flags, Headers, HeadersBuilder, Transaction, escape_bytes, parse_query, split_target};
 use super::{HttpConfig, HttpStats};
 use crate::capture::Timestamp;
 use crate::flow::FlowInfo;
@@ -652,7 +652,8 @@ impl HttpParser {
         tx.status_msg = msg;
         tx.response_version = version;
         tx.response_headers = head.headers;
-        let method = tx.method.clone();
+        // Borrowed out of the transaction for the framing decision (a clone per response showed in profiles).
+        let method = std::mem::take(&mut tx.method);
         let mut tunnel = false;
         if status == Some(101) {
             tx.flags.set(Flag::UPGRADED);
@@ -663,6 +664,7 @@ impl HttpParser {
         }
         let framing =
             if tunnel { None } else { response_framing(status, &method, &tx.response_headers, &mut tx.flags) };
+        tx.method = method;
         let codings = body_codings(&tx.response_headers, &cfg, &mut tx.flags, true);
         tx.content_encoding = tx.response_headers.get("content-encoding").map(str::to_owned);
         let id = p.id;
@@ -1244,11 +1246,9 @@ fn parse_head(bytes: &[u8], max_headers: usize, accept_partial: bool) -> Head {
     let mut pos = 0usize;
     // The header being read borrows the head; only an obs-folded value is copied (to join its lines).
     let mut cur: Option<(&[u8], Cow<'_, [u8]>)> = None;
-    // One allocation each for the text and the offsets: a header per line at most, the head's size in text
-    // unless bytes need escaping.
-    let lines = memchr_iter(b'\n', bytes).count();
-    let mut list = Headers::with_capacity(lines.min(max_headers).min(256), bytes.len());
-    let push = |cur: &mut Option<(&[u8], Cow<'_, [u8]>)>, list: &mut Headers, flags: &mut Flags| {
+    // Usually one allocation each for the text (the head's size, unless bytes need escaping) and the offsets.
+    let mut list = HeadersBuilder::with_capacity(max_headers.min(16), bytes.len());
+    let push = |cur: &mut Option<(&[u8], Cow<'_, [u8]>)>, list: &mut HeadersBuilder, flags: &mut Flags| {
         if let Some((n, v)) = cur.take() {
             if list.len() < max_headers {
                 list.push_escaped(n, trim(&v));
@@ -1326,7 +1326,7 @@ fn parse_head(bytes: &[u8], max_headers: usize, accept_partial: bool) -> Head {
         }
     }
     push(&mut cur, &mut list, &mut h.flags);
-    h.headers = list;
+    h.headers = list.finish();
     h
 }
 

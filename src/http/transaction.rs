@@ -177,13 +177,6 @@ impl Headers {
         self.text.push_str(value);
         self.ends.push((n, self.text.len()));
     }
-    /// Appends wire bytes as [`escape_bytes`] would log them, without a String per name and value.
-    pub(crate) fn push_escaped(&mut self, name: &[u8], value: &[u8]) {
-        escape_bytes_into(&mut self.text, name);
-        let n = self.text.len();
-        escape_bytes_into(&mut self.text, value);
-        self.ends.push((n, self.text.len()));
-    }
     /// The first value of `name` (ASCII case-insensitive).
     pub fn get(&self, name: &str) -> Option<&str> {
         self.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
@@ -205,6 +198,54 @@ impl Headers {
             start = v;
             pair
         })
+    }
+}
+
+/// Builds [`Headers`] from wire bytes, escaped as [`escape_bytes`] logs them. Printable ASCII (nearly every
+/// header) is copied as bytes and the whole text is checked as UTF-8 once at the end, instead of per piece.
+#[derive(Debug, Default)]
+pub(crate) struct HeadersBuilder {
+    text: Vec<u8>,
+    ends: Vec<(usize, usize)>,
+}
+
+impl HeadersBuilder {
+    pub(crate) fn with_capacity(headers: usize, bytes: usize) -> Self {
+        HeadersBuilder { text: Vec::with_capacity(bytes), ends: Vec::with_capacity(headers) }
+    }
+    pub(crate) fn len(&self) -> usize {
+        self.ends.len()
+    }
+    pub(crate) fn push_escaped(&mut self, name: &[u8], value: &[u8]) {
+        self.piece(name);
+        let n = self.text.len();
+        self.piece(value);
+        self.ends.push((n, self.text.len()));
+    }
+    fn piece(&mut self, b: &[u8]) {
+        if all_printable_ascii(b) {
+            self.text.extend_from_slice(b);
+        } else {
+            self.text.extend_from_slice(escape_bytes(b).as_bytes());
+        }
+    }
+    pub(crate) fn finish(self) -> Headers {
+        match String::from_utf8(self.text) {
+            Ok(text) => Headers { text, ends: self.ends },
+            // Unreachable: every piece is ASCII or escape_bytes output. Rebuilt safely rather than trusted.
+            Err(e) => {
+                let text = e.into_bytes();
+                let mut h = Headers::default();
+                let mut start = 0;
+                for &(n, v) in &self.ends {
+                    let name = String::from_utf8_lossy(text.get(start..n).unwrap_or(&[]));
+                    let value = String::from_utf8_lossy(text.get(n..v).unwrap_or(&[]));
+                    h.push(&name, &value);
+                    start = v;
+                }
+                h
+            }
+        }
     }
 }
 
@@ -819,6 +860,22 @@ mod tests {
             t.response_headers.push("authorization", &String::from_utf8_lossy(&b));
             same_json(&t);
         }
+    }
+
+    #[test]
+    fn headers_builder_escapes_like_escape_bytes() {
+        let pieces: [&[u8]; 6] =
+            [b"Host", b"caf\xc3\xa9", b"X\xff", b"a\x00\x7fb\tc", b"", b"0123456789abcdef0123\x1b"];
+        let mut b = HeadersBuilder::with_capacity(1, 4);
+        for pair in pieces.chunks(2) {
+            b.push_escaped(pair[0], pair[1]);
+        }
+        let h = b.finish();
+        let want: Vec<(String, String)> = pieces.chunks(2).map(|p| (escape_bytes(p[0]), escape_bytes(p[1]))).collect();
+        let got: Vec<(String, String)> = h.iter().map(|(n, v)| (n.to_owned(), v.to_owned())).collect();
+        assert_eq!(got, want);
+        assert_eq!(h, Headers::from(want));
+        assert_eq!(h.get("x\\XFF"), Some("a\\x00\\x7fb\tc"));
     }
 
     #[test]
