@@ -45,13 +45,13 @@ impl JsonlFile {
         }
     }
 
-    /// Writes one already-serialised JSON object as a line.
-    pub fn write_line(&mut self, json: &[u8]) {
+    /// Writes `n` complete lines (each already ending in a newline).
+    pub fn write_lines(&mut self, lines: &[u8], n: u64) {
         if self.error.is_some() {
             return;
         }
-        match self.w.write_all(json).and_then(|()| self.w.write_all(b"\n")) {
-            Ok(()) => self.lines += 1,
+        match self.w.write_all(lines) {
+            Ok(()) => self.lines += n,
             Err(e) => self.error = Some(e),
         }
     }

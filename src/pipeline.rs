@@ -145,14 +145,19 @@ impl PipelineOptions {
     }
 }
 
+/// Items cross threads in batches: one channel operation (and at most one wake-up) per batch instead of per
+/// transaction. A batch is sent when full, or flushed (every few thousand packets, on idle, at the end).
+const BATCH: usize = 64;
+
 enum WorkItem {
-    Tx(Arc<Transaction>),
+    Batch(Vec<Arc<Transaction>>),
     Tick(Timestamp),
 }
 
 enum OutItem {
-    Flow(Box<FlowRecord>),
-    Line(&'static str, Vec<u8>),
+    Flows(Vec<FlowRecord>),
+    /// Complete lines (each ending in `\n`) for one stream, and how many.
+    Lines(&'static str, Vec<u8>, u64),
 }
 
 /// Queue and analyzer counters shared by the threads (relaxed atomics, touched once per transaction).
@@ -232,7 +237,13 @@ impl Pipeline {
     }
 
     fn output(&self) -> ShardOutput {
-        ShardOutput { work: self.work.clone(), out: self.out.clone(), shared: self.shared.clone() }
+        ShardOutput {
+            work: self.work.clone(),
+            out: self.out.clone(),
+            shared: self.shared.clone(),
+            txs: Vec::with_capacity(BATCH),
+            flows: Vec::new(),
+        }
     }
 
     fn tick(&self, now: Timestamp) {
@@ -271,18 +282,48 @@ struct ShardOutput {
     work: Sender<WorkItem>,
     out: Sender<OutItem>,
     shared: Arc<Shared>,
+    txs: Vec<Arc<Transaction>>,
+    flows: Vec<FlowRecord>,
+}
+
+impl ShardOutput {
+    /// Hands the pending batches on.
+    fn flush(&mut self) {
+        if !self.txs.is_empty() {
+            let batch = std::mem::replace(&mut self.txs, Vec::with_capacity(BATCH));
+            let n = batch.len() as u64;
+            if self.work.send(WorkItem::Batch(batch)).is_err() {
+                self.shared.lost.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+        if !self.flows.is_empty() {
+            let batch = std::mem::take(&mut self.flows);
+            let n = batch.len() as u64;
+            if self.out.send(OutItem::Flows(batch)).is_err() {
+                self.shared.lost.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl Drop for ShardOutput {
+    fn drop(&mut self) {
+        self.flush();
+    }
 }
 
 impl FlowOutput for ShardOutput {
     fn flow_closed(&mut self, rec: FlowRecord) {
-        if self.out.send(OutItem::Flow(Box::new(rec))).is_err() {
-            self.shared.lost.fetch_add(1, Ordering::Relaxed);
+        self.flows.push(rec);
+        if self.flows.len() >= BATCH {
+            self.flush();
         }
     }
     fn transaction(&mut self, tx: Transaction) {
         self.shared.tx_enqueued.fetch_add(1, Ordering::Relaxed);
-        if self.work.send(WorkItem::Tx(Arc::new(tx))).is_err() {
-            self.shared.lost.fetch_add(1, Ordering::Relaxed);
+        self.txs.push(Arc::new(tx));
+        if self.txs.len() >= BATCH {
+            self.flush();
         }
     }
 }
@@ -291,27 +332,31 @@ fn worker_loop(rx: Receiver<WorkItem>, out: Sender<OutItem>, shared: &Shared, re
     let mut analyzers = registry.build();
     let mut records: Vec<Record> = Vec::new();
     let emit = |records: &mut Vec<Record>| {
-        for r in records.drain(..) {
+        for mut r in records.drain(..) {
             if let Some(c) = shared.records.get(r.stream) {
                 c.fetch_add(1, Ordering::Relaxed);
             }
-            let _ = out.send(OutItem::Line(r.stream, r.json));
+            r.json.push(b'\n');
+            let _ = out.send(OutItem::Lines(r.stream, r.json, 1));
         }
     };
     for item in rx {
         match item {
-            WorkItem::Tx(tx) => {
-                shared.tx_dequeued.fetch_add(1, Ordering::Relaxed);
-                for (a, (_, n, ns)) in analyzers.iter_mut().zip(&shared.analyzers) {
-                    let t0 = Instant::now();
-                    a.on_transaction(&tx, &mut records);
-                    ns.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
-                    n.fetch_add(1, Ordering::Relaxed);
-                }
+            WorkItem::Batch(txs) => {
                 // Serialising here spreads the JSON cost over the workers; the output thread only writes.
-                let mut line = Vec::with_capacity(1024);
-                tx.write_json(&mut line);
-                records.push(Record { stream: "transactions", json: line });
+                let mut lines = Vec::with_capacity(txs.len() * 1024);
+                for tx in &txs {
+                    shared.tx_dequeued.fetch_add(1, Ordering::Relaxed);
+                    for (a, (_, n, ns)) in analyzers.iter_mut().zip(&shared.analyzers) {
+                        let t0 = Instant::now();
+                        a.on_transaction(tx, &mut records);
+                        ns.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                        n.fetch_add(1, Ordering::Relaxed);
+                    }
+                    tx.write_json(&mut lines);
+                    lines.push(b'\n');
+                }
+                let _ = out.send(OutItem::Lines("transactions", lines, txs.len() as u64));
                 emit(&mut records);
             }
             WorkItem::Tick(now) => {
@@ -339,8 +384,12 @@ fn output_loop(
     let mut open_error: Option<OutputError> = None;
     for item in rx {
         match item {
-            OutItem::Flow(rec) => flows.write(&*rec),
-            OutItem::Line(stream, json) => {
+            OutItem::Flows(recs) => {
+                for rec in &recs {
+                    flows.write(rec);
+                }
+            }
+            OutItem::Lines(stream, json, n) => {
                 if !files.contains_key(stream) {
                     match JsonlFile::create(dir.join(format!("{stream}.jsonl"))) {
                         Ok(f) => {
@@ -353,7 +402,7 @@ fn output_loop(
                     }
                 }
                 if let Some(f) = files.get_mut(stream) {
-                    f.write_line(&json);
+                    f.write_lines(&json, n);
                 }
             }
         }
@@ -468,7 +517,15 @@ impl Sharded {
             let t = std::thread::Builder::new().name(format!("shard-{i}")).spawn(move || {
                 let mut last = Timestamp(0);
                 let mut n = 0u64;
-                for pkt in rx {
+                loop {
+                    let pkt = match rx.recv_timeout(Duration::from_millis(100)) {
+                        Ok(p) => p,
+                        Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                            out.flush();
+                            continue;
+                        }
+                        Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+                    };
                     last = last.max(pkt.ts);
                     table.process(&pkt.view(), &mut out);
                     let _ = recycle.try_send(pkt);
@@ -480,6 +537,7 @@ impl Sharded {
                     }
                 }
                 table.flush_all(last, &mut out);
+                out.flush();
                 (table.stats(), table.http_stats().clone())
             })?;
             shards.push((tx, t));
@@ -581,9 +639,19 @@ impl Engine {
         }
     }
 
+    /// Hands pending batches on (the shard threads of a sharded engine flush on their own).
+    fn flush(&mut self) {
+        if let Engine::Single(_, out) = self {
+            out.flush();
+        }
+    }
+
     fn finish(&mut self) {
         match self {
-            Engine::Single(s, out) => s.finish(out.as_mut()),
+            Engine::Single(s, out) => {
+                s.finish(out.as_mut());
+                out.flush();
+            }
             Engine::Sharded(s, done) => *done = Some(Box::new(s.finish())),
         }
     }
@@ -664,6 +732,7 @@ pub fn replay<P: AsRef<Path>>(
             sensor.process(pkt);
             n += 1;
             if n.is_multiple_of(CLOCK_EVERY_PACKETS) {
+                sensor.flush();
                 // Analyzer ticks follow packet time in replay.
                 if ts.0 >= last_tick.0.saturating_add(1_000_000_000) {
                     last_tick = ts;
@@ -761,9 +830,13 @@ pub fn run_live(
                 sensor.process(pkt);
             } else if source.finished() {
                 break;
+            } else {
+                // A quiet link: nothing waits in a half-full batch.
+                sensor.flush();
             }
             if last_second.elapsed() >= Duration::from_secs(1) {
                 last_second = Instant::now();
+                sensor.flush();
                 pipeline.tick(Timestamp(
                     std::time::SystemTime::now()
                         .duration_since(std::time::UNIX_EPOCH)
