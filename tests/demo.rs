@@ -151,6 +151,7 @@ fn credentials_are_masked() {
     assert_eq!(values("authorization", "request_headers"), ["Basic ***".to_owned(), "Bearer ***".to_owned()].into());
     assert_eq!(values("cookie", "request_headers"), ["***".to_owned()].into());
     assert_eq!(values("set-cookie", "response_headers"), ["***".to_owned()].into());
+    assert_eq!(values("x-api-key", "request_headers"), ["***".to_owned()].into());
 }
 
 #[test]

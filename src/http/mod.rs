@@ -63,7 +63,8 @@ pub struct HttpConfig {
     pub max_query_params: usize,
     /// 1xx interim codes kept in `info_codes` per transaction (more are counted, not kept).
     pub max_info_codes: usize,
-    /// When false, the values of Authorization, Proxy-Authorization, Cookie and Set-Cookie are masked in
+    /// When false, the values of credential headers (Authorization, Proxy-Authorization, Cookie, Set-Cookie
+    /// and API-key headers such as X-API-Key, see `transaction::SENSITIVE_HEADERS`) are masked in
     /// [`TransactionRecord`] (the transaction itself keeps them for analyzers).
     pub log_sensitive_headers: bool,
     /// Content-Encoding decoder caps (`[http.decompress]`).

@@ -577,8 +577,25 @@ fn json_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
+/// Headers whose values are credentials: masked in records unless `http.log_sensitive_headers`. Beyond the
+/// standard ones, the API-key headers that gateways and SaaS APIs use.
+pub const SENSITIVE_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+    "x-api-key",
+    "api-key",
+    "apikey",
+    "x-auth-token",
+    "x-access-token",
+    "x-amz-security-token",
+    "x-csrf-token",
+    "x-xsrf-token",
+];
+
 fn is_sensitive(name: &str) -> bool {
-    ["authorization", "proxy-authorization", "cookie", "set-cookie"].iter().any(|s| name.eq_ignore_ascii_case(s))
+    SENSITIVE_HEADERS.iter().any(|s| name.eq_ignore_ascii_case(s))
 }
 
 /// Keeps the auth scheme ("Basic", "Bearer") so the record still says which kind of credential was sent.
@@ -723,6 +740,13 @@ pub(crate) fn percent_decode(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn api_key_headers_are_sensitive() {
+        assert!(super::is_sensitive("X-API-Key"));
+        assert!(super::is_sensitive("x-amz-security-token"));
+        assert!(!super::is_sensitive("X-Request-Id"));
+    }
+
     #[test]
     fn escape_bytes_keeps_utf8_and_escapes_the_rest() {
         use super::escape_bytes;
