@@ -52,6 +52,22 @@ pub struct CaptureStats {
     pub file_errors: Vec<FileProblem>,
 }
 
+impl CaptureStats {
+    /// Counts a packet and keeps packet time monotonic: a packet older than `clock` is processed at `clock`,
+    /// so timeouts never run backwards when merged inputs or a TAP's two directions interleave unevenly.
+    fn admit<'a>(&mut self, clock: &mut Timestamp, mut pkt: RawPacket<'a>) -> RawPacket<'a> {
+        self.packets += 1;
+        self.bytes += u64::from(pkt.orig_len);
+        if pkt.ts < *clock {
+            self.out_of_order_timestamps += 1;
+            pkt.ts = *clock;
+        } else {
+            *clock = pkt.ts;
+        }
+        pkt
+    }
+}
+
 /// Everything counted during a run: `stats.json`.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct Stats {
@@ -80,16 +96,7 @@ impl Sensor {
     }
 
     pub fn process(&mut self, pkt: RawPacket<'_>, out: &mut impl FlowOutput) {
-        self.capture.packets += 1;
-        self.capture.bytes += u64::from(pkt.orig_len);
-        // Time never goes backwards for timeouts: a packet older than the clock is processed at the clock.
-        let mut pkt = pkt;
-        if pkt.ts < self.clock {
-            self.capture.out_of_order_timestamps += 1;
-            pkt.ts = self.clock;
-        } else {
-            self.clock = pkt.ts;
-        }
+        let pkt = self.capture.admit(&mut self.clock, pkt);
         if let Some(view) = self.decoder.decode(pkt) {
             self.table.process(&view, out);
         }
@@ -554,15 +561,7 @@ impl Sharded {
     }
 
     fn process(&mut self, pkt: RawPacket<'_>) {
-        self.capture.packets += 1;
-        self.capture.bytes += u64::from(pkt.orig_len);
-        let mut pkt = pkt;
-        if pkt.ts < self.clock {
-            self.capture.out_of_order_timestamps += 1;
-            pkt.ts = self.clock;
-        } else {
-            self.clock = pkt.ts;
-        }
+        let pkt = self.capture.admit(&mut self.clock, pkt);
         let Some(view) = self.decoder.decode(pkt) else { return };
         let (key, _) = crate::flow::key::FlowKey::of(&view, self.vlan_in_key);
         let i = (key.shard_hash() % self.shards.len() as u64) as usize;
