@@ -139,7 +139,7 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             init_logging(&cfg);
-            replay(&pcaps, &cfg, &common, quiet)
+            replay(&pcaps, &cfg, quiet)
         }
         Cmd::Run { interfaces, filter, snaplen, buffer_bytes, no_promisc, duration_secs, common } => {
             let cfg = match load(&common, true, |raw| {
@@ -274,7 +274,7 @@ fn options(cfg: &Config, telemetry: Arc<Telemetry>) -> PipelineOptions {
     opts
 }
 
-fn replay(pcaps: &[PathBuf], cfg: &Config, _common: &CommonArgs, quiet: bool) -> ExitCode {
+fn replay(pcaps: &[PathBuf], cfg: &Config, quiet: bool) -> ExitCode {
     let (tel, _server) = match telemetry(cfg) {
         Ok(t) => t,
         Err(code) => return code,

@@ -408,7 +408,6 @@ impl FlowTable {
             server: SocketAddr::new(server.0, server.1),
             encap: key.encap,
         };
-        let _ = (sp, dp);
         Flow {
             serial: self.next_serial,
             info: Arc::new(info),
