@@ -751,7 +751,20 @@ pub fn replay<P: AsRef<Path>>(
         sensor.finish();
     }
     sensor.capture_stats_mut().file_errors = source.errors().to_vec();
+    Ok(conclude(sensor, pipeline, &opts, out_dir, started)?)
+}
+
+/// Ends a run whose input is exhausted and whose engine is finished: waits for the workers and the output
+/// thread, publishes the final counters and writes `stats.json`.
+fn conclude(
+    sensor: Engine,
+    pipeline: Pipeline,
+    opts: &PipelineOptions,
+    out_dir: &Path,
+    started: Instant,
+) -> Result<ReplaySummary, OutputError> {
     let stats = sensor.stats().0;
+    // The engine holds senders into the pipeline: they must be gone before the pipeline can drain.
     drop(sensor);
     let (lines, counters) = pipeline.finish()?;
     if let Some(t) = &opts.telemetry {
@@ -872,22 +885,7 @@ pub fn run_live(
     let (_, kernel, iface, queue_full) = source.totals();
     let c = sensor.capture_stats_mut();
     (c.kernel_drops, c.interface_drops, c.queue_full_drops) = (kernel, iface, queue_full);
-    let stats = sensor.stats().0;
-    drop(sensor);
-    let (lines, counters) = pipeline.finish()?;
-    if let Some(t) = &opts.telemetry {
-        t.publish(&stats, &counters);
-    }
-    write_json_file(&out_dir.join("stats.json"), &stats)?;
-    let summary = ReplaySummary {
-        flows: lines.get("flows").copied().unwrap_or(0),
-        transactions: lines.get("transactions").copied().unwrap_or(0),
-        stats,
-        pipeline: counters,
-        lines,
-        out_dir: out_dir.to_owned(),
-        wall: started.elapsed(),
-    };
+    let summary = conclude(sensor, pipeline, &opts, out_dir, started)?;
     tracing::info!(
         flows = summary.flows,
         transactions = summary.transactions,
