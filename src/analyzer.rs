@@ -6,6 +6,7 @@
 //! [`Record`]s: one JSON line for one output stream (`findings`, `alerts`, ...), written by the output thread
 //! to `DIR/<stream>.jsonl`.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use crate::capture::Timestamp;
@@ -20,10 +21,49 @@ pub struct Record {
     pub json: Vec<u8>,
 }
 
+/// One data class (a kind of personal data or secret) seen in a transaction, reported by the sensitive-data
+/// analyzer and recorded per operation by the inventory.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DataClassHit {
+    /// Where: `request.query`, `request.header`, `request.cookie`, `request.path`, `request.body`,
+    /// `response.header`, `response.cookie`, `response.body`.
+    pub location: &'static str,
+    /// JSON path, parameter or header name.
+    pub field: String,
+    /// The type, e.g. `email`, `credit_card`.
+    pub class: String,
+    /// `pii`, `financial`, `health`, `credential`, `secret`.
+    pub category: String,
+}
+
+/// What the analyzers learn about one transaction, handed along the chain in registration order
+/// (inventory, then sensitive data, then detections): a later analyzer reads what an earlier one found.
+/// Reset for every transaction; its buffers are reused.
+#[derive(Debug, Default)]
+pub struct TxContext {
+    /// The API service (inventory key: host or server address, plus tunnel tenant).
+    pub service: Option<String>,
+    /// The operation's path template, e.g. `/users/{userId}`.
+    pub endpoint: Option<String>,
+    /// Data classes found in this transaction.
+    pub data_classes: Vec<DataClassHit>,
+}
+
+impl TxContext {
+    pub fn clear(&mut self) {
+        self.service = None;
+        self.endpoint = None;
+        self.data_classes.clear();
+    }
+}
+
 pub trait Analyzer: Send {
     /// Stable name, used as the metrics label.
     fn name(&self) -> &'static str;
-    fn on_transaction(&mut self, tx: &Arc<Transaction>, out: &mut Vec<Record>);
+    fn on_transaction(&mut self, tx: &Arc<Transaction>, ctx: &mut TxContext, out: &mut Vec<Record>);
+    /// Called for every analyzer after the whole chain has seen the transaction, with the complete context
+    /// (e.g. the inventory records the data classes found after it ran).
+    fn after_transaction(&mut self, _tx: &Arc<Transaction>, _ctx: &TxContext) {}
     /// Called about once a second (wall clock in live mode, packet time in replay) for time-based work.
     fn on_tick(&mut self, _now: Timestamp, _out: &mut Vec<Record>) {}
     /// End of input or shutdown: emit what is still held.
@@ -31,11 +71,13 @@ pub trait Analyzer: Send {
 }
 
 type Factory = Box<dyn Fn() -> Box<dyn Analyzer> + Send + Sync>;
+type Conclusion = Box<dyn Fn(&Path) -> std::io::Result<()> + Send + Sync>;
 
 /// The analyzers to run, as factories: each worker calls every factory once.
 #[derive(Default)]
 pub struct Registry {
     factories: Vec<(&'static str, Factory)>,
+    conclusions: Vec<(&'static str, Conclusion)>,
 }
 
 impl Registry {
@@ -58,9 +100,52 @@ impl Registry {
     pub fn is_empty(&self) -> bool {
         self.factories.is_empty()
     }
+
+    /// Runs once at the end of a run, after every worker has finished, with the output directory: where
+    /// analyzers with shared state write their artifacts (`openapi/`, `inventory.json`, ...).
+    pub fn on_conclude(
+        &mut self,
+        name: &'static str,
+        f: impl Fn(&Path) -> std::io::Result<()> + Send + Sync + 'static,
+    ) {
+        self.conclusions.push((name, Box::new(f)));
+    }
+
+    /// Runs the conclusion hooks; every hook runs even when one fails, the first error is returned.
+    pub fn conclude(&self, out_dir: &Path) -> Result<(), (&'static str, std::io::Error)> {
+        let mut first = None;
+        for (name, f) in &self.conclusions {
+            if let Err(e) = f(out_dir) {
+                tracing::error!(analyzer = name, error = %e, "writing the analyzer's results failed");
+                first.get_or_insert((*name, e));
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
 }
 
-/// The analyzers shipped today. (Inventory, sensitive data and detections register here as they land.)
-pub fn builtin() -> Registry {
-    Registry::new()
+/// Settings of the built-in analyzers, from the config file's `[inventory]`, `[sensitive]` and `[detect]`
+/// sections, plus where persistent state lives.
+#[derive(Clone, Debug, Default)]
+pub struct AnalysisSettings {
+    pub inventory: crate::inventory::Settings,
+    pub sensitive: crate::sensitive::Settings,
+    pub detect: crate::detect::Settings,
+    /// `[state] dir`; `None` when the run keeps no state (replay).
+    pub state_dir: Option<std::path::PathBuf>,
+}
+
+/// An analyzer could not start: a signature pack, a spec or its state is unusable. The message names the
+/// file, the line or field, and what is wrong; the binary exits with the bad-configuration code.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SetupError(pub String);
+
+/// The analyzers shipped today, in chain order: inventory, sensitive data, detections.
+pub fn builtin(settings: &AnalysisSettings) -> Result<Registry, SetupError> {
+    let mut reg = Registry::new();
+    crate::inventory::register(&mut reg, settings)?;
+    crate::sensitive::register(&mut reg, settings)?;
+    crate::detect::register(&mut reg, settings)?;
+    Ok(reg)
 }

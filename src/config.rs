@@ -102,6 +102,12 @@ pub struct RawConfig {
     pub output: OutputSection,
     /// Where persistent state lives. Default dir: `/var/lib/mirador`.
     pub state: StateSection,
+    /// API inventory analyzer. Defaults: see [`crate::inventory::Settings`].
+    pub inventory: crate::inventory::Settings,
+    /// Sensitive-data analyzer. Defaults: see [`crate::sensitive::Settings`].
+    pub sensitive: crate::sensitive::Settings,
+    /// Detections. Defaults: see [`crate::detect::Settings`].
+    pub detect: crate::detect::Settings,
 }
 
 /// `[capture]`: live capture with libpcap.
@@ -294,6 +300,9 @@ pub struct Config {
     pub log: LogSection,
     pub output: OutputSection,
     pub state: StateSection,
+    pub inventory: crate::inventory::Settings,
+    pub sensitive: crate::sensitive::Settings,
+    pub detect: crate::detect::Settings,
 }
 
 impl Default for Config {
@@ -308,11 +317,24 @@ impl Default for Config {
             log: raw.log,
             output: raw.output,
             state: raw.state,
+            inventory: raw.inventory,
+            sensitive: raw.sensitive,
+            detect: raw.detect,
         }
     }
 }
 
 impl Config {
+    /// The analyzers' settings; `keep_state` is false for replay (nothing persisted under `[state] dir`).
+    pub fn analysis_settings(&self, keep_state: bool) -> crate::analyzer::AnalysisSettings {
+        crate::analyzer::AnalysisSettings {
+            inventory: self.inventory.clone(),
+            sensitive: self.sensitive.clone(),
+            detect: self.detect.clone(),
+            state_dir: keep_state.then(|| self.state.dir.clone()),
+        }
+    }
+
     /// Reads and validates a configuration file. Errors name `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = read_capped(path)?;
@@ -369,6 +391,9 @@ impl Config {
             log: self.log.clone(),
             output: self.output.clone(),
             state: self.state.clone(),
+            inventory: self.inventory.clone(),
+            sensitive: self.sensitive.clone(),
+            detect: self.detect.clone(),
         }
     }
 
@@ -707,6 +732,9 @@ fn validate(raw: &RawConfig) -> Result<Config, Problem> {
         log: raw.log.clone(),
         output: raw.output.clone(),
         state: raw.state.clone(),
+        inventory: raw.inventory.clone(),
+        sensitive: raw.sensitive.clone(),
+        detect: raw.detect.clone(),
     })
 }
 

@@ -169,7 +169,10 @@ fn main() -> ExitCode {
 }
 
 fn check_config(path: &Path, print: bool) -> ExitCode {
-    match Config::load(path) {
+    // The analyzers are built too: their signature packs and specs are part of the configuration.
+    match Config::load(path).map_err(|e| e.to_string()).and_then(|cfg| {
+        mirador::analyzer::builtin(&cfg.analysis_settings(false)).map(|_| cfg).map_err(|e| e.to_string())
+    }) {
         Ok(cfg) => {
             if print {
                 print!("{}", cfg.to_toml_string());
@@ -265,13 +268,20 @@ fn telemetry(cfg: &Config) -> Result<(Arc<Telemetry>, Option<metrics::MetricsSer
     }
 }
 
-fn options(cfg: &Config, telemetry: Arc<Telemetry>) -> PipelineOptions {
+/// The pipeline's layout and analyzers; `Err` is the exit code after the message is printed (an analyzer
+/// that cannot start, e.g. a bad signature pack, is a configuration error).
+fn options(cfg: &Config, telemetry: Arc<Telemetry>, live: bool) -> Result<PipelineOptions, ExitCode> {
+    let registry = mirador::analyzer::builtin(&cfg.analysis_settings(live)).map_err(|e| {
+        eprintln!("mirador: error: {e}");
+        ExitCode::from(EXIT_USAGE)
+    })?;
     let mut opts = PipelineOptions::new(cfg.sensor_config());
+    opts.registry = Arc::new(registry);
     opts.workers = cfg.pipeline.resolved_workers();
     opts.shards = cfg.pipeline.resolved_shards();
     opts.queue_transactions = cfg.pipeline.queue_transactions;
     opts.telemetry = Some(telemetry);
-    opts
+    Ok(opts)
 }
 
 fn replay(pcaps: &[PathBuf], cfg: &Config, quiet: bool) -> ExitCode {
@@ -289,7 +299,11 @@ fn replay(pcaps: &[PathBuf], cfg: &Config, quiet: bool) -> ExitCode {
             b.set_message(format!("{} packets ({pps:.0}/s), {} transactions", p.packets, p.transactions));
         }
     };
-    let result = pipeline::replay(pcaps, &cfg.output.dir, options(cfg, tel), &mut on_progress);
+    let opts = match options(cfg, tel, false) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    let result = pipeline::replay(pcaps, &cfg.output.dir, opts, &mut on_progress);
     if let Some(b) = bar {
         b.finish_and_clear();
     }
@@ -445,7 +459,10 @@ fn run(cfg: Config, common: &CommonArgs, duration_secs: Option<u64>) -> ExitCode
         systemd_notify: std::env::var_os("NOTIFY_SOCKET").is_some(),
     };
     let live = cfg.live_config();
-    let opts = options(&cfg, tel.clone());
+    let opts = match options(&cfg, tel.clone(), true) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
     match pipeline::run_live(
         &live,
         &cfg.output.dir,

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 
-use crate::analyzer::{Record, Registry};
+use crate::analyzer::{Record, Registry, TxContext};
 use crate::capture::file::{FileError, FileProblem, FileSource};
 use crate::capture::{RawPacket, Timestamp};
 use crate::decode::{DecodeConfig, DecodeStats, Decoder};
@@ -146,7 +146,7 @@ impl PipelineOptions {
             shards: 1,
             workers: 1,
             queue_transactions: 4096,
-            registry: Arc::new(crate::analyzer::builtin()),
+            registry: Arc::new(crate::analyzer::Registry::new()),
             telemetry: None,
         }
     }
@@ -338,6 +338,7 @@ impl FlowOutput for ShardOutput {
 fn worker_loop(rx: Receiver<WorkItem>, out: Sender<OutItem>, shared: &Shared, registry: &Registry) {
     let mut analyzers = registry.build();
     let mut records: Vec<Record> = Vec::new();
+    let mut ctx = TxContext::default();
     let emit = |records: &mut Vec<Record>| {
         for mut r in records.drain(..) {
             if let Some(c) = shared.records.get(r.stream) {
@@ -354,11 +355,15 @@ fn worker_loop(rx: Receiver<WorkItem>, out: Sender<OutItem>, shared: &Shared, re
                 let mut lines = Vec::with_capacity(txs.len() * 1024);
                 for tx in &txs {
                     shared.tx_dequeued.fetch_add(1, Ordering::Relaxed);
+                    ctx.clear();
                     for (a, (_, n, ns)) in analyzers.iter_mut().zip(&shared.analyzers) {
                         let t0 = Instant::now();
-                        a.on_transaction(tx, &mut records);
+                        a.on_transaction(tx, &mut ctx, &mut records);
                         ns.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
                         n.fetch_add(1, Ordering::Relaxed);
+                    }
+                    for a in &mut analyzers {
+                        a.after_transaction(tx, &ctx);
                     }
                     tx.write_json(&mut lines);
                     lines.push(b'\n');
@@ -767,6 +772,7 @@ fn conclude(
     // The engine holds senders into the pipeline: they must be gone before the pipeline can drain.
     drop(sensor);
     let (lines, counters) = pipeline.finish()?;
+    opts.registry.conclude(out_dir).map_err(|(name, source)| OutputError::Io { path: out_dir.join(name), source })?;
     if let Some(t) = &opts.telemetry {
         t.publish(&stats, &counters);
     }
