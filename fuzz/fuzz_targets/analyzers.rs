@@ -1,0 +1,37 @@
+//! Transactions framed from a fuzzed conversation (the HTTP fixture format) through the whole analyzer chain
+//! with its default settings: inventory, sensitive data and detections see hostile heads, bodies and JSON.
+#![no_main]
+
+use std::sync::{Arc, OnceLock};
+
+use libfuzzer_sys::fuzz_target;
+use mirador::analyzer::{Registry, TxContext, builtin};
+use mirador::http::HttpConfig;
+use mirador::http::fixture::run_fixture;
+
+fuzz_target!(|data: &[u8]| {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    // One registry for the process: shared analyzer state accumulates across inputs, as it does in a
+    // long-running sensor.
+    let registry = REGISTRY.get_or_init(|| builtin(&Default::default()).expect("built-in analyzers start"));
+    let cfg = HttpConfig { body_capture_bytes: 4096, max_header_bytes: 2048, max_headers: 32, ..Default::default() };
+    let mut analyzers = registry.build();
+    let mut ctx = TxContext::default();
+    let mut out = Vec::new();
+    for tx in run_fixture(data, Arc::new(cfg)) {
+        let tx = Arc::new(tx);
+        ctx.clear();
+        for a in &mut analyzers {
+            a.on_transaction(&tx, &mut ctx, &mut out);
+        }
+        for a in &mut analyzers {
+            a.after_transaction(&tx, &ctx);
+        }
+    }
+    for a in &mut analyzers {
+        a.finish(&mut out);
+    }
+    for r in &out {
+        assert!(serde_json::from_slice::<serde_json::Value>(&r.json).is_ok(), "a record is not JSON");
+    }
+});
