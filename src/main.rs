@@ -345,6 +345,17 @@ fn progress_bar(total: u64, quiet: bool) -> Option<indicatif::ProgressBar> {
 }
 
 /// The end-of-run table on stderr.
+/// `total (type n, type n, ...)`, the most frequent types first, at most eight.
+fn by_type(s: &ReplaySummary, stream: &str, total: u64) -> String {
+    let mut types: Vec<_> = s.pipeline.by_type.iter().filter(|t| t.stream == stream).collect();
+    types.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.kind.cmp(&b.kind)));
+    let mut list: Vec<String> = types.iter().take(8).map(|t| format!("{} {}", t.kind, t.count)).collect();
+    if types.len() > 8 {
+        list.push(format!("{} more types", types.len() - 8));
+    }
+    if list.is_empty() { total.to_string() } else { format!("{total}: {}", list.join(", ")) }
+}
+
 fn print_summary(what: &str, s: &ReplaySummary, files: usize) {
     let st = &s.stats;
     let c = &st.capture;
@@ -392,7 +403,8 @@ fn print_summary(what: &str, s: &ReplaySummary, files: usize) {
                 decode_errors
             ),
         ),
-        ("findings", format!("{} (alerts {})", s.pipeline.findings_total, s.pipeline.alerts_total)),
+        ("findings", by_type(s, "findings", s.pipeline.findings_total)),
+        ("alerts", by_type(s, "alerts", s.pipeline.alerts_total)),
         (
             "throughput",
             format!(

@@ -54,10 +54,21 @@ pub struct PipelineCounters {
     pub analyzers: Vec<AnalyzerCounters>,
     pub alerts_total: u64,
     pub findings_total: u64,
+    /// Alerts and findings by type.
+    pub by_type: Vec<RecordTypeCount>,
     /// Transactions handed to the analyzers.
     pub transactions_total: u64,
     /// Reassembly memory held now (the shards' `MemBudget::used()` summed); 0 when not known.
     pub reassembly_memory_bytes: u64,
+}
+
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct RecordTypeCount {
+    /// `alerts` or `findings`.
+    pub stream: &'static str,
+    /// The record's `type` (rule or data type); `other` past the pipeline's cap on distinct types.
+    pub kind: String,
+    pub count: u64,
 }
 
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -371,7 +382,10 @@ const FAMILIES: &[Family] = &[
     c("mirador_transactions_total", "Transactions handed to the analyzers."),
     c("mirador_alerts_total", "Alerts raised."),
     c("mirador_findings_total", "Findings reported."),
+    c(BY_TYPE, "Alerts and findings by stream and type (rule or data type)."),
 ];
+
+const BY_TYPE: &str = "mirador_records_by_type_total";
 
 fn decode_error_sum(st: &Stats) -> u64 {
     let e = &st.decode.errors;
@@ -580,6 +594,8 @@ pub struct Telemetry {
     flags: Vec<(Flag, Counter)>,
     flags_other: Counter,
     analyzers: Mutex<Analyzers>,
+    /// `BY_TYPE` series, registered as types appear (the pipeline caps how many).
+    by_type: Mutex<Vec<((&'static str, String), Counter)>>,
     health: Mutex<Health>,
     healthy: AtomicBool,
     log: &'static LogOnce,
@@ -653,6 +669,7 @@ impl Telemetry {
             analyzers: Mutex::new(Analyzers::default()),
             health: Mutex::new(Health { unhealthy: None, last_publish: Instant::now(), stale_after: None }),
             healthy: AtomicBool::new(true),
+            by_type: Mutex::new(Vec::new()),
             log: &GLOBAL_LOG_ONCE,
         }
     }
@@ -683,6 +700,27 @@ impl Telemetry {
             .fold(0u64, |a, f| a.saturating_add(stats.http.flags.get(f)));
         self.flags_other.absolute(other);
         self.publish_analyzers(&pc.analyzers);
+        self.publish_by_type(&pc.by_type);
+    }
+
+    fn publish_by_type(&self, list: &[RecordTypeCount]) {
+        let mut series = lock(&self.by_type);
+        for rc in list {
+            let kind = truncate(&rc.kind, MAX_ANALYZER_NAME);
+            let pos = series.iter().position(|((st, k), _)| *st == rc.stream && k == kind);
+            let i = match pos {
+                Some(i) => i,
+                None => {
+                    let labels = vec![Label::new("stream", rc.stream), Label::new("type", kind.to_string())];
+                    let c = self.recorder.register_counter(&Key::from_parts(BY_TYPE, labels), &METADATA);
+                    series.push(((rc.stream, kind.to_string()), c));
+                    series.len() - 1
+                }
+            };
+            if let Some((_, c)) = series.get(i) {
+                c.absolute(rc.count);
+            }
+        }
     }
 
     fn publish_analyzers(&self, list: &[AnalyzerCounters]) {
@@ -1126,6 +1164,10 @@ mod tests {
             ],
             alerts_total: 7007,
             findings_total: 7008,
+            by_type: vec![
+                RecordTypeCount { stream: "alerts", kind: "sqli".into(), count: 7011 },
+                RecordTypeCount { stream: "findings", kind: "email".into(), count: 7012 },
+            ],
             transactions_total: 7009,
             reassembly_memory_bytes: 7010,
         }
@@ -1252,6 +1294,8 @@ mod tests {
             ("mirador_findings_total", "7008"),
             ("mirador_transactions_total", "7009"),
             ("mirador_reassembly_memory_bytes", "7010"),
+            ("mirador_records_by_type_total{stream=\"alerts\",type=\"sqli\"}", "7011"),
+            ("mirador_records_by_type_total{stream=\"findings\",type=\"email\"}", "7012"),
         ];
         let mut missing = Vec::new();
         for (series, v) in expect {

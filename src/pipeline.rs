@@ -11,10 +11,10 @@
 //! (counted as `queue_full`), so the capture threads never wait. With one shard the reading thread is the
 //! shard; there are no locks on the per-packet path.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -26,7 +26,7 @@ use crate::capture::{RawPacket, Timestamp};
 use crate::decode::{DecodeConfig, DecodeStats, Decoder};
 use crate::flow::table::{FlowConfig, FlowOutput, FlowRecord, FlowStats, FlowTable};
 use crate::http::{HttpConfig, HttpStats, Transaction};
-use crate::metrics::{AnalyzerCounters, PipelineCounters, QueueCounters, Telemetry};
+use crate::metrics::{AnalyzerCounters, PipelineCounters, QueueCounters, RecordTypeCount, Telemetry};
 use crate::output::{JsonlFile, OutputError, write_json_file};
 use crate::reassembly::ReassemblyConfig;
 
@@ -174,6 +174,36 @@ struct Shared {
     lost: AtomicU64,
     analyzers: Vec<(&'static str, AtomicU64, AtomicU64)>,
     records: HashMap<&'static str, AtomicU64>,
+    /// Alerts and findings by (stream, `type` field), at most [`MAX_RECORD_TYPES`] keys.
+    by_type: Mutex<BTreeMap<(&'static str, String), u64>>,
+}
+
+/// Distinct record types counted separately (operator signature packs can add types); the rest are
+/// counted under `other`.
+const MAX_RECORD_TYPES: usize = 256;
+
+impl Shared {
+    /// Counts an alert or finding under its `type` (read from the record itself, so analyzers need no
+    /// separate bookkeeping).
+    fn count_type(&self, stream: &'static str, json: &[u8]) {
+        if stream != "alerts" && stream != "findings" {
+            return;
+        }
+        #[derive(serde::Deserialize)]
+        struct TypeOnly<'a> {
+            #[serde(borrow, rename = "type")]
+            kind: Option<std::borrow::Cow<'a, str>>,
+        }
+        let kind = serde_json::from_slice::<TypeOnly>(json).ok().and_then(|t| t.kind);
+        let kind = kind.as_deref().unwrap_or("unknown");
+        let mut m = self.by_type.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let key = if m.len() < MAX_RECORD_TYPES || m.contains_key(&(stream, kind.to_owned())) {
+            (stream, kind.to_owned())
+        } else {
+            (stream, "other".to_owned())
+        };
+        *m.entry(key).or_insert(0) += 1;
+    }
 }
 
 impl Shared {
@@ -192,6 +222,13 @@ impl Shared {
                 .collect(),
             alerts_total: self.records.get("alerts").map_or(0, get),
             findings_total: self.records.get("findings").map_or(0, get),
+            by_type: self
+                .by_type
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .iter()
+                .map(|((stream, kind), n)| RecordTypeCount { stream, kind: kind.clone(), count: *n })
+                .collect(),
             transactions_total: get(&self.tx_enqueued),
             ..Default::default()
         }
@@ -221,6 +258,7 @@ impl Pipeline {
             lost: AtomicU64::new(0),
             analyzers: opts.registry.names().into_iter().map(|n| (n, AtomicU64::new(0), AtomicU64::new(0))).collect(),
             records: STREAMS.iter().map(|s| (*s, AtomicU64::new(0))).collect(),
+            by_type: Mutex::new(BTreeMap::new()),
         });
         let queue = opts.queue_transactions.max(1);
         let (work, work_rx) = bounded::<WorkItem>(queue);
@@ -344,6 +382,7 @@ fn worker_loop(rx: Receiver<WorkItem>, out: Sender<OutItem>, shared: &Shared, re
             if let Some(c) = shared.records.get(r.stream) {
                 c.fetch_add(1, Ordering::Relaxed);
             }
+            shared.count_type(r.stream, &r.json);
             r.json.push(b'\n');
             let _ = out.send(OutItem::Lines(r.stream, r.json, 1));
         }
@@ -909,4 +948,45 @@ pub enum LiveRunError {
     Capture(#[from] crate::capture::live::LiveError),
     #[error(transparent)]
     Output(#[from] OutputError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared() -> Shared {
+        Shared {
+            tx_enqueued: AtomicU64::new(0),
+            tx_dequeued: AtomicU64::new(0),
+            lost: AtomicU64::new(0),
+            analyzers: Vec::new(),
+            records: HashMap::new(),
+            by_type: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    #[test]
+    fn records_are_counted_by_type_with_a_cap() {
+        let s = shared();
+        s.count_type("alerts", br#"{"id":"x","type":"sqli","title":"a \"quoted\" title"}"#);
+        s.count_type("alerts", br#"{"type":"sqli"}"#);
+        s.count_type("findings", br#"{"type":"email"}"#);
+        s.count_type("findings", br#"{"no_type":1}"#);
+        s.count_type("findings", b"not json");
+        s.count_type("transactions", br#"{"type":"ignored"}"#);
+        let by = |st: &str, k: &str| {
+            s.counters().by_type.iter().find(|t| t.stream == st && t.kind == k).map_or(0, |t| t.count)
+        };
+        assert_eq!((by("alerts", "sqli"), by("findings", "email"), by("findings", "unknown")), (2, 1, 2));
+        assert_eq!(by("transactions", "ignored"), 0);
+        for i in 0..MAX_RECORD_TYPES * 2 {
+            s.count_type("alerts", format!(r#"{{"type":"t{i}"}}"#).as_bytes());
+        }
+        let c = s.counters();
+        assert_eq!(c.by_type.len(), MAX_RECORD_TYPES + 1, "capped, plus the `other` key");
+        assert!(by("alerts", "other") > 0);
+        assert_eq!(by("alerts", "sqli"), 2, "a known type keeps counting past the cap");
+        s.count_type("alerts", br#"{"type":"sqli"}"#);
+        assert_eq!(by("alerts", "sqli"), 3);
+    }
 }

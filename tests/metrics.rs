@@ -65,6 +65,7 @@ fn counters() -> PipelineCounters {
         findings_total: 11,
         transactions_total: 321,
         reassembly_memory_bytes: 65_536,
+        ..Default::default()
     }
 }
 
