@@ -43,7 +43,7 @@ fuzz-smoke:
 	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz build -O
 	@for t in decode_packet sensor_packets tcp_reassembly http_stream analyzers; do \
 		d=$$(mktemp -d); \
-		seeds=""; case $$t in http_stream|analyzers) seeds=../src/http/testdata;; esac; \
+		seeds=""; case $$t in http_stream) seeds=../src/http/testdata;; analyzers) seeds="../src/http/testdata seeds/analyzers";; esac; \
 		echo "fuzz $$t for $(FUZZ_SECONDS)s"; \
 		(cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run -O $$t $$d $$seeds -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048) > $$d.log 2>&1 \
 			|| { tail -n 40 $$d.log; exit 1; }; \
