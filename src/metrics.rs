@@ -97,13 +97,14 @@ pub enum DropReason {
     DecodeError,
     BodyCap,
     DecompressCap,
+    BodyMemcap,
 }
 
 /// The style guide's name for a cause that is counted every time and logged once.
 pub type Cap = DropReason;
 
 impl DropReason {
-    pub const ALL: [DropReason; 9] = [
+    pub const ALL: [DropReason; 10] = [
         DropReason::Kernel,
         DropReason::Interface,
         DropReason::QueueFull,
@@ -113,6 +114,7 @@ impl DropReason {
         DropReason::DecodeError,
         DropReason::BodyCap,
         DropReason::DecompressCap,
+        DropReason::BodyMemcap,
     ];
 
     pub fn label(self) -> &'static str {
@@ -126,6 +128,7 @@ impl DropReason {
             DropReason::DecodeError => "decode_error",
             DropReason::BodyCap => "body_cap",
             DropReason::DecompressCap => "decompress_cap",
+            DropReason::BodyMemcap => "body_memcap",
         }
     }
 
@@ -141,6 +144,7 @@ impl DropReason {
             DropReason::DecodeError => None,
             DropReason::BodyCap => Some("http.body_capture_bytes"),
             DropReason::DecompressCap => Some("http.decompress.max_output_bytes"),
+            DropReason::BodyMemcap => Some("http.body_memcap_bytes"),
         }
     }
 
@@ -247,6 +251,12 @@ fn emit(cause: DropReason, count: u64) {
             config_key,
             count,
             "Decompression stopped at its cap: body flagged decompression_bomb (raise http.decompress.max_output_bytes)."
+        ),
+        DropReason::BodyMemcap => tracing::warn!(
+            cause = cause_label,
+            config_key,
+            count,
+            "Body memory budget spent: bodies are counted but not captured, flag body_memcap (raise http.body_memcap_bytes)."
         ),
     }
 }
@@ -429,6 +439,7 @@ fn drop_value(reason: DropReason, st: &Stats, pc: &PipelineCounters) -> u64 {
         DropReason::DecodeError => decode_error_sum(st),
         DropReason::BodyCap => st.http.body_bytes_skipped,
         DropReason::DecompressCap => st.http.decompression_bombs,
+        DropReason::BodyMemcap => st.http.body_memcap_hits,
     }
 }
 

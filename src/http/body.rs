@@ -1,5 +1,8 @@
 //! Body framing (Content-Length, chunked, close) and the capped body accumulator.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use memchr::memchr;
 
 use super::HttpConfig;
@@ -148,6 +151,101 @@ pub(crate) fn chunked_feed(
     (pos, if lenient { ChunkResult::Lenient } else { ChunkResult::More })
 }
 
+/// The process-wide budget for captured and decoded body bytes (`http.body_memcap_bytes`), shared by every
+/// parser: `body_capture_bytes` bounds one body, this bounds all bodies held at once (in parsers, in queues
+/// and in the analyzers), whatever the number of flows. Bytes are leased by the body and given back when the
+/// transaction holding them is dropped.
+#[derive(Debug, Default)]
+pub struct BodyBudget {
+    used: AtomicUsize,
+}
+
+impl BodyBudget {
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    fn try_take(&self, n: usize, cap: usize) -> bool {
+        self.used.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| u.checked_add(n).filter(|&t| t <= cap)).is_ok()
+    }
+}
+
+/// Bytes leased from a [`BodyBudget`]; dropping the lease gives them back. A clone holds nothing (cloned
+/// transactions are for tests and tools, not the pipeline).
+#[derive(Debug, Default)]
+pub struct BodyLease {
+    budget: Option<Arc<BodyBudget>>,
+    granted: usize,
+    used: usize,
+}
+
+/// Leases grow in steps of at least this much: one atomic operation per few packets, not per packet.
+const LEASE_STEP: usize = 16 * 1024;
+
+impl BodyLease {
+    /// Room for `n` more bytes, within `cap` for the whole budget; false when the budget is spent.
+    fn take(&mut self, budget: &Arc<BodyBudget>, n: usize, cap: usize) -> bool {
+        if n == 0 || self.used + n <= self.granted {
+            self.used += n;
+            return true;
+        }
+        let budget = self.budget.get_or_insert_with(|| Arc::clone(budget));
+        let need = self.used + n - self.granted;
+        let step = need.max(LEASE_STEP);
+        let granted = if budget.try_take(step, cap) {
+            step
+        } else if step > need && budget.try_take(need, cap) {
+            need
+        } else {
+            return false;
+        };
+        self.granted += granted;
+        self.used += n;
+        true
+    }
+
+    /// Takes over another lease's bytes (a body's lease moving into its transaction).
+    pub(crate) fn absorb(&mut self, mut other: BodyLease) {
+        match (&self.budget, other.budget.take()) {
+            (_, None) => {}
+            (None, Some(b)) => {
+                self.budget = Some(b);
+                self.granted = other.granted;
+                self.used = other.used;
+            }
+            (Some(_), Some(b)) => {
+                // Same budget in practice; give the other's bytes back through its own handle if not.
+                if self.budget.as_ref().is_some_and(|mine| Arc::ptr_eq(mine, &b)) {
+                    self.granted += other.granted;
+                    self.used += other.used;
+                } else {
+                    b.used.fetch_sub(other.granted, Ordering::Relaxed);
+                }
+            }
+        }
+        other.granted = 0;
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.granted
+    }
+}
+
+impl Clone for BodyLease {
+    fn clone(&self) -> Self {
+        BodyLease::default()
+    }
+}
+
+impl Drop for BodyLease {
+    fn drop(&mut self) {
+        if let Some(b) = &self.budget {
+            b.used.fetch_sub(self.granted, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Collects one message body: its length, its first `body_capture_bytes` and its content-decoded form.
 #[derive(Default)]
 pub(crate) struct BodyAcc {
@@ -162,6 +260,11 @@ pub(crate) struct BodyAcc {
     identity: bool,
     cap: usize,
     pub status: Option<DecodeStatus>,
+    budget: Arc<BodyBudget>,
+    memcap: usize,
+    pub lease: BodyLease,
+    /// Capture stopped because the process-wide body budget was spent.
+    pub memcap_hit: bool,
 }
 
 /// First allocation of a captured or decoded body, within `body_capture_bytes`.
@@ -174,8 +277,22 @@ impl BodyAcc {
             decoder: codings.filter(|c| !c.is_empty()).map(|c| Decoder::new(c, &cfg.decompress)),
             identity: codings.is_none(),
             cap: cfg.body_capture_bytes,
+            budget: Arc::clone(&cfg.body_budget),
+            memcap: cfg.body_memcap_bytes,
             ..BodyAcc::default()
         }
+    }
+
+    /// Leases `n` bytes for capture; on a spent budget, capture of this body stops (counted once per body).
+    fn lease(&mut self, n: usize) -> bool {
+        if self.memcap_hit {
+            return false;
+        }
+        if self.lease.take(&self.budget, n, self.memcap) {
+            return true;
+        }
+        self.memcap_hit = true;
+        false
     }
 
     pub fn is_identity(&self) -> bool {
@@ -185,7 +302,10 @@ impl BodyAcc {
     pub fn data(&mut self, b: &[u8]) {
         self.len = self.len.saturating_add(b.len() as u64);
         let room = self.cap.saturating_sub(self.captured.len());
-        let keep = room.min(b.len());
+        let mut keep = room.min(b.len());
+        if keep > 0 && !self.lease(keep) {
+            keep = 0;
+        }
         if self.captured.capacity() == 0 && keep > 0 {
             // Skips the first doublings (8, 16, ... bytes) most bodies would go through.
             self.captured.reserve_exact(room.min(keep.max(FIRST_RESERVE)));
@@ -194,12 +314,21 @@ impl BodyAcc {
         self.skipped = self.skipped.saturating_add((b.len() - keep) as u64);
         if let Some(d) = &mut self.decoder {
             let (dec, cap) = (&mut self.decoded, self.cap);
+            let (lease, budget, memcap, hit) = (&mut self.lease, &self.budget, self.memcap, &mut self.memcap_hit);
             d.feed(b, &mut |out: &[u8]| {
                 let room = cap.saturating_sub(dec.len());
-                if dec.capacity() == 0 && !out.is_empty() {
+                let keep = room.min(out.len());
+                if keep == 0 || *hit {
+                    return;
+                }
+                if !lease.take(budget, keep, memcap) {
+                    *hit = true;
+                    return;
+                }
+                if dec.capacity() == 0 {
                     dec.reserve_exact(room.min(out.len().max(FIRST_RESERVE)));
                 }
-                dec.extend_from_slice(out.get(..room.min(out.len())).unwrap_or(&[]));
+                dec.extend_from_slice(out.get(..keep).unwrap_or(&[]));
             });
         }
     }
@@ -222,9 +351,17 @@ impl BodyAcc {
         }
         let d = self.decoder.as_mut()?;
         let (dec, cap) = (&mut self.decoded, self.cap);
+        let (lease, budget, memcap, hit) = (&mut self.lease, &self.budget, self.memcap, &mut self.memcap_hit);
         let st = d.finish(&mut |out: &[u8]| {
-            let room = cap.saturating_sub(dec.len());
-            dec.extend_from_slice(out.get(..room.min(out.len())).unwrap_or(&[]));
+            let keep = cap.saturating_sub(dec.len()).min(out.len());
+            if keep == 0 || *hit {
+                return;
+            }
+            if !lease.take(budget, keep, memcap) {
+                *hit = true;
+                return;
+            }
+            dec.extend_from_slice(out.get(..keep).unwrap_or(&[]));
         });
         self.status = Some(st);
         self.decoded_len = d.out_total();
@@ -240,6 +377,54 @@ impl BodyAcc {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn acc(cfg: &HttpConfig) -> BodyAcc {
+        BodyAcc::new(cfg, None)
+    }
+
+    #[test]
+    fn body_budget_bounds_all_bodies_and_is_given_back() {
+        let cfg = HttpConfig { body_capture_bytes: 100_000, body_memcap_bytes: 40_000, ..HttpConfig::default() };
+        let mut a = acc(&cfg);
+        a.data(&[b'a'; 30_000]);
+        assert_eq!((a.captured.len(), a.memcap_hit), (30_000, false));
+        let mut b = acc(&cfg);
+        b.data(&[b'b'; 30_000]);
+        // The budget had 40_000 - 30_000 (in lease steps) left: this body is counted, not captured.
+        assert!(b.memcap_hit);
+        assert!(b.captured.len() < 30_000);
+        assert_eq!(b.len, 30_000);
+        assert!(cfg.body_budget.used() <= 40_000, "never over budget: {}", cfg.body_budget.used());
+        // The first body moves into its transaction: the lease goes with it and comes back on drop.
+        let mut lease = BodyLease::default();
+        lease.absorb(std::mem::take(&mut a.lease));
+        drop(a);
+        assert!(cfg.body_budget.used() >= 30_000);
+        drop(lease);
+        drop(b);
+        assert_eq!(cfg.body_budget.used(), 0);
+        let mut c = acc(&cfg);
+        c.data(&[b'c'; 30_000]);
+        assert_eq!((c.captured.len(), c.memcap_hit), (30_000, false));
+    }
+
+    #[test]
+    fn decoded_bodies_draw_from_the_budget_too() {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&[b'x'; 50_000]).unwrap();
+        let z = gz.finish().unwrap();
+        let cfg = HttpConfig { body_capture_bytes: 100_000, body_memcap_bytes: 20_000, ..HttpConfig::default() };
+        let mut a = BodyAcc::new(&cfg, Some(&[Coding::Gzip]));
+        a.data(&z);
+        let dl = a.finish();
+        assert_eq!(dl, Some(50_000), "the decoded length is still measured");
+        assert!(a.memcap_hit);
+        assert!(a.decoded.len() <= 20_000);
+        assert!(cfg.body_budget.used() <= 20_000);
+        drop(a);
+        assert_eq!(cfg.body_budget.used(), 0);
+    }
 
     #[test]
     fn chunk_sizes() {

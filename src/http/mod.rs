@@ -32,6 +32,7 @@
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
 mod body;
+pub use body::{BodyBudget, BodyLease};
 pub mod decompress;
 pub mod fixture;
 mod parser;
@@ -69,6 +70,13 @@ pub struct HttpConfig {
     pub log_sensitive_headers: bool,
     /// Content-Encoding decoder caps (`[http.decompress]`).
     pub decompress: DecompressConfig,
+    /// Captured and decoded body bytes held at once, all flows together (bodies in parsers, in queues and
+    /// in the analyzers); when spent, further bodies are counted but not captured (flag `body_memcap`).
+    pub body_memcap_bytes: usize,
+    /// The running budget `body_memcap_bytes` is drawn from: shared by every parser built from this
+    /// configuration (and its clones), so all shards draw from one budget.
+    #[serde(skip)]
+    pub body_budget: std::sync::Arc<body::BodyBudget>,
 }
 
 impl Default for HttpConfig {
@@ -83,6 +91,8 @@ impl Default for HttpConfig {
             max_info_codes: 16,
             log_sensitive_headers: false,
             decompress: DecompressConfig::default(),
+            body_memcap_bytes: 128 * 1024 * 1024,
+            body_budget: Default::default(),
         }
     }
 }
@@ -107,6 +117,8 @@ pub struct HttpStats {
     pub tunnel_bytes_ignored: u64,
     pub decompression_bombs: u64,
     pub decompression_errors: u64,
+    /// Bodies whose capture stopped because the process-wide body budget was spent.
+    pub body_memcap_hits: u64,
     pub roles_swapped: u64,
     /// Connections that started with the HTTP/2 preface (prior knowledge): ignored.
     pub http2_connections: u64,
@@ -130,6 +142,7 @@ impl HttpStats {
         self.body_bytes_skipped += o.body_bytes_skipped;
         self.tunnel_bytes_ignored += o.tunnel_bytes_ignored;
         self.decompression_bombs += o.decompression_bombs;
+        self.body_memcap_hits += o.body_memcap_hits;
         self.decompression_errors += o.decompression_errors;
         self.roles_swapped += o.roles_swapped;
         self.http2_connections += o.http2_connections;
@@ -599,6 +612,23 @@ mod tests {
         let (txs, stats) = run_events(&parse_fixture(text.as_bytes()), c);
         assert_eq!((txs[0].response_body_len, txs[0].response_body.len()), (1000, 10));
         assert_eq!(stats.body_bytes_skipped, 990);
+    }
+
+    #[test]
+    fn body_memcap_holds_across_transactions_until_they_are_dropped() {
+        let c = Arc::new(HttpConfig { body_memcap_bytes: 50_000, ..HttpConfig::default() });
+        let resp = |n: usize| format!("<<<\nHTTP/1.1 200 OK\nContent-Length: {n}\n\n{}\\\n", "x".repeat(n));
+        let text = format!(">>>\nGET /a HTTP/1.1\n\nGET /b HTTP/1.1\n\n{}{}", resp(40_000), resp(40_000));
+        let (txs, stats) = run_events(&parse_fixture(text.as_bytes()), Arc::clone(&c));
+        assert_eq!(txs.len(), 2);
+        assert_eq!((txs[0].response_body.len(), txs[0].flags.has(Flag::BODY_MEMCAP)), (40_000, false));
+        // The first transaction still holds its body: the second is counted, not fully captured.
+        assert_eq!(txs[1].response_body_len, 40_000);
+        assert!(txs[1].response_body.len() < 40_000 && txs[1].flags.has(Flag::BODY_MEMCAP));
+        assert_eq!(stats.body_memcap_hits, 1);
+        assert!(c.body_budget.used() <= 50_000);
+        drop(txs);
+        assert_eq!(c.body_budget.used(), 0, "dropping the transactions gives the bytes back");
     }
 
     #[test]

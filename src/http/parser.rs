@@ -1050,6 +1050,7 @@ impl HttpParser {
                 tx.request_body_decoded = Some(std::mem::take(&mut b.decoded));
             }
             self.decode_flags(&b, &mut tx.flags);
+            tx.body_lease.absorb(std::mem::take(&mut b.lease));
         }
         if let Some(mut b) = p.resp_body.take() {
             let dl = b.finish();
@@ -1060,6 +1061,7 @@ impl HttpParser {
                 tx.response_body_decoded = Some(std::mem::take(&mut b.decoded));
             }
             self.decode_flags(&b, &mut tx.flags);
+            tx.body_lease.absorb(std::mem::take(&mut b.lease));
         }
         if tx.has_request && !p.req_done {
             tx.flags.set(Flag::TRUNCATED);
@@ -1077,6 +1079,10 @@ impl HttpParser {
 
     fn decode_flags(&mut self, b: &BodyAcc, flags: &mut Flags) {
         use super::decompress::DecodeStatus;
+        if b.memcap_hit {
+            self.stats.body_memcap_hits += 1;
+            flags.set(Flag::BODY_MEMCAP);
+        }
         match b.status {
             Some(DecodeStatus::Bomb) => {
                 self.stats.decompression_bombs += 1;
