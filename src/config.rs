@@ -685,7 +685,7 @@ fn validate(raw: &RawConfig) -> Result<Config, Problem> {
     positive("http", "max_headers", h.max_headers)?;
     positive("http", "max_pipelined", h.max_pipelined)?;
     positive("http", "max_line_bytes", h.max_line_bytes)?;
-    positive("http", "body_memcap_bytes", h.body_memcap_bytes)?;
+    positive("http", "memcap_bytes", h.memcap_bytes)?;
     let z = &h.decompress;
     positive("http.decompress", "max_output_bytes", z.max_output_bytes)?;
     positive("http.decompress", "max_ratio", z.max_ratio)?;

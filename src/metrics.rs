@@ -97,7 +97,7 @@ pub enum DropReason {
     DecodeError,
     BodyCap,
     DecompressCap,
-    BodyMemcap,
+    HttpMemcap,
 }
 
 /// The style guide's name for a cause that is counted every time and logged once.
@@ -114,7 +114,7 @@ impl DropReason {
         DropReason::DecodeError,
         DropReason::BodyCap,
         DropReason::DecompressCap,
-        DropReason::BodyMemcap,
+        DropReason::HttpMemcap,
     ];
 
     pub fn label(self) -> &'static str {
@@ -128,7 +128,7 @@ impl DropReason {
             DropReason::DecodeError => "decode_error",
             DropReason::BodyCap => "body_cap",
             DropReason::DecompressCap => "decompress_cap",
-            DropReason::BodyMemcap => "body_memcap",
+            DropReason::HttpMemcap => "http_memcap",
         }
     }
 
@@ -144,7 +144,7 @@ impl DropReason {
             DropReason::DecodeError => None,
             DropReason::BodyCap => Some("http.body_capture_bytes"),
             DropReason::DecompressCap => Some("http.decompress.max_output_bytes"),
-            DropReason::BodyMemcap => Some("http.body_memcap_bytes"),
+            DropReason::HttpMemcap => Some("http.memcap_bytes"),
         }
     }
 
@@ -252,11 +252,11 @@ fn emit(cause: DropReason, count: u64) {
             count,
             "Decompression stopped at its cap: body flagged decompression_bomb (raise http.decompress.max_output_bytes)."
         ),
-        DropReason::BodyMemcap => tracing::warn!(
+        DropReason::HttpMemcap => tracing::warn!(
             cause = cause_label,
             config_key,
             count,
-            "Body memory budget spent: bodies are counted but not captured, flag body_memcap (raise http.body_memcap_bytes)."
+            "HTTP memory budget spent: bodies are counted but not captured, heads cut short, flag http_memcap (raise http.memcap_bytes)."
         ),
     }
 }
@@ -439,7 +439,7 @@ fn drop_value(reason: DropReason, st: &Stats, pc: &PipelineCounters) -> u64 {
         DropReason::DecodeError => decode_error_sum(st),
         DropReason::BodyCap => st.http.body_bytes_skipped,
         DropReason::DecompressCap => st.http.decompression_bombs,
-        DropReason::BodyMemcap => st.http.body_memcap_hits,
+        DropReason::HttpMemcap => st.http.memcap_hits,
     }
 }
 

@@ -151,16 +151,17 @@ pub(crate) fn chunked_feed(
     (pos, if lenient { ChunkResult::Lenient } else { ChunkResult::More })
 }
 
-/// The process-wide budget for captured and decoded body bytes (`http.body_memcap_bytes`), shared by every
-/// parser: `body_capture_bytes` bounds one body, this bounds all bodies held at once (in parsers, in queues
-/// and in the analyzers), whatever the number of flows. Bytes are leased by the body and given back when the
-/// transaction holding them is dropped.
+/// The process-wide budget for HTTP memory (`http.memcap_bytes`): head buffers and captured and decoded
+/// bodies, shared by every parser. `max_header_bytes` and `body_capture_bytes` bound one message; this
+/// bounds all of them held at once (in parsers, in queues and in the analyzers), whatever the number of
+/// flows. Bytes are leased and given back when the head is parsed or the transaction holding the body is
+/// dropped.
 #[derive(Debug, Default)]
-pub struct BodyBudget {
+pub struct HttpBudget {
     used: AtomicUsize,
 }
 
-impl BodyBudget {
+impl HttpBudget {
     pub fn used(&self) -> usize {
         self.used.load(Ordering::Relaxed)
     }
@@ -170,28 +171,34 @@ impl BodyBudget {
     }
 }
 
-/// Bytes leased from a [`BodyBudget`]; dropping the lease gives them back. A clone holds nothing (cloned
+/// Bytes leased from a [`HttpBudget`]; dropping the lease gives them back. A clone holds nothing (cloned
 /// transactions are for tests and tools, not the pipeline).
 #[derive(Debug, Default)]
-pub struct BodyLease {
-    budget: Option<Arc<BodyBudget>>,
+pub struct HttpLease {
+    budget: Option<Arc<HttpBudget>>,
     granted: usize,
     used: usize,
 }
 
-/// Leases grow in steps of at least this much: one atomic operation per few packets, not per packet.
-const LEASE_STEP: usize = 16 * 1024;
+/// Body leases grow in steps of at least this much: one atomic operation per few packets, not per packet,
+/// while a small body still holds little more than it uses.
+const BODY_LEASE_STEP: usize = 4096;
 
-impl BodyLease {
+impl HttpLease {
     /// Room for `n` more bytes, within `cap` for the whole budget; false when the budget is spent.
-    fn take(&mut self, budget: &Arc<BodyBudget>, n: usize, cap: usize) -> bool {
+    fn take(&mut self, budget: &Arc<HttpBudget>, n: usize, cap: usize) -> bool {
+        self.take_in_steps(budget, n, cap, BODY_LEASE_STEP)
+    }
+
+    /// [`HttpLease::take`] with leases growing by at least `step` bytes.
+    pub(crate) fn take_in_steps(&mut self, budget: &Arc<HttpBudget>, n: usize, cap: usize, step: usize) -> bool {
         if n == 0 || self.used + n <= self.granted {
             self.used += n;
             return true;
         }
         let budget = self.budget.get_or_insert_with(|| Arc::clone(budget));
         let need = self.used + n - self.granted;
-        let step = need.max(LEASE_STEP);
+        let step = need.max(step);
         let granted = if budget.try_take(step, cap) {
             step
         } else if step > need && budget.try_take(need, cap) {
@@ -205,7 +212,7 @@ impl BodyLease {
     }
 
     /// Takes over another lease's bytes (a body's lease moving into its transaction).
-    pub(crate) fn absorb(&mut self, mut other: BodyLease) {
+    pub(crate) fn absorb(&mut self, mut other: HttpLease) {
         match (&self.budget, other.budget.take()) {
             (_, None) => {}
             (None, Some(b)) => {
@@ -232,13 +239,13 @@ impl BodyLease {
     }
 }
 
-impl Clone for BodyLease {
+impl Clone for HttpLease {
     fn clone(&self) -> Self {
-        BodyLease::default()
+        HttpLease::default()
     }
 }
 
-impl Drop for BodyLease {
+impl Drop for HttpLease {
     fn drop(&mut self) {
         if let Some(b) = &self.budget {
             b.used.fetch_sub(self.granted, Ordering::Relaxed);
@@ -260,9 +267,9 @@ pub(crate) struct BodyAcc {
     identity: bool,
     cap: usize,
     pub status: Option<DecodeStatus>,
-    budget: Arc<BodyBudget>,
+    budget: Arc<HttpBudget>,
     memcap: usize,
-    pub lease: BodyLease,
+    pub lease: HttpLease,
     /// Capture stopped because the process-wide body budget was spent.
     pub memcap_hit: bool,
 }
@@ -277,8 +284,8 @@ impl BodyAcc {
             decoder: codings.filter(|c| !c.is_empty()).map(|c| Decoder::new(c, &cfg.decompress)),
             identity: codings.is_none(),
             cap: cfg.body_capture_bytes,
-            budget: Arc::clone(&cfg.body_budget),
-            memcap: cfg.body_memcap_bytes,
+            budget: Arc::clone(&cfg.budget),
+            memcap: cfg.memcap_bytes,
             ..BodyAcc::default()
         }
     }
@@ -383,8 +390,8 @@ mod tests {
     }
 
     #[test]
-    fn body_budget_bounds_all_bodies_and_is_given_back() {
-        let cfg = HttpConfig { body_capture_bytes: 100_000, body_memcap_bytes: 40_000, ..HttpConfig::default() };
+    fn budget_bounds_all_bodies_and_is_given_back() {
+        let cfg = HttpConfig { body_capture_bytes: 100_000, memcap_bytes: 40_000, ..HttpConfig::default() };
         let mut a = acc(&cfg);
         a.data(&[b'a'; 30_000]);
         assert_eq!((a.captured.len(), a.memcap_hit), (30_000, false));
@@ -394,15 +401,15 @@ mod tests {
         assert!(b.memcap_hit);
         assert!(b.captured.len() < 30_000);
         assert_eq!(b.len, 30_000);
-        assert!(cfg.body_budget.used() <= 40_000, "never over budget: {}", cfg.body_budget.used());
+        assert!(cfg.budget.used() <= 40_000, "never over budget: {}", cfg.budget.used());
         // The first body moves into its transaction: the lease goes with it and comes back on drop.
-        let mut lease = BodyLease::default();
+        let mut lease = HttpLease::default();
         lease.absorb(std::mem::take(&mut a.lease));
         drop(a);
-        assert!(cfg.body_budget.used() >= 30_000);
+        assert!(cfg.budget.used() >= 30_000);
         drop(lease);
         drop(b);
-        assert_eq!(cfg.body_budget.used(), 0);
+        assert_eq!(cfg.budget.used(), 0);
         let mut c = acc(&cfg);
         c.data(&[b'c'; 30_000]);
         assert_eq!((c.captured.len(), c.memcap_hit), (30_000, false));
@@ -414,16 +421,16 @@ mod tests {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         gz.write_all(&[b'x'; 50_000]).unwrap();
         let z = gz.finish().unwrap();
-        let cfg = HttpConfig { body_capture_bytes: 100_000, body_memcap_bytes: 20_000, ..HttpConfig::default() };
+        let cfg = HttpConfig { body_capture_bytes: 100_000, memcap_bytes: 20_000, ..HttpConfig::default() };
         let mut a = BodyAcc::new(&cfg, Some(&[Coding::Gzip]));
         a.data(&z);
         let dl = a.finish();
         assert_eq!(dl, Some(50_000), "the decoded length is still measured");
         assert!(a.memcap_hit);
         assert!(a.decoded.len() <= 20_000);
-        assert!(cfg.body_budget.used() <= 20_000);
+        assert!(cfg.budget.used() <= 20_000);
         drop(a);
-        assert_eq!(cfg.body_budget.used(), 0);
+        assert_eq!(cfg.budget.used(), 0);
     }
 
     #[test]

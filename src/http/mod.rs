@@ -32,7 +32,7 @@
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
 mod body;
-pub use body::{BodyBudget, BodyLease};
+pub use body::{HttpBudget, HttpLease};
 pub mod decompress;
 pub mod fixture;
 mod parser;
@@ -70,13 +70,14 @@ pub struct HttpConfig {
     pub log_sensitive_headers: bool,
     /// Content-Encoding decoder caps (`[http.decompress]`).
     pub decompress: DecompressConfig,
-    /// Captured and decoded body bytes held at once, all flows together (bodies in parsers, in queues and
-    /// in the analyzers); when spent, further bodies are counted but not captured (flag `body_memcap`).
-    pub body_memcap_bytes: usize,
-    /// The running budget `body_memcap_bytes` is drawn from: shared by every parser built from this
+    /// HTTP memory held at once, all flows together: head buffers, and captured and decoded bodies (in
+    /// parsers, in queues and in the analyzers). When spent, bodies are counted but not captured and heads
+    /// are cut short (flag `http_memcap`, counted as drops `http_memcap`).
+    pub memcap_bytes: usize,
+    /// The running budget `memcap_bytes` is drawn from: shared by every parser built from this
     /// configuration (and its clones), so all shards draw from one budget.
     #[serde(skip)]
-    pub body_budget: std::sync::Arc<body::BodyBudget>,
+    pub budget: std::sync::Arc<body::HttpBudget>,
 }
 
 impl Default for HttpConfig {
@@ -91,8 +92,8 @@ impl Default for HttpConfig {
             max_info_codes: 16,
             log_sensitive_headers: false,
             decompress: DecompressConfig::default(),
-            body_memcap_bytes: 128 * 1024 * 1024,
-            body_budget: Default::default(),
+            memcap_bytes: 128 * 1024 * 1024,
+            budget: Default::default(),
         }
     }
 }
@@ -118,7 +119,7 @@ pub struct HttpStats {
     pub decompression_bombs: u64,
     pub decompression_errors: u64,
     /// Bodies whose capture stopped because the process-wide body budget was spent.
-    pub body_memcap_hits: u64,
+    pub memcap_hits: u64,
     pub roles_swapped: u64,
     /// Connections that started with the HTTP/2 preface (prior knowledge): ignored.
     pub http2_connections: u64,
@@ -142,7 +143,7 @@ impl HttpStats {
         self.body_bytes_skipped += o.body_bytes_skipped;
         self.tunnel_bytes_ignored += o.tunnel_bytes_ignored;
         self.decompression_bombs += o.decompression_bombs;
-        self.body_memcap_hits += o.body_memcap_hits;
+        self.memcap_hits += o.memcap_hits;
         self.decompression_errors += o.decompression_errors;
         self.roles_swapped += o.roles_swapped;
         self.http2_connections += o.http2_connections;
@@ -616,19 +617,35 @@ mod tests {
 
     #[test]
     fn body_memcap_holds_across_transactions_until_they_are_dropped() {
-        let c = Arc::new(HttpConfig { body_memcap_bytes: 50_000, ..HttpConfig::default() });
+        let c = Arc::new(HttpConfig { memcap_bytes: 50_000, ..HttpConfig::default() });
         let resp = |n: usize| format!("<<<\nHTTP/1.1 200 OK\nContent-Length: {n}\n\n{}\\\n", "x".repeat(n));
         let text = format!(">>>\nGET /a HTTP/1.1\n\nGET /b HTTP/1.1\n\n{}{}", resp(40_000), resp(40_000));
         let (txs, stats) = run_events(&parse_fixture(text.as_bytes()), Arc::clone(&c));
         assert_eq!(txs.len(), 2);
-        assert_eq!((txs[0].response_body.len(), txs[0].flags.has(Flag::BODY_MEMCAP)), (40_000, false));
+        assert_eq!((txs[0].response_body.len(), txs[0].flags.has(Flag::HTTP_MEMCAP)), (40_000, false));
         // The first transaction still holds its body: the second is counted, not fully captured.
         assert_eq!(txs[1].response_body_len, 40_000);
-        assert!(txs[1].response_body.len() < 40_000 && txs[1].flags.has(Flag::BODY_MEMCAP));
-        assert_eq!(stats.body_memcap_hits, 1);
-        assert!(c.body_budget.used() <= 50_000);
+        assert!(txs[1].response_body.len() < 40_000 && txs[1].flags.has(Flag::HTTP_MEMCAP));
+        assert_eq!(stats.memcap_hits, 1);
+        assert!(c.budget.used() <= 50_000);
         drop(txs);
-        assert_eq!(c.body_budget.used(), 0, "dropping the transactions gives the bytes back");
+        assert_eq!(c.budget.used(), 0, "dropping the transactions gives the bytes back");
+    }
+
+    #[test]
+    fn heads_draw_from_the_http_budget_and_give_it_back() {
+        let c = Arc::new(HttpConfig { memcap_bytes: 1000, ..HttpConfig::default() });
+        let text = format!(
+            ">>>\nGET /big HTTP/1.1\nX-Pad: {}\n\n<<<\nHTTP/1.1 200 OK\nContent-Length: 2\n\nok\\\n",
+            "p".repeat(3000)
+        );
+        let (txs, stats) = run_events(&parse_fixture(text.as_bytes()), Arc::clone(&c));
+        assert_eq!(txs.len(), 1);
+        assert!(txs[0].flags.has(Flag::HTTP_MEMCAP), "{:?}", txs[0].flags.names());
+        assert_eq!((txs[0].method.as_str(), txs[0].status), ("GET", Some(200)), "the head is cut, not lost");
+        assert_eq!(stats.memcap_hits, 1);
+        drop(txs);
+        assert_eq!(c.budget.used(), 0);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use memchr::{memchr, memchr_iter};
 use super::body::{BodyAcc, ChunkResult, ChunkState, Framing, chunked_feed, trim};
 use super::decompress::{Codings, parse_codings};
 use super::transaction::{Flag, Flags, Headers, HeadersBuilder, Transaction, escape_bytes, parse_query, split_target};
-use super::{HttpConfig, HttpStats};
+use super::{HttpConfig, HttpLease, HttpStats};
 use crate::capture::Timestamp;
 use crate::flow::FlowInfo;
 use crate::reassembly::{Dir, StreamEvent};
@@ -83,6 +83,10 @@ struct Side {
     seen_data: bool,
     /// A gap hit this side outside a body: the next message on it is flagged `gap`.
     gap_pending: bool,
+    /// `head`'s bytes, leased from the HTTP budget; given back when the head is done.
+    head_lease: HttpLease,
+    /// The current head was cut short by the HTTP budget.
+    head_memcap: bool,
 }
 
 impl Side {
@@ -98,10 +102,14 @@ impl Side {
             ended: false,
             seen_data: false,
             gap_pending: false,
+            head_lease: HttpLease::default(),
+            head_memcap: false,
         }
     }
     fn reset_head(&mut self) {
         self.head.clear();
+        self.head_lease = HttpLease::default();
+        self.head_memcap = false;
         // A hostile 64 KiB head must not pin that much per idle connection.
         if self.head.capacity() > 8192 {
             self.head = Vec::new();
@@ -347,8 +355,10 @@ impl HttpParser {
         let side = self.side(s);
         let end = side.scan.scan(d);
         let take = end.unwrap_or(d.len());
-        let room = max_head.saturating_sub(side.head.len());
+        let mut room = max_head.saturating_sub(side.head.len());
         let piece = d.get(..take).unwrap_or(d);
+        room = self.lease_head(s, room.min(piece.len()));
+        let side = self.side(s);
         side.head.extend_from_slice(piece.get(..room.min(piece.len())).unwrap_or(&[]));
         let too_long = piece.len() > room;
         let consumed = skipped + take;
@@ -417,7 +427,9 @@ impl HttpParser {
         if end.is_some() {
             let head_bytes = std::mem::take(&mut self.side(s).head);
             let mut head = parse_head(&head_bytes, self.cfg.max_headers, false);
-            if too_long || head_bytes.len() >= max_head {
+            if self.side(s).head_memcap {
+                head.flags.set(Flag::HTTP_MEMCAP);
+            } else if too_long || head_bytes.len() >= max_head {
                 head.flags.set(Flag::HEADER_TOO_LONG);
             }
             let side = self.side(s);
@@ -430,6 +442,29 @@ impl HttpParser {
             }
         }
         consumed
+    }
+
+    /// Leases up to `n` more head bytes of side `s` from the HTTP budget; returns how many it got (fewer than
+    /// `n` when the budget is spent: the head is cut short, counted once per head).
+    fn lease_head(&mut self, s: usize, n: usize) -> usize {
+        let (cfg, side) = match self.sides.get_mut(s.min(1)) {
+            Some(side) => (&self.cfg, side),
+            None => unreachable_side(),
+        };
+        if n == 0 || side.head_memcap {
+            return 0;
+        }
+        // Exact leases for heads (no step): most are small, and many flows may be in the middle of one.
+        if side.head_lease.take_in_steps(&cfg.budget, n, cfg.memcap_bytes, 0) {
+            return n;
+        }
+        // What is left of the budget still goes to this head: a cut head keeps its start line.
+        let left = cfg.memcap_bytes.saturating_sub(cfg.budget.used()).min(n);
+        let got =
+            if left > 0 && side.head_lease.take_in_steps(&cfg.budget, left, cfg.memcap_bytes, 0) { left } else { 0 };
+        side.head_memcap = true;
+        self.stats.memcap_hits += 1;
+        got
     }
 
     /// A complete request head.
@@ -1080,8 +1115,8 @@ impl HttpParser {
     fn decode_flags(&mut self, b: &BodyAcc, flags: &mut Flags) {
         use super::decompress::DecodeStatus;
         if b.memcap_hit {
-            self.stats.body_memcap_hits += 1;
-            flags.set(Flag::BODY_MEMCAP);
+            self.stats.memcap_hits += 1;
+            flags.set(Flag::HTTP_MEMCAP);
         }
         match b.status {
             Some(DecodeStatus::Bomb) => {

@@ -47,8 +47,9 @@ impl Flag {
     pub const CHUNK_TOO_BIG: Flag = Flag(30);
     pub const INVALID_TRAILER: Flag = Flag(31);
     pub const BARE_CR: Flag = Flag(32);
-    /// Body capture stopped early: the process-wide body budget (`http.body_memcap_bytes`) was spent.
-    pub const BODY_MEMCAP: Flag = Flag(33);
+    /// A body's capture stopped early or a head was cut short: the process-wide HTTP memory budget
+    /// (`http.memcap_bytes`) was spent.
+    pub const HTTP_MEMCAP: Flag = Flag(33);
 
     const NAMES: [&'static str; 34] = [
         "gap",
@@ -84,7 +85,7 @@ impl Flag {
         "chunk_too_big",
         "invalid_trailer",
         "bare_cr",
-        "body_memcap",
+        "http_memcap",
     ];
 
     pub fn name(self) -> &'static str {
@@ -321,8 +322,8 @@ pub struct Transaction {
     pub flags: Flags,
     /// Mask sensitive header values in [`Transaction::record`].
     pub mask_sensitive: bool,
-    /// The body bytes this transaction holds, leased from the process-wide body budget until it is dropped.
-    pub body_lease: super::BodyLease,
+    /// The body bytes this transaction holds, leased from the process-wide HTTP budget until it is dropped.
+    pub body_lease: super::HttpLease,
 }
 
 impl Transaction {
