@@ -10,6 +10,10 @@ use clap::{Parser, Subcommand};
 use mirador::config::{self, Config, RawConfig};
 use mirador::metrics::{self, Telemetry};
 use mirador::pipeline::{self, PipelineOptions, Progress, ReplayError, ReplaySummary};
+
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use mirador::reassembly::OverlapPolicy;
 
 /// Exit codes (documented in README): 0 ok; 1 runtime failure; 2 bad usage, bad config or unreadable input;
