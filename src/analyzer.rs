@@ -72,12 +72,14 @@ pub trait Analyzer: Send {
 
 type Factory = Box<dyn Fn() -> Box<dyn Analyzer> + Send + Sync>;
 type Conclusion = Box<dyn Fn(&Path) -> std::io::Result<()> + Send + Sync>;
+type Reload = Box<dyn Fn(&AnalysisSettings) -> Result<(), SetupError> + Send + Sync>;
 
 /// The analyzers to run, as factories: each worker calls every factory once.
 #[derive(Default)]
 pub struct Registry {
     factories: Vec<(&'static str, Factory)>,
     conclusions: Vec<(&'static str, Conclusion)>,
+    reloads: Vec<(&'static str, Reload)>,
 }
 
 impl Registry {
@@ -109,6 +111,31 @@ impl Registry {
         f: impl Fn(&Path) -> std::io::Result<()> + Send + Sync + 'static,
     ) {
         self.conclusions.push((name, Box::new(f)));
+    }
+
+    /// Called on SIGHUP with the re-read settings: an analyzer swaps in what it can reload (signature packs,
+    /// rules). On error it must keep what it runs with; the error is logged.
+    pub fn on_reload(
+        &mut self,
+        name: &'static str,
+        f: impl Fn(&AnalysisSettings) -> Result<(), SetupError> + Send + Sync + 'static,
+    ) {
+        self.reloads.push((name, Box::new(f)));
+    }
+
+    /// Runs every reload hook; returns how many failed (each failure is logged with its message).
+    pub fn reload(&self, settings: &AnalysisSettings) -> usize {
+        let mut failed = 0;
+        for (name, f) in &self.reloads {
+            match f(settings) {
+                Ok(()) => tracing::info!(analyzer = name, "Reloaded."),
+                Err(e) => {
+                    failed += 1;
+                    tracing::error!(analyzer = name, error = %e, "Reload refused; keeping the running set.");
+                }
+            }
+        }
+        failed
     }
 
     /// Runs the conclusion hooks; every hook runs even when one fails, the first error is returned.
@@ -148,4 +175,33 @@ pub fn builtin(settings: &AnalysisSettings) -> Result<Registry, SetupError> {
     crate::sensitive::register(&mut reg, settings)?;
     crate::detect::register(&mut reg, settings)?;
     Ok(reg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn reload_and_conclude_hooks_all_run_and_report_failures() {
+        let mut reg = Registry::new();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c = Arc::clone(&calls);
+        reg.on_reload("good", move |_| {
+            c.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        });
+        reg.on_reload("bad", |_| Err(SetupError("pack.toml: line 3: bad regex".into())));
+        assert_eq!(reg.reload(&AnalysisSettings::default()), 1);
+        assert_eq!(calls.load(Ordering::Relaxed), 1);
+        let c = Arc::clone(&calls);
+        reg.on_conclude("first", |_| Err(std::io::Error::other("disk full")));
+        reg.on_conclude("second", move |_| {
+            c.fetch_add(10, Ordering::Relaxed);
+            Ok(())
+        });
+        let err = reg.conclude(Path::new("/nonexistent")).unwrap_err();
+        assert_eq!(err.0, "first");
+        assert_eq!(calls.load(Ordering::Relaxed), 11, "a failing hook does not stop the others");
+    }
 }

@@ -459,25 +459,31 @@ fn run(cfg: Config, common: &CommonArgs, duration_secs: Option<u64>) -> ExitCode
         Ok(t) => t,
         Err(code) => return code,
     };
+    let live = cfg.live_config();
+    let opts = match options(&cfg, tel.clone(), true) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
     let config_path = common.config.clone().unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
+    let registry = Arc::clone(&opts.registry);
     let hooks = pipeline::LiveHooks {
         reload_requested: Some(reload),
         reload: Some(Box::new(move || match Config::load(&config_path) {
-            // Nothing reloadable is in use yet (signature packs will be): validate and say so.
-            Ok(_) => tracing::info!(
-                path = %config_path.display(),
-                "Configuration reloaded and valid; capture, flow and HTTP settings take effect on restart."
-            ),
+            // Analyzers swap in their signature packs and rules; capture, flow and HTTP settings need a restart.
+            Ok(new) => {
+                let failed = registry.reload(&new.analysis_settings(true));
+                tracing::info!(
+                    path = %config_path.display(),
+                    failed,
+                    "Configuration reloaded: analyzer signatures and rules swapped in (those that failed keep \
+                     the running set); capture, flow and HTTP settings take effect on restart."
+                )
+            }
             Err(e) => {
                 tracing::error!(error = %e, "Reload refused: the configuration is invalid; keeping the running one.")
             }
         })),
         systemd_notify: std::env::var_os("NOTIFY_SOCKET").is_some(),
-    };
-    let live = cfg.live_config();
-    let opts = match options(&cfg, tel.clone(), true) {
-        Ok(o) => o,
-        Err(code) => return code,
     };
     match pipeline::run_live(
         &live,
