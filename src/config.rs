@@ -110,8 +110,8 @@ pub struct RawConfig {
     pub detect: crate::detect::Settings,
     /// `[sink]`: delivery settings shared by the SIEM sinks. Defaults: see [`crate::sink::SinkGlobal`].
     pub sink: crate::sink::SinkGlobal,
-    /// `[[sinks]]`: SIEM sinks (none by default). See [`crate::sink::SinkSettings`].
-    pub sinks: Vec<crate::sink::SinkSettings>,
+    /// `[sinks.NAME]`: SIEM sinks by name (none by default). See [`crate::sink::SinkSettings`].
+    pub sinks: std::collections::BTreeMap<String, crate::sink::SinkSettings>,
 }
 
 /// `[capture]`: live capture with libpcap.
@@ -308,6 +308,7 @@ pub struct Config {
     pub sensitive: crate::sensitive::Settings,
     pub detect: crate::detect::Settings,
     pub sink: crate::sink::SinkGlobal,
+    /// `[sinks.NAME]`, each with its `name` filled in from the table name.
     pub sinks: Vec<crate::sink::SinkSettings>,
 }
 
@@ -327,7 +328,7 @@ impl Default for Config {
             sensitive: raw.sensitive,
             detect: raw.detect,
             sink: raw.sink,
-            sinks: raw.sinks,
+            sinks: Vec::new(),
         }
     }
 }
@@ -403,7 +404,7 @@ impl Config {
             sensitive: self.sensitive.clone(),
             detect: self.detect.clone(),
             sink: self.sink.clone(),
-            sinks: self.sinks.clone(),
+            sinks: self.sinks.iter().map(|s| (s.name.clone(), s.clone())).collect(),
         }
     }
 
@@ -754,13 +755,13 @@ fn validate(raw: &RawConfig) -> Result<Config, Problem> {
     positive_duration("sink", "retry_max", g.retry_max)?;
     positive_duration("sink", "request_timeout", g.request_timeout)?;
     in_range("sink", "retry_attempts", g.retry_attempts, 1, 100)?;
-    for (i, s) in raw.sinks.iter().enumerate() {
+    let mut sinks = Vec::new();
+    for (name, s) in &raw.sinks {
+        let s = crate::sink::SinkSettings { name: name.clone(), ..s.clone() };
         if let Some((key, message)) = s.problem() {
-            return Err(problem("sinks", key, quoted(&s.name), format!("sink #{}: {message}", i + 1)));
+            return Err(problem("sinks", key, quoted(name), format!("[sinks.{name}]: {message}")));
         }
-        if raw.sinks.get(..i).is_some_and(|before| before.iter().any(|b| b.name == s.name)) {
-            return Err(problem("sinks", "name", quoted(&s.name), "two sinks have this name (it names the spool)"));
-        }
+        sinks.push(s);
     }
 
     Ok(Config {
@@ -780,7 +781,7 @@ fn validate(raw: &RawConfig) -> Result<Config, Problem> {
         sensitive: raw.sensitive.clone(),
         detect: raw.detect.clone(),
         sink: raw.sink.clone(),
-        sinks: raw.sinks.clone(),
+        sinks,
     })
 }
 

@@ -110,11 +110,12 @@ fn default_kinds() -> Vec<Stream> {
     vec![Stream::Alerts, Stream::Findings, Stream::Inventory]
 }
 
-/// One `[[sinks]]` entry. Keys of other sink types are refused by validation.
+/// One `[sinks.NAME]` table.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SinkSettings {
-    /// Unique name: the spool directory and the metrics label. Letters, digits, `-`, `_`.
+    /// The table's NAME: the spool directory and the metrics label. Letters, digits, `-`, `_`.
+    #[serde(skip)]
     pub name: String,
     #[serde(rename = "type")]
     pub kind: SinkType,
@@ -203,7 +204,7 @@ impl SinkSettings {
             && self.name.len() <= 64
             && self.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         if !name_ok {
-            return Some(("name", "needs a name of 1 to 64 letters, digits, '-' or '_'".into()));
+            return Some(("name", "a sink name is 1 to 64 letters, digits, '-' or '_'".into()));
         }
         if self.kinds.is_empty() {
             return Some((
@@ -710,7 +711,8 @@ async fn run_sink(
     while let Ok(e) = rx.try_recv() {
         rest.push(e);
     }
-    let mut healthy = down_until.is_none();
+    // One try even for a sink that was down: it may be back, and the deadline bounds the wait.
+    let mut healthy = true;
     if !spool_empty(&shared) {
         shared.spool_events(&rest);
         rest.clear();
