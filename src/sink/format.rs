@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 /// ECS version the mapping targets (validated against `@elastic/ecs` in tests/sinks.rs).
-pub const ECS_VERSION: &str = "9.3.0";
+pub const ECS_VERSION: &str = "9.4.0";
 /// OCSF version the mapping targets (validated against pydantic-ocsf's `v1_7_0.json` in tests/sinks.rs).
 pub const OCSF_VERSION: &str = "1.7.0";
 const VENDOR: &str = "mirador";
@@ -376,7 +376,6 @@ pub fn ecs(stream: Stream, v: &Value, observer: &Observer) -> Value {
     insert(&mut event, "id", record_uid(v).map(Value::from));
     insert(&mut event, "action", s(v, "type").or_else(|| s(v, "kind")).map(Value::from));
     insert(&mut event, "reason", s(v, "title").map(Value::from));
-    insert(&mut event, "count", u(v, "count").map(Value::from));
     doc.insert("event".into(), Value::Object(event));
 
     let (src, dst) = (endpoint(v, "src"), endpoint(v, "dst"));
@@ -598,14 +597,10 @@ pub fn ocsf(stream: Stream, v: &Value, observer: &Observer) -> Value {
             doc.insert("evidences".into(), json!([evidence]));
         }
     }
-    doc.insert(
-        "unmapped".into(),
-        Value::Object(extras(v, &["ts", "time", "id", "title", "severity", "src", "dst", "method", "status"])),
-    );
-    doc.insert(
-        "observables".into(),
-        json!([{"name": "observer.hostname", "type_id": 1, "type": "Hostname", "value": observer.hostname}]),
-    );
+    // Everything OCSF has no attribute for, and the reporting sensor (OCSF's `device` is the affected host).
+    let mut unmapped = extras(v, &["ts", "time", "id", "title", "severity", "src", "dst", "method", "status"]);
+    unmapped.insert("observer_hostname".into(), json!(observer.hostname));
+    doc.insert("unmapped".into(), Value::Object(unmapped));
     Value::Object(doc)
 }
 

@@ -711,33 +711,41 @@ async fn run_sink(
     while let Ok(e) = rx.try_recv() {
         rest.push(e);
     }
-    // One try even for a sink that was down: it may be back, and the deadline bounds the wait.
-    let mut healthy = true;
     if !spool_empty(&shared) {
         shared.spool_events(&rest);
         rest.clear();
     }
+    // Keep trying until the deadline, even a sink that was down: it may be back. Order holds: once a batch
+    // fails, everything behind it goes to the spool first.
     let left = |d: tokio::time::Instant| d.saturating_duration_since(tokio::time::Instant::now());
-    while healthy && !rest.is_empty() && !left(deadline).is_zero() {
-        let n = rest.len().min(max);
-        let batch: Vec<Arc<Event>> = rest.drain(..n).collect();
-        if !attempt(&shared, &mut t, &batch, left(deadline).min(attempt_timeout)).await {
-            shared.spool_events(&batch);
-            healthy = false;
+    let mut backoff = Backoff::new(g.retry_initial, g.retry_max);
+    while !left(deadline).is_zero() && (!rest.is_empty() || !spool_empty(&shared)) {
+        let (batch, from_spool) = if spool_empty(&shared) {
+            let n = rest.len().min(max);
+            (rest.drain(..n).collect::<Vec<_>>(), None)
+        } else {
+            let recs = shared.spool.lock().unwrap_or_else(PoisonError::into_inner).read_batch(max);
+            let n = recs.len();
+            (spooled_to_events(recs), Some(n))
+        };
+        let ok = batch.is_empty() || attempt(&shared, &mut t, &batch, left(deadline).min(attempt_timeout)).await;
+        match (ok, from_spool) {
+            (true, Some(n)) => {
+                shared.spool.lock().unwrap_or_else(PoisonError::into_inner).commit(n);
+                shared.counters.replayed.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            }
+            (true, None) => {}
+            (false, from_spool) => {
+                if from_spool.is_none() {
+                    shared.spool_events(&batch);
+                    shared.spool_events(&rest);
+                    rest.clear();
+                }
+                tokio::time::sleep(backoff.next().min(left(deadline))).await;
+            }
         }
     }
     shared.spool_events(&rest);
-    while healthy && !spool_empty(&shared) && !left(deadline).is_zero() {
-        let recs = shared.spool.lock().unwrap_or_else(PoisonError::into_inner).read_batch(max);
-        let n = recs.len();
-        let batch = spooled_to_events(recs);
-        if batch.is_empty() || attempt(&shared, &mut t, &batch, left(deadline).min(attempt_timeout)).await {
-            shared.spool.lock().unwrap_or_else(PoisonError::into_inner).commit(n);
-            shared.counters.replayed.fetch_add(batch.len() as u64, Ordering::Relaxed);
-        } else {
-            healthy = false;
-        }
-    }
     let mut sp = shared.spool.lock().unwrap_or_else(PoisonError::into_inner);
     sp.sync();
     if !sp.is_empty() {

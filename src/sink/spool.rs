@@ -119,7 +119,7 @@ impl Spool {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.records == 0
+        self.records == 0 || self.segments.is_empty()
     }
 
     pub fn bytes(&self) -> u64 {
