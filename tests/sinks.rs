@@ -899,3 +899,31 @@ fn kafka_broker_down_spools() {
     assert_eq!(m.snapshot().remove(0).spool_records, 5);
     assert_eq!(mirador::sink::transport::kafka_key(&inventory(0)), "users.internal.example");
 }
+
+/// Prints the README's format samples: `cargo test --test sinks print_samples -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn print_samples() {
+    let obs = Observer { hostname: "sensor-1".into() };
+    let a = alert(1, "high");
+    println!("JSON\n{a}");
+    for f in [Format::Ecs, Format::Ocsf] {
+        let v: Value = serde_json::from_slice(&f.render(Stream::Alerts, &a, &obs)).unwrap();
+        println!("{f:?}\n{}", serde_json::to_string_pretty(&v).unwrap());
+    }
+    println!("CEF\n{}", String::from_utf8(Format::Cef.render(Stream::Alerts, &a, &obs)).unwrap());
+    let h = format::SyslogHeader {
+        protocol: SyslogProtocol::Rfc5424,
+        facility: 16,
+        hostname: "sensor-1".into(),
+        app_name: "mirador".into(),
+    };
+    let msg = format::syslog_message(
+        &h,
+        Severity::High,
+        1763932046.25,
+        "alerts",
+        &Format::Cef.render(Stream::Alerts, &a, &obs),
+    );
+    println!("SYSLOG\n{}", String::from_utf8(msg).unwrap());
+}
