@@ -480,6 +480,15 @@ impl SinkManager {
         Ok(SinkManager { sinks, wants_transactions, stop, thread: Mutex::new(Some(thread)) })
     }
 
+    /// The manager for a configuration's `[sinks.NAME]` tables; `None` when there are none. For the binary:
+    /// `opts.sinks = SinkManager::from_config(&cfg)?` before a run (an error is a configuration error).
+    pub fn from_config(cfg: &crate::config::Config) -> Result<Option<Arc<SinkManager>>, SinkError> {
+        if cfg.sinks.is_empty() {
+            return Ok(None);
+        }
+        SinkManager::start(&cfg.sink_options()).map(|m| Some(Arc::new(m)))
+    }
+
     /// Hands records over (from the output thread): `lines` holds one JSON record per line. Never blocks on a
     /// sink: a full queue sends the record to that sink's spool.
     pub fn offer(&self, stream: &str, lines: &[u8]) {
