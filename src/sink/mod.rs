@@ -215,6 +215,13 @@ impl SinkSettings {
         if self.batch_records == 0 {
             return Some(("batch_records", "must be greater than 0".into()));
         }
+        let visible = |x: &str| !x.is_empty() && x.bytes().all(|b| b.is_ascii_graphic() || b == b' ');
+        if let Some((k, _)) = self.headers.iter().find(|(k, v)| !visible(k) || k.contains(' ') || !visible(v)) {
+            return Some(("headers", format!("header {k:?}: names and values must be printable ASCII")));
+        }
+        if self.token.as_deref().is_some_and(|t| !visible(t)) {
+            return Some(("token", "must be printable ASCII".into()));
+        }
         if self.facility > 23 {
             return Some(("facility", "must be between 0 and 23".into()));
         }
