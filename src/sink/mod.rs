@@ -827,6 +827,35 @@ mod tests {
     }
 
     #[test]
+    fn full_queue_overflows_to_the_spool_without_blocking() {
+        let d = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let g = SinkGlobal {
+            queue_records: 2,
+            flush_timeout: Duration::from_millis(200),
+            retry_initial: Duration::from_secs(5),
+            ..Default::default()
+        };
+        let http = SinkSettings {
+            name: "h".into(),
+            kind: SinkType::Http,
+            url: Some(format!("http://127.0.0.1:{port}/in")),
+            ..Default::default()
+        };
+        let m = SinkManager::start(&SinkOptions { global: g, sinks: vec![http], spool_dir: d.path().into() }).unwrap();
+        let t0 = Instant::now();
+        for i in 0..500 {
+            m.offer("alerts", format!("{{\"id\":\"{i}\"}}\n").as_bytes());
+        }
+        // Retries wait 5 s each: only the spool can have taken 500 records this fast.
+        assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+        assert!(m.snapshot().first().is_some_and(|s| s.spooled > 400));
+        m.shutdown();
+        let s = m.snapshot().remove(0);
+        assert_eq!((s.sent, s.spool_records, s.dropped), (0, 500, 0), "{s:?}");
+    }
+
+    #[test]
     fn down_sink_spools_and_next_start_delivers() {
         let d = tempfile::tempdir().unwrap();
         // A file sink whose directory is a file cannot be opened: use an HTTP sink to a closed port instead.
