@@ -316,7 +316,12 @@ fn outage_during_replay_and_restart_loses_nothing() {
 
     // Run 1: the receiver answers 3 requests, then goes away.
     let crashing = Receiver::start(port, reqs.clone(), Some(3));
-    let m1 = Arc::new(SinkManager::start(&opts).unwrap());
+    // The receiver stays down until the end of run 1: a short flush timeout, then everything is spooled.
+    let short = SinkOptions {
+        global: SinkGlobal { flush_timeout: Duration::from_secs(1), ..opts.global.clone() },
+        ..opts.clone()
+    };
+    let m1 = Arc::new(SinkManager::start(&short).unwrap());
     let (out1, out2) = (tmp.path().join("run1"), tmp.path().join("run2"));
     replay_with_sinks(&repo().join("pcaps/demo.pcap"), &out1, m1.clone());
     crashing.stop();
