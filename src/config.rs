@@ -108,6 +108,10 @@ pub struct RawConfig {
     pub sensitive: crate::sensitive::Settings,
     /// Detections. Defaults: see [`crate::detect::Settings`].
     pub detect: crate::detect::Settings,
+    /// `[sink]`: delivery settings shared by the SIEM sinks. Defaults: see [`crate::sink::SinkGlobal`].
+    pub sink: crate::sink::SinkGlobal,
+    /// `[sinks.NAME]`: SIEM sinks by name (none by default). See [`crate::sink::SinkSettings`].
+    pub sinks: std::collections::BTreeMap<String, crate::sink::SinkSettings>,
 }
 
 /// `[capture]`: live capture with libpcap.
@@ -303,6 +307,9 @@ pub struct Config {
     pub inventory: crate::inventory::Settings,
     pub sensitive: crate::sensitive::Settings,
     pub detect: crate::detect::Settings,
+    pub sink: crate::sink::SinkGlobal,
+    /// `[sinks.NAME]`, each with its `name` filled in from the table name.
+    pub sinks: Vec<crate::sink::SinkSettings>,
 }
 
 impl Default for Config {
@@ -320,6 +327,8 @@ impl Default for Config {
             inventory: raw.inventory,
             sensitive: raw.sensitive,
             detect: raw.detect,
+            sink: raw.sink,
+            sinks: Vec::new(),
         }
     }
 }
@@ -394,6 +403,17 @@ impl Config {
             inventory: self.inventory.clone(),
             sensitive: self.sensitive.clone(),
             detect: self.detect.clone(),
+            sink: self.sink.clone(),
+            sinks: self.sinks.iter().map(|s| (s.name.clone(), s.clone())).collect(),
+        }
+    }
+
+    /// The SIEM sinks' settings; their spools live under `[state] dir`/spool.
+    pub fn sink_options(&self) -> crate::sink::SinkOptions {
+        crate::sink::SinkOptions {
+            global: self.sink.clone(),
+            sinks: self.sinks.clone(),
+            spool_dir: self.state.dir.join("spool"),
         }
     }
 
@@ -720,6 +740,31 @@ fn validate(raw: &RawConfig) -> Result<Config, Problem> {
         return Err(problem("state", "dir", "\"\"", "must name a directory"));
     }
 
+    let g = &raw.sink;
+    positive("sink", "queue_records", g.queue_records)?;
+    positive("sink", "spool_segment_bytes", g.spool_segment_bytes)?;
+    if g.spool_max_bytes < g.spool_segment_bytes {
+        return Err(problem(
+            "sink",
+            "spool_max_bytes",
+            g.spool_max_bytes,
+            format!("must be at least [sink] spool_segment_bytes ({})", g.spool_segment_bytes),
+        ));
+    }
+    positive_duration("sink", "flush_timeout", g.flush_timeout)?;
+    positive_duration("sink", "retry_initial", g.retry_initial)?;
+    positive_duration("sink", "retry_max", g.retry_max)?;
+    positive_duration("sink", "request_timeout", g.request_timeout)?;
+    in_range("sink", "retry_attempts", g.retry_attempts, 1, 100)?;
+    let mut sinks = Vec::new();
+    for (name, s) in &raw.sinks {
+        let s = crate::sink::SinkSettings { name: name.clone(), ..s.clone() };
+        if let Some((key, message)) = s.problem() {
+            return Err(problem("sinks", key, quoted(name), format!("[sinks.{name}]: {message}")));
+        }
+        sinks.push(s);
+    }
+
     Ok(Config {
         capture: raw.capture.clone(),
         sensor: SensorConfig {
@@ -736,6 +781,8 @@ fn validate(raw: &RawConfig) -> Result<Config, Problem> {
         inventory: raw.inventory.clone(),
         sensitive: raw.sensitive.clone(),
         detect: raw.detect.clone(),
+        sink: raw.sink.clone(),
+        sinks,
     })
 }
 

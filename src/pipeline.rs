@@ -137,6 +137,9 @@ pub struct PipelineOptions {
     pub queue_transactions: usize,
     pub registry: Arc<Registry>,
     pub telemetry: Option<Arc<Telemetry>>,
+    /// SIEM sinks fed alerts, findings and inventory records by the output thread; shut down (flushed or
+    /// spooled) by the end of the run.
+    pub sinks: Option<Arc<crate::sink::SinkManager>>,
 }
 
 impl PipelineOptions {
@@ -148,6 +151,7 @@ impl PipelineOptions {
             queue_transactions: 4096,
             registry: Arc::new(crate::analyzer::Registry::new()),
             telemetry: None,
+            sinks: None,
         }
     }
 }
@@ -265,9 +269,10 @@ impl Pipeline {
         // Lines queue deeper than transactions: a transaction may yield several lines.
         let (out, out_rx) = bounded::<OutItem>(queue * 2);
         let dir = out_dir.to_owned();
+        let sinks = opts.sinks.clone();
         let writer = std::thread::Builder::new()
             .name("output".into())
-            .spawn(move || output_loop(out_rx, dir, flows, transactions))
+            .spawn(move || output_loop(out_rx, dir, flows, transactions, sinks))
             .map_err(|e| OutputError::Io { path: out_dir.to_owned(), source: e })?;
         let mut workers = Vec::new();
         for i in 0..opts.workers.max(1) {
@@ -429,6 +434,7 @@ fn output_loop(
     dir: PathBuf,
     mut flows: JsonlFile,
     transactions: JsonlFile,
+    sinks: Option<Arc<crate::sink::SinkManager>>,
 ) -> Result<HashMap<&'static str, u64>, OutputError> {
     let mut files: HashMap<&'static str, JsonlFile> = HashMap::new();
     files.insert("transactions", transactions);
@@ -441,6 +447,9 @@ fn output_loop(
                 }
             }
             OutItem::Lines(stream, json, n) => {
+                if let Some(s) = &sinks {
+                    s.offer(stream, &json);
+                }
                 if !files.contains_key(stream) {
                     match JsonlFile::create(dir.join(format!("{stream}.jsonl"))) {
                         Ok(f) => {
@@ -810,7 +819,12 @@ fn conclude(
     let stats = sensor.stats().0;
     // The engine holds senders into the pipeline: they must be gone before the pipeline can drain.
     drop(sensor);
-    let (lines, counters) = pipeline.finish()?;
+    let finished = pipeline.finish();
+    // Before any early return: what the sinks hold in memory is delivered or spooled, never lost.
+    if let Some(s) = &opts.sinks {
+        s.shutdown();
+    }
+    let (lines, counters) = finished?;
     opts.registry.conclude(out_dir).map_err(|(name, source)| OutputError::Io { path: out_dir.join(name), source })?;
     if let Some(t) = &opts.telemetry {
         t.publish(&stats, &counters);
