@@ -281,6 +281,14 @@ fn options(cfg: &Config, telemetry: Arc<Telemetry>, live: bool) -> Result<Pipeli
     })?;
     let mut opts = PipelineOptions::new(cfg.sensor_config());
     opts.registry = Arc::new(registry);
+    opts.sinks = mirador::sink::SinkManager::from_config(cfg).map_err(|e| {
+        eprintln!("mirador: error: {e}");
+        ExitCode::from(EXIT_USAGE)
+    })?;
+    if let Some(sinks) = &opts.sinks {
+        let sinks = Arc::clone(sinks);
+        telemetry.add_section(move || mirador::sink::render_prometheus(&sinks.snapshot()));
+    }
     opts.workers = cfg.pipeline.resolved_workers();
     opts.shards = cfg.pipeline.resolved_shards();
     opts.queue_transactions = cfg.pipeline.queue_transactions;

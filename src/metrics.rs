@@ -262,6 +262,7 @@ fn emit(cause: DropReason, count: u64) {
 }
 
 type Get = fn(&Stats, &PipelineCounters) -> u64;
+type Section = Box<dyn Fn() -> String + Send + Sync>;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 enum Kind {
@@ -605,6 +606,8 @@ pub struct Telemetry {
     flags: Vec<(Flag, Counter)>,
     flags_other: Counter,
     analyzers: Mutex<Analyzers>,
+    /// Text appended to the exposition by [`Telemetry::add_section`].
+    sections: Mutex<Vec<Section>>,
     /// `BY_TYPE` series, registered as types appear (the pipeline caps how many).
     by_type: Mutex<Vec<((&'static str, String), Counter)>>,
     health: Mutex<Health>,
@@ -681,6 +684,7 @@ impl Telemetry {
             health: Mutex::new(Health { unhealthy: None, last_publish: Instant::now(), stale_after: None }),
             healthy: AtomicBool::new(true),
             by_type: Mutex::new(Vec::new()),
+            sections: Mutex::new(Vec::new()),
             log: &GLOBAL_LOG_ONCE,
         }
     }
@@ -792,7 +796,17 @@ impl Telemetry {
         if a.other_transactions.is_some() {
             out.push_str(&format!("{ANALYZER_SECONDS}{{analyzer=\"{OTHER}\"}} {}\n", nanos_to_secs(a.other_nanos)));
         }
+        drop(a);
+        for section in lock(&self.sections).iter() {
+            out.push_str(&section());
+        }
         out
+    }
+
+    /// Adds families rendered by another component at scrape time (complete `# HELP`/`# TYPE` blocks), e.g.
+    /// the SIEM sinks' per-sink counters.
+    pub fn add_section(&self, render: impl Fn() -> String + Send + Sync + 'static) {
+        lock(&self.sections).push(Box::new(render));
     }
 
     /// `/healthz` answers 503 with `reason` from now on (a capture thread died, an output failed).
