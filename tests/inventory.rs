@@ -53,7 +53,8 @@ fn check_openapi(dir: &Path) -> Vec<(String, Value)> {
         let spec = oas3::from_json(&text).unwrap_or_else(|e| panic!("{}: oas3: {e}", path.display()));
         assert!(spec.openapi.starts_with("3.1"), "{}", path.display());
         let doc: Value = serde_json::from_str(&text).unwrap();
-        let errors: Vec<String> = validator.iter_errors(&doc).map(|e| format!("{e} at {}", e.instance_path())).collect();
+        let errors: Vec<String> =
+            validator.iter_errors(&doc).map(|e| format!("{e} at {}", e.instance_path())).collect();
         assert!(errors.is_empty(), "{}: {errors:#?}", path.display());
         // Every `{name}` of a path is declared as a path parameter of each of its operations.
         for (p, item) in doc["paths"].as_object().unwrap() {

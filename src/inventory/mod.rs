@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use op::{OpCaps, OpCounters, Observation, Operation};
+pub use op::{Observation, OpCaps, OpCounters, Operation};
 pub use schema::{Schema, SchemaCaps};
 pub use template::{Shape, Tree, TreeCaps, TreeCounters, check_template, param_name, shape};
 
@@ -717,7 +717,10 @@ mod tests {
             let mut inv = Inventory::new(&Settings::default()).unwrap();
             inv.attach_store(&path).unwrap();
             for i in 0..5 {
-                run(&inv, &tx("GET", "api.example.com", &format!("/users/{i}"), 200, round as f64 * 100.0 + f64::from(i)));
+                run(
+                    &inv,
+                    &tx("GET", "api.example.com", &format!("/users/{i}"), 200, round as f64 * 100.0 + f64::from(i)),
+                );
             }
             inv.save();
             let j = inv.inventory_json();
@@ -728,9 +731,11 @@ mod tests {
         // Operators can query it.
         let c = rusqlite::Connection::open(&path).unwrap();
         let n: i64 = c
-            .query_row("SELECT transactions FROM operations WHERE service = 'api.example.com' AND method = 'GET'", [], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT transactions FROM operations WHERE service = 'api.example.com' AND method = 'GET'",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(n, 10);
     }

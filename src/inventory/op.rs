@@ -134,12 +134,47 @@ impl Observation {
 
 /// Request headers that are part of HTTP itself or of the transport path, not of the API: not parameters.
 const STANDARD_HEADERS: &[&str] = &[
-    "host", "user-agent", "accept", "accept-encoding", "accept-language", "accept-charset", "connection",
-    "content-type", "content-length", "content-encoding", "transfer-encoding", "cookie", "authorization",
-    "cache-control", "pragma", "te", "trailer", "upgrade", "via", "forwarded", "x-forwarded-for",
-    "x-forwarded-host", "x-forwarded-proto", "x-forwarded-port", "x-real-ip", "origin", "referer", "if-match",
-    "if-none-match", "if-modified-since", "if-unmodified-since", "if-range", "range", "dnt", "expect", "date",
-    "keep-alive", "proxy-authorization", "proxy-connection", "priority", "upgrade-insecure-requests",
+    "host",
+    "user-agent",
+    "accept",
+    "accept-encoding",
+    "accept-language",
+    "accept-charset",
+    "connection",
+    "content-type",
+    "content-length",
+    "content-encoding",
+    "transfer-encoding",
+    "cookie",
+    "authorization",
+    "cache-control",
+    "pragma",
+    "te",
+    "trailer",
+    "upgrade",
+    "via",
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-forwarded-port",
+    "x-real-ip",
+    "origin",
+    "referer",
+    "if-match",
+    "if-none-match",
+    "if-modified-since",
+    "if-unmodified-since",
+    "if-range",
+    "range",
+    "dnt",
+    "expect",
+    "date",
+    "keep-alive",
+    "proxy-authorization",
+    "proxy-connection",
+    "priority",
+    "upgrade-insecure-requests",
 ];
 
 /// Header names that carry an API key.
@@ -523,10 +558,8 @@ impl Operation {
     }
 
     pub fn add_data_class(&mut self, location: &str, field: &str, class: &str, category: &str, n: u64, caps: &OpCaps) {
-        if let Some(d) = self
-            .data_classes
-            .iter_mut()
-            .find(|d| &*d.location == location && &*d.field == field && &*d.class == class)
+        if let Some(d) =
+            self.data_classes.iter_mut().find(|d| &*d.location == location && &*d.field == field && &*d.class == class)
         {
             d.count += n;
         } else if self.data_classes.len() < caps.max_data_classes {
@@ -594,14 +627,25 @@ mod tests {
         let mut t = tx(
             "POST",
             "/orders",
-            &[("Content-Type", "application/json"), ("X-Request-ID", "123e4567-e89b-12d3-a456-426614174000"), ("Accept", "*/*")],
+            &[
+                ("Content-Type", "application/json"),
+                ("X-Request-ID", "123e4567-e89b-12d3-a456-426614174000"),
+                ("Accept", "*/*"),
+            ],
             r#"{"sku":"A1","qty":2}"#,
             201,
             r#"{"id":"123e4567-e89b-12d3-a456-426614174000"}"#,
         );
         t.query_params = vec![("page".into(), "2".into())];
         op.observe(Observation::from_tx(&t, &caps), &caps);
-        let t2 = tx("POST", "/orders", &[("Content-Type", "application/x-www-form-urlencoded")], "a=1&b=x%40y.example", 400, "");
+        let t2 = tx(
+            "POST",
+            "/orders",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            "a=1&b=x%40y.example",
+            400,
+            "",
+        );
         op.observe(Observation::from_tx(&t2, &caps), &caps);
         assert_eq!(op.count, 2);
         assert!(op.headers.contains_key("x-request-id"));
@@ -610,7 +654,10 @@ mod tests {
         assert_eq!(op.request.len(), 2);
         let form = op.request["application/x-www-form-urlencoded"].to_json_schema(&caps.schema);
         assert_eq!(form["properties"]["b"]["format"], "email");
-        assert_eq!(op.responses[&201].content["application/json"].to_json_schema(&caps.schema)["properties"]["id"]["format"], "uuid");
+        assert_eq!(
+            op.responses[&201].content["application/json"].to_json_schema(&caps.schema)["properties"]["id"]["format"],
+            "uuid"
+        );
         assert_eq!(op.responses[&400].empty, 1);
         assert_eq!(op.latency.count(), 2);
         // Merging is the same as observing both.

@@ -146,7 +146,12 @@ fn content(map: &BTreeMap<Box<str>, super::schema::Schema>, caps: &OpCaps) -> Va
         map.iter()
             .map(|(ct, s)| {
                 let mut m = Map::new();
-                if s.seen > 0 && (s.null + s.boolean + s.integer + s.number > 0 || s.string.is_some() || s.array.is_some() || s.object.is_some()) {
+                if s.seen > 0
+                    && (s.null + s.boolean + s.integer + s.number > 0
+                        || s.string.is_some()
+                        || s.array.is_some()
+                        || s.object.is_some())
+                {
                     m.insert("schema".into(), s.to_json_schema(&caps.schema));
                 }
                 m.insert("x-mirador-seen".into(), json!(s.seen));
@@ -166,7 +171,8 @@ pub fn document(key: &str, svc: &Service, tree_caps: &TreeCaps, caps: &OpCaps) -
         ops.sort_by(|a, b| a.0.cmp(&b.0));
         for (method, op) in ops {
             let m = method.to_ascii_lowercase();
-            let standard = matches!(m.as_str(), "get" | "put" | "post" | "delete" | "options" | "head" | "patch" | "trace");
+            let standard =
+                matches!(m.as_str(), "get" | "put" | "post" | "delete" | "options" | "head" | "patch" | "trace");
             let mut o = Map::new();
             o.insert("operationId".into(), json!(operation_id(method, &v.template)));
             let params = param_list(op, &v, caps);

@@ -138,8 +138,8 @@ pub struct Schema {
 /// Field names whose values are never offered as enums, whatever they look like: credentials and personal data.
 const NO_ENUM_NAMES: &[&str] = &[
     "pass", "pwd", "secret", "token", "key", "auth", "session", "cookie", "ssn", "card", "cvv", "cvc", "iban",
-    "account", "email", "mail", "phone", "name", "address", "line", "street", "city", "zip", "postal", "birth",
-    "dob", "user", "login", "id",
+    "account", "email", "mail", "phone", "name", "address", "line", "street", "city", "zip", "postal", "birth", "dob",
+    "user", "login", "id",
 ];
 
 fn enum_allowed_for(field: &str) -> bool {
@@ -166,7 +166,10 @@ impl Schema {
     /// One sample given as text (query, path, header, cookie and form values): typed by its look.
     pub fn from_text(t: &str, field: &str, allow_enum: bool) -> Schema {
         let mut s = Schema { seen: 1, ..Schema::default() };
-        if !t.is_empty() && t.len() <= 19 && t.bytes().all(|b| b.is_ascii_digit()) && !(t.len() > 1 && t.starts_with('0'))
+        if !t.is_empty()
+            && t.len() <= 19
+            && t.bytes().all(|b| b.is_ascii_digit())
+            && !(t.len() > 1 && t.starts_with('0'))
         {
             s.integer = 1;
         } else if t == "true" || t == "false" {
@@ -415,7 +418,10 @@ pub fn detect_format(t: &str) -> Option<Format> {
     if is_date(b) {
         return Some(Format::Date);
     }
-    if b.len() > 10 && is_date(b.get(..10)?) && matches!(b.get(10), Some(b'T' | b't' | b' ')) && is_time_rest(b.get(11..)?)
+    if b.len() > 10
+        && is_date(b.get(..10)?)
+        && matches!(b.get(10), Some(b'T' | b't' | b' '))
+        && is_time_rest(b.get(11..)?)
     {
         return Some(Format::DateTime);
     }
@@ -437,7 +443,9 @@ pub fn detect_format(t: &str) -> Option<Format> {
 pub fn is_uuid(t: &str) -> bool {
     let b = t.as_bytes();
     b.len() == 36
-        && b.iter().enumerate().all(|(i, c)| if matches!(i, 8 | 13 | 18 | 23) { *c == b'-' } else { c.is_ascii_hexdigit() })
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| if matches!(i, 8 | 13 | 18 | 23) { *c == b'-' } else { c.is_ascii_hexdigit() })
 }
 
 pub fn is_date(b: &[u8]) -> bool {
@@ -554,7 +562,8 @@ mod tests {
         // Personal-looking field names never get an enum, whatever the values.
         assert!(j["properties"]["name"].get("enum").is_none());
         // Too many distinct values: no enum.
-        let many: Vec<String> = (0..40).map(|i| format!(r#"{{"kind":"k{}"}}"#, (b'a' + (i % 20) as u8) as char)).collect();
+        let many: Vec<String> =
+            (0..40).map(|i| format!(r#"{{"kind":"k{}"}}"#, (b'a' + (i % 20) as u8) as char)).collect();
         let refs: Vec<&str> = many.iter().map(String::as_str).collect();
         assert!(learn(&refs).to_json_schema(&SchemaCaps::default())["properties"]["kind"].get("enum").is_none());
         // Too few samples: no enum.

@@ -115,7 +115,9 @@ impl Store {
             let (k, model) = row?;
             match serde_json::from_str::<Service>(&model) {
                 Ok(s) => out.push((k, s)),
-                Err(e) => tracing::warn!(service = %k, error = %e, "Skipping an unreadable service in the inventory store."),
+                Err(e) => {
+                    tracing::warn!(service = %k, error = %e, "Skipping an unreadable service in the inventory store.")
+                }
             }
         }
         Ok(out)

@@ -213,7 +213,9 @@ pub struct Found<'a> {
 }
 
 fn stable(c: &Node, total: u64, caps: &TreeCaps) -> bool {
-    c.pinned || (c.hits >= caps.stable_min_hits && c.hits.saturating_mul(100) >= total.saturating_mul(caps.stable_share_percent))
+    c.pinned
+        || (c.hits >= caps.stable_min_hits
+            && c.hits.saturating_mul(100) >= total.saturating_mul(caps.stable_share_percent))
 }
 
 fn count_nodes(n: &Node) -> usize {
@@ -471,9 +473,14 @@ pub fn check_template(t: &str) -> Result<Vec<(&str, bool)>, BadTemplate> {
             return Err(BadTemplate(format!("\"{}\" has a '{seg}' segment", t.escape_debug())));
         }
         if let Some(inner) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-            if inner.is_empty() || !inner.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-' || c == b'.')
+            if inner.is_empty()
+                || !inner.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-' || c == b'.')
             {
-                return Err(BadTemplate(format!("\"{}\": bad parameter name \"{}\"", t.escape_debug(), inner.escape_debug())));
+                return Err(BadTemplate(format!(
+                    "\"{}\": bad parameter name \"{}\"",
+                    t.escape_debug(),
+                    inner.escape_debug()
+                )));
             }
             out.push((inner, true));
         } else if seg.contains(['{', '}']) {
@@ -633,8 +640,14 @@ mod tests {
     #[test]
     fn ids_by_shape_and_nested() {
         let mut t = Tree::default();
-        assert_eq!(learn(&mut t, "/users/42/orders/123e4567-e89b-12d3-a456-426614174000").unwrap(), "/users/{userId}/orders/{orderId}");
-        assert_eq!(learn(&mut t, "/users/7/orders/9b2e4567-e89b-12d3-a456-426614174001").unwrap(), "/users/{userId}/orders/{orderId}");
+        assert_eq!(
+            learn(&mut t, "/users/42/orders/123e4567-e89b-12d3-a456-426614174000").unwrap(),
+            "/users/{userId}/orders/{orderId}"
+        );
+        assert_eq!(
+            learn(&mut t, "/users/7/orders/9b2e4567-e89b-12d3-a456-426614174001").unwrap(),
+            "/users/{userId}/orders/{orderId}"
+        );
         assert_eq!(learn(&mut t, "/").unwrap(), "/");
         assert_eq!(templates(&t), ["/", "/users/{userId}/orders/{orderId}"]);
     }
@@ -663,9 +676,11 @@ mod tests {
 
     #[test]
     fn word_ids_merge_by_cardinality() {
-        let names = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "mallory",
-            "niaj", "olivia", "peggy", "rupert", "sybil", "trent", "victor", "walter", "xavier", "yolanda", "zoe",
-            "adam", "bella", "chris", "diana", "ethan", "fiona", "george", "hannah"];
+        let names = [
+            "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "mallory", "niaj",
+            "olivia", "peggy", "rupert", "sybil", "trent", "victor", "walter", "xavier", "yolanda", "zoe", "adam",
+            "bella", "chris", "diana", "ethan", "fiona", "george", "hannah",
+        ];
         let mut t = Tree::default();
         for _ in 0..20 {
             learn(&mut t, "/users/me");
