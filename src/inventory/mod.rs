@@ -699,6 +699,56 @@ mod tests {
     }
 
     #[test]
+    fn vxlan_tenant_in_the_service_key() {
+        use crate::decode::{Encap, Tunnel};
+        let mut encap = Encap::default();
+        assert!(encap.push_tunnel(Tunnel { kind: TunnelKind::VXLAN, id: 123 }));
+        let mut t = tx("GET", "api.example.com", "/", 200, 1.0);
+        t.flow = Some(Arc::new(crate::flow::FlowInfo {
+            uid: "C1".into(),
+            community_id: String::new(),
+            client: "10.0.0.1:40000".parse().unwrap(),
+            server: "10.0.0.2:8080".parse().unwrap(),
+            encap,
+        }));
+        assert_eq!(service_key(&t), "vni-123/api.example.com");
+        t.request_headers = Headers::default();
+        assert_eq!(service_key(&t), "vni-123/10.0.0.2:8080");
+    }
+
+    /// A scanner requesting 100k random paths from a catch-all server (every answer 200) while the real API
+    /// is used: memory stays bounded and the real templates survive.
+    #[test]
+    fn random_path_scanner_through_the_analyzer() {
+        let inv = Inventory::new(&Settings::default()).unwrap();
+        let mut rng = crate::synth::Rng(3);
+        for i in 0..100_000u64 {
+            if i % 10 == 0 {
+                run(&inv, &tx("GET", "api.example.com", &format!("/v1/users/{}", rng.below(5000)), 200, 1.0));
+                run(&inv, &tx("GET", "api.example.com", "/v1/users/me", 200, 1.0));
+            }
+            let mut p = String::new();
+            for _ in 0..1 + rng.below(6) {
+                p.push('/');
+                for _ in 0..3 + rng.below(8) {
+                    p.push(char::from(b'a' + rng.below(26) as u8));
+                }
+            }
+            run(&inv, &tx("GET", "api.example.com", &p, 200, 1.0));
+        }
+        let m = inv.lock();
+        let svc = &m.services["api.example.com"];
+        assert!(svc.tree.nodes <= Settings::default().max_nodes_per_service, "{} nodes", svc.tree.nodes);
+        assert!(svc.tree.root.children.len() <= Settings::default().max_literal_children);
+        drop(m);
+        let ops = inv.operations();
+        assert!(ops.len() < 50, "{} operations: {:?}", ops.len(), &ops[..10]);
+        for t in ["/v1/users/me", "/v1/users/{userId}"] {
+            assert!(ops.iter().any(|(_, _, x)| x == t), "{t} lost: {ops:?}");
+        }
+    }
+
+    #[test]
     fn service_cap() {
         let s = Settings { max_services: 2, ..Settings::default() };
         let inv = Inventory::new(&s).unwrap();

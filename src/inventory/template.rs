@@ -737,12 +737,7 @@ mod tests {
                 }
             }
             let mut c = TreeCounters::default();
-            if let Some(f) = t.walk(&p, true, &caps, &OpCaps::default(), &mut c, &|| {})
-                && f.node.ops.is_empty()
-                && t.operations < caps.max_operations
-            {
-                // (ops are added by the model; here one per node is enough to list it)
-            }
+            let _ = t.walk(&p, true, &caps, &OpCaps::default(), &mut c, &|| {});
             if i % 10_000 == 0 {
                 assert!(count_nodes(&t.root) <= caps.max_nodes + 1);
             }
