@@ -161,6 +161,34 @@ fn content(map: &BTreeMap<Box<str>, super::schema::Schema>, caps: &OpCaps) -> Va
     )
 }
 
+/// The longest literal path prefix every template of the service shares (`/api`), `/` when none.
+pub fn base_path(templates: &[&str]) -> String {
+    let mut common: Option<Vec<&str>> = None;
+    for t in templates {
+        let segs: Vec<&str> = super::template::segments(t).take_while(|s| !s.starts_with('{')).collect();
+        common = Some(match common {
+            None => segs,
+            Some(c) => c.into_iter().zip(segs).take_while(|(a, b)| a == b).map(|(a, _)| a).collect(),
+        });
+    }
+    let c = common.unwrap_or_default();
+    if c.is_empty() { "/".to_owned() } else { format!("/{}", c.join("/")) }
+}
+
+fn service_base_path(svc: &Service, tree_caps: &TreeCaps) -> String {
+    let views = svc.tree.views(tree_caps);
+    let ts: Vec<&str> =
+        views.iter().filter(|v| v.node.ops.iter().any(|(_, o)| o.answered())).map(|v| v.template.as_str()).collect();
+    // A template that is the prefix itself (`/api` with `/api/x`) still counts: the base is its parent.
+    let base = base_path(&ts);
+    if ts.contains(&base.as_str()) && base != "/" {
+        base.rsplit_once('/')
+            .map_or_else(|| "/".to_owned(), |(p, _)| if p.is_empty() { "/".to_owned() } else { p.to_owned() })
+    } else {
+        base
+    }
+}
+
 /// The OpenAPI 3.1 document of one service.
 pub fn document(key: &str, svc: &Service, tree_caps: &TreeCaps, caps: &OpCaps) -> Value {
     let mut paths = Map::new();
@@ -247,6 +275,7 @@ pub fn document(key: &str, svc: &Service, tree_caps: &TreeCaps, caps: &OpCaps) -
         "paths": paths,
         "x-mirador-service": {
             "service": key,
+            "base_path": service_base_path(svc, tree_caps),
             "transactions": svc.transactions,
             "first_seen": svc.first_seen,
             "last_seen": svc.last_seen,
@@ -293,6 +322,7 @@ pub fn inventory(services: &HashMap<String, Service>, st: &InventoryStats, tree_
         }
         out.push(json!({
             "service": k,
+            "base_path": service_base_path(svc, tree_caps),
             "transactions": svc.transactions,
             "first_seen": svc.first_seen,
             "last_seen": svc.last_seen,
@@ -311,6 +341,10 @@ mod tests {
         assert_eq!(file_name("vni-7/api.example.com:8080"), "vni-7_api.example.com_8080");
         assert_eq!(file_name(".."), "_..");
         assert_eq!(operation_id("GET", "/users/{userId}/payment-methods"), "getUsersUserIdPaymentMethods");
+        assert_eq!(base_path(&["/api/v1/users", "/api/v2/products/{productId}"]), "/api");
+        assert_eq!(base_path(&["/api/v1/users", "/health"]), "/");
+        assert_eq!(base_path(&["/v1/payments/{paymentId}", "/v1/refunds"]), "/v1");
+        assert_eq!(base_path(&[]), "/");
         assert_eq!(security_scheme("apiKey:header:x-api-key").unwrap().0, "apiKeyHeader_x-api-key");
     }
 }
