@@ -515,9 +515,7 @@ impl Tree {
                 node.fold(seg, true, &caps, op_caps);
                 node = node.param.as_deref_mut().ok_or_else(|| BadTemplate("internal".into()))?;
             } else {
-                if node.param.as_ref().is_some_and(|p| p.pinned) {
-                    // A literal beside a pinned parameter: kept apart (`/users/me` next to `/users/{id}`).
-                }
+                // A literal beside a pinned parameter stays apart (`/users/me` next to `/users/{id}`).
                 node = node.children.entry(seg.into()).or_default();
                 node.pinned = true;
             }
