@@ -1,0 +1,680 @@
+//! What is learned per operation (method + template), and the per-transaction [`Observation`] that feeds it.
+//!
+//! An observation is built from the transaction outside the inventory lock (body parsing, value typing);
+//! merging it under the lock only adds counts and merges capped schemas.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::schema::{ObjectStats, Schema, SchemaCaps, SchemaCounters};
+use super::sketch::{Hll, Latency, hash64};
+use crate::http::Transaction;
+
+/// Limits of one operation (from [`super::Settings`]).
+#[derive(Clone, Copy, Debug)]
+pub struct OpCaps {
+    pub schema: SchemaCaps,
+    /// Query, header and cookie parameters kept per operation (each location).
+    pub max_params: usize,
+    pub max_content_types: usize,
+    pub max_status_codes: usize,
+    pub max_data_classes: usize,
+    /// Bodies longer than this are not parsed (their content type is still recorded).
+    pub max_body_bytes: usize,
+}
+
+impl Default for OpCaps {
+    fn default() -> Self {
+        OpCaps {
+            schema: SchemaCaps::default(),
+            max_params: 32,
+            max_content_types: 8,
+            max_status_codes: 24,
+            max_data_classes: 64,
+            max_body_bytes: 256 * 1024,
+        }
+    }
+}
+
+/// Cap hits of one operation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpCounters {
+    pub params_capped: u64,
+    pub content_types_capped: u64,
+    pub status_codes_capped: u64,
+    pub data_classes_capped: u64,
+    /// Bodies not parsed: over `max_body_bytes`, or not valid JSON although labelled JSON.
+    pub bodies_unparsed: u64,
+    pub schema: SchemaCounters,
+}
+
+impl OpCounters {
+    pub fn add(&mut self, o: &OpCounters) {
+        self.params_capped += o.params_capped;
+        self.content_types_capped += o.content_types_capped;
+        self.status_codes_capped += o.status_codes_capped;
+        self.data_classes_capped += o.data_classes_capped;
+        self.bodies_unparsed += o.bodies_unparsed;
+        self.schema.add(&o.schema);
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResponseStats {
+    pub count: u64,
+    /// Content type → body schema (an empty schema when bodies were not parsed).
+    pub content: BTreeMap<Box<str>, Schema>,
+    /// Responses without a body.
+    pub empty: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthSeen {
+    pub count: u64,
+    /// Of those, answered with a 2xx or 3xx: the scheme is accepted.
+    pub ok: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataClassSeen {
+    pub location: Box<str>,
+    pub field: Box<str>,
+    pub class: Box<str>,
+    pub category: Box<str>,
+    pub count: u64,
+}
+
+/// Everything learned about one operation.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Operation {
+    pub count: u64,
+    /// Packet time, seconds.
+    pub first_seen: f64,
+    pub last_seen: f64,
+    pub query: BTreeMap<Box<str>, Schema>,
+    pub headers: BTreeMap<Box<str>, Schema>,
+    pub cookies: BTreeMap<Box<str>, Schema>,
+    /// Request content type → body schema.
+    pub request: BTreeMap<Box<str>, Schema>,
+    pub responses: BTreeMap<u16, ResponseStats>,
+    pub no_response: u64,
+    /// Auth scheme key (`none`, `basic`, `bearer`, `jwt`, `apiKey:header:NAME`, `apiKey:query:NAME`,
+    /// `cookie:NAME`, `other:SCHEME`) → how often.
+    pub auth: BTreeMap<Box<str>, AuthSeen>,
+    pub latency: Latency,
+    pub clients: Hll,
+    pub data_classes: Vec<DataClassSeen>,
+    pub capped: OpCounters,
+}
+
+/// One transaction, digested for [`Operation::observe`].
+#[derive(Debug, Default)]
+pub struct Observation {
+    pub ts: f64,
+    pub latency: Option<f64>,
+    pub client: Option<u64>,
+    pub query: Vec<(String, Schema)>,
+    pub headers: Vec<(String, Schema)>,
+    pub cookies: Vec<(String, Schema)>,
+    pub request_body: Option<(String, Schema)>,
+    pub status: Option<u16>,
+    pub response_body: Option<(String, Schema)>,
+    pub auth: Vec<String>,
+    pub counters: OpCounters,
+}
+
+impl Observation {
+    /// A 2xx or 3xx answer.
+    pub fn ok(&self) -> bool {
+        self.status.is_some_and(|s| (200..400).contains(&s))
+    }
+}
+
+/// Request headers that are part of HTTP itself or of the transport path, not of the API: not parameters.
+const STANDARD_HEADERS: &[&str] = &[
+    "host",
+    "user-agent",
+    "accept",
+    "accept-encoding",
+    "accept-language",
+    "accept-charset",
+    "connection",
+    "content-type",
+    "content-length",
+    "content-encoding",
+    "transfer-encoding",
+    "cookie",
+    "authorization",
+    "cache-control",
+    "pragma",
+    "te",
+    "trailer",
+    "upgrade",
+    "via",
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-forwarded-port",
+    "x-real-ip",
+    "origin",
+    "referer",
+    "if-match",
+    "if-none-match",
+    "if-modified-since",
+    "if-unmodified-since",
+    "if-range",
+    "range",
+    "dnt",
+    "expect",
+    "date",
+    "keep-alive",
+    "proxy-authorization",
+    "proxy-connection",
+    "priority",
+    "upgrade-insecure-requests",
+];
+
+/// Header names that carry an API key.
+const API_KEY_HEADERS: &[&str] =
+    &["x-api-key", "api-key", "apikey", "x-apikey", "x-auth-token", "x-access-token", "x-api-token", "x-token"];
+const API_KEY_QUERY: &[&str] = &["api_key", "apikey", "api-key", "key", "access_token", "token", "auth_token"];
+
+fn is_session_cookie(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n.contains("session") || n.contains("sess") || n.ends_with("sid") || n.contains("token") || n.contains("auth")
+}
+
+fn looks_like_jwt(t: &str) -> bool {
+    let mut parts = t.split('.');
+    let ok = |p: Option<&str>| {
+        p.is_some_and(|p| p.len() >= 2 && p.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'))
+    };
+    t.starts_with("eyJ") && ok(parts.next()) && ok(parts.next()) && parts.next().is_some() && parts.next().is_none()
+}
+
+/// Auth schemes a request carries (`none` when it carries none).
+pub fn auth_schemes(tx: &Transaction) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(a) = tx.request_headers.get("authorization") {
+        let a = a.trim();
+        let (scheme, cred) = a.split_once(' ').unwrap_or((a, ""));
+        let scheme = scheme.to_ascii_lowercase();
+        match scheme.as_str() {
+            "basic" => out.push("basic".to_owned()),
+            "bearer" => out.push(if looks_like_jwt(cred.trim()) { "jwt" } else { "bearer" }.to_owned()),
+            s if !s.is_empty() && s.len() <= 16 && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-') => {
+                out.push(format!("other:{s}"))
+            }
+            _ => out.push("other:unknown".to_owned()),
+        }
+    }
+    for (name, _) in tx.request_headers.iter() {
+        let n = name.to_ascii_lowercase();
+        if API_KEY_HEADERS.contains(&n.as_str()) && !out.iter().any(|o| o.ends_with(&n)) {
+            out.push(format!("apiKey:header:{n}"));
+        }
+    }
+    for (k, _) in &tx.query_params {
+        let k = k.to_ascii_lowercase();
+        if API_KEY_QUERY.contains(&k.as_str()) && !out.iter().any(|o| o.ends_with(&k)) {
+            out.push(format!("apiKey:query:{k}"));
+        }
+    }
+    for c in tx.request_headers.get_all("cookie") {
+        for (name, _) in cookie_pairs(c) {
+            if is_session_cookie(name) && out.len() < 8 && safe_name(name) {
+                let k = format!("cookie:{name}");
+                if !out.contains(&k) {
+                    out.push(k);
+                }
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push("none".to_owned());
+    }
+    out
+}
+
+fn safe_name(n: &str) -> bool {
+    !n.is_empty() && n.len() <= 64 && n.bytes().all(|c| c.is_ascii_graphic() && !matches!(c, b'"' | b'\\'))
+}
+
+fn cookie_pairs(h: &str) -> impl Iterator<Item = (&str, &str)> {
+    h.split(';').filter_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        Some((k.trim(), v.trim()))
+    })
+}
+
+/// `type/subtype` in lower case, parameters dropped.
+pub fn media_type(ct: &str) -> String {
+    let t = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if t.is_empty() || t.len() > 100 || !t.contains('/') { "application/octet-stream".to_owned() } else { t }
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        match c {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(v) => {
+                        out.push(v);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            _ => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn object_of(fields: impl Iterator<Item = (String, Schema)>, caps: &OpCaps, c: &mut OpCounters) -> Schema {
+    let mut o = ObjectStats { count: 1, ..ObjectStats::default() };
+    for (k, v) in fields {
+        if o.props.contains_key(k.as_str()) {
+            continue;
+        }
+        if o.props.len() >= caps.schema.max_properties {
+            o.truncated = true;
+            c.schema.width_capped += 1;
+            continue;
+        }
+        o.props.insert(k.into(), v);
+    }
+    Schema { seen: 1, object: Some(Box::new(o)), ..Schema::default() }
+}
+
+/// The schema of a body of content type `ct`: JSON, urlencoded form, multipart field names; an empty schema
+/// (content type only) for anything else or for what does not parse.
+fn body_schema(ct: &str, body: &[u8], caps: &OpCaps, c: &mut OpCounters) -> Schema {
+    let unparsed = Schema { seen: 1, ..Schema::default() };
+    if body.len() > caps.max_body_bytes {
+        c.bodies_unparsed += 1;
+        return unparsed;
+    }
+    if ct.contains("json") {
+        return match serde_json::from_slice::<Value>(body) {
+            Ok(v) => Schema::from_value(&v, "", &caps.schema, &mut c.schema),
+            Err(_) => {
+                c.bodies_unparsed += 1;
+                unparsed
+            }
+        };
+    }
+    if ct == "application/x-www-form-urlencoded" {
+        let text = String::from_utf8_lossy(body);
+        let fields = text.split('&').filter(|p| !p.is_empty()).take(caps.schema.max_properties * 2).map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            let k = percent_decode(k);
+            let v = percent_decode(v);
+            let s = Schema::from_text(&v, &k, true);
+            (k, s)
+        });
+        let fields: Vec<_> = fields.collect();
+        return object_of(fields.into_iter(), caps, c);
+    }
+    if ct == "multipart/form-data" {
+        // Field names only: `Content-Disposition: form-data; name="x"` of every part.
+        let mut names = Vec::new();
+        for line in body.split(|b| *b == b'\n') {
+            if names.len() >= caps.schema.max_properties * 2 {
+                break;
+            }
+            let l = String::from_utf8_lossy(line);
+            if !l.to_ascii_lowercase().starts_with("content-disposition:") {
+                continue;
+            }
+            if let Some(pos) = l.find("name=\"") {
+                let rest = l.get(pos + 6..).unwrap_or("");
+                if let Some(end) = rest.find('"') {
+                    let n = rest.get(..end).unwrap_or("").to_owned();
+                    let file = l.contains("filename=");
+                    names.push((n, file));
+                }
+            }
+        }
+        let fields = names.into_iter().map(|(n, _)| {
+            let s = Schema { seen: 1, string: Some(Box::default()), ..Schema::default() };
+            (n, s)
+        });
+        return object_of(fields, caps, c);
+    }
+    unparsed
+}
+
+impl Observation {
+    /// Digests a transaction: parameters typed, bodies parsed into schemas, auth recognised.
+    pub fn from_tx(tx: &Transaction, caps: &OpCaps) -> Observation {
+        let mut o = Observation {
+            ts: tx.ts,
+            latency: tx.ts_response.map(|r| r - tx.ts).filter(|d| *d >= 0.0),
+            client: tx.endpoints().map(|(c, _)| match c.ip() {
+                std::net::IpAddr::V4(a) => hash64(&a.octets()),
+                std::net::IpAddr::V6(a) => hash64(&a.octets()),
+            }),
+            status: tx.status,
+            ..Observation::default()
+        };
+        for (k, v) in &tx.query_params {
+            if o.query.len() >= caps.max_params {
+                o.counters.params_capped += 1;
+                break;
+            }
+            if o.query.iter().any(|(x, _)| x == k) || !safe_name(k) {
+                continue;
+            }
+            o.query.push((k.clone(), Schema::from_text(v, k, true)));
+        }
+        for (name, v) in tx.request_headers.iter() {
+            let n = name.to_ascii_lowercase();
+            if STANDARD_HEADERS.contains(&n.as_str())
+                || API_KEY_HEADERS.contains(&n.as_str())
+                || n.starts_with("sec-")
+                || !safe_name(&n)
+                || o.headers.iter().any(|(x, _)| *x == n)
+            {
+                continue;
+            }
+            if o.headers.len() >= caps.max_params {
+                o.counters.params_capped += 1;
+                break;
+            }
+            let s = Schema::from_text(v, &n, false);
+            o.headers.push((n, s));
+        }
+        for c in tx.request_headers.get_all("cookie") {
+            for (k, v) in cookie_pairs(c) {
+                if !safe_name(k) || o.cookies.iter().any(|(x, _)| x == k) {
+                    continue;
+                }
+                if o.cookies.len() >= caps.max_params {
+                    o.counters.params_capped += 1;
+                    break;
+                }
+                o.cookies.push((k.to_owned(), Schema::from_text(v, k, false)));
+            }
+        }
+        let req = tx.decoded_request_body();
+        if !req.is_empty() {
+            let ct = media_type(tx.request_headers.get("content-type").unwrap_or(""));
+            let s = body_schema(&ct, req, caps, &mut o.counters);
+            o.request_body = Some((ct, s));
+        }
+        if tx.has_response {
+            let resp = tx.decoded_response_body();
+            if !resp.is_empty() {
+                let ct = media_type(tx.response_headers.get("content-type").unwrap_or(""));
+                let s = body_schema(&ct, resp, caps, &mut o.counters);
+                o.response_body = Some((ct, s));
+            }
+        }
+        o.auth = auth_schemes(tx);
+        o
+    }
+}
+
+fn merge_param(map: &mut BTreeMap<Box<str>, Schema>, k: String, s: Schema, caps: &OpCaps, c: &mut OpCounters) {
+    if let Some(mine) = map.get_mut(k.as_str()) {
+        mine.merge(s, &caps.schema, &mut c.schema);
+    } else if map.len() < caps.max_params {
+        map.insert(k.into(), s);
+    } else {
+        c.params_capped += 1;
+    }
+}
+
+fn merge_content(map: &mut BTreeMap<Box<str>, Schema>, k: Box<str>, s: Schema, caps: &OpCaps, c: &mut OpCounters) {
+    if let Some(mine) = map.get_mut(&k) {
+        mine.merge(s, &caps.schema, &mut c.schema);
+    } else if map.len() < caps.max_content_types {
+        map.insert(k, s);
+    } else {
+        c.content_types_capped += 1;
+    }
+}
+
+impl Operation {
+    /// Adds one transaction.
+    pub fn observe(&mut self, o: Observation, caps: &OpCaps) {
+        if self.count == 0 || o.ts < self.first_seen {
+            self.first_seen = o.ts;
+        }
+        if o.ts > self.last_seen {
+            self.last_seen = o.ts;
+        }
+        self.count += 1;
+        let ok = o.ok();
+        let mut c = o.counters;
+        for (k, s) in o.query {
+            merge_param(&mut self.query, k, s, caps, &mut c);
+        }
+        for (k, s) in o.headers {
+            merge_param(&mut self.headers, k, s, caps, &mut c);
+        }
+        for (k, s) in o.cookies {
+            merge_param(&mut self.cookies, k, s, caps, &mut c);
+        }
+        if let Some((ct, s)) = o.request_body {
+            merge_content(&mut self.request, ct.into(), s, caps, &mut c);
+        }
+        match o.status {
+            Some(st) => {
+                let n = self.responses.len();
+                let r = match self.responses.get_mut(&st) {
+                    Some(r) => Some(r),
+                    None if n < caps.max_status_codes => Some(self.responses.entry(st).or_default()),
+                    None => {
+                        c.status_codes_capped += 1;
+                        None
+                    }
+                };
+                if let Some(r) = r {
+                    r.count += 1;
+                    match o.response_body {
+                        Some((ct, s)) => merge_content(&mut r.content, ct.into(), s, caps, &mut c),
+                        None => r.empty += 1,
+                    }
+                }
+            }
+            None => self.no_response += 1,
+        }
+        for a in o.auth {
+            if let Some(e) = self.auth.get_mut(a.as_str()) {
+                e.count += 1;
+                e.ok += u64::from(ok);
+            } else if self.auth.len() < 16 {
+                self.auth.insert(a.into(), AuthSeen { count: 1, ok: u64::from(ok) });
+            }
+        }
+        if let Some(l) = o.latency {
+            self.latency.add(l);
+        }
+        if let Some(h) = o.client {
+            self.clients.add_hash(h);
+        }
+        self.capped.add(&c);
+    }
+
+    /// Adds another operation's statistics (templates re-merging, a saved store).
+    pub fn merge(&mut self, o: Operation, caps: &OpCaps) {
+        if o.count > 0 && (self.count == 0 || o.first_seen < self.first_seen) {
+            self.first_seen = o.first_seen;
+        }
+        self.last_seen = self.last_seen.max(o.last_seen);
+        self.count += o.count;
+        let mut c = o.capped;
+        for (k, s) in o.query {
+            merge_param(&mut self.query, k.into(), s, caps, &mut c);
+        }
+        for (k, s) in o.headers {
+            merge_param(&mut self.headers, k.into(), s, caps, &mut c);
+        }
+        for (k, s) in o.cookies {
+            merge_param(&mut self.cookies, k.into(), s, caps, &mut c);
+        }
+        for (k, s) in o.request {
+            merge_content(&mut self.request, k, s, caps, &mut c);
+        }
+        for (st, r) in o.responses {
+            let n = self.responses.len();
+            match self.responses.get_mut(&st) {
+                Some(mine) => {
+                    mine.count += r.count;
+                    mine.empty += r.empty;
+                    for (k, s) in r.content {
+                        merge_content(&mut mine.content, k, s, caps, &mut c);
+                    }
+                }
+                None if n < caps.max_status_codes => {
+                    self.responses.insert(st, r);
+                }
+                None => c.status_codes_capped += 1,
+            }
+        }
+        self.no_response += o.no_response;
+        for (k, a) in o.auth {
+            let e = self.auth.entry(k).or_default();
+            e.count += a.count;
+            e.ok += a.ok;
+        }
+        self.latency.merge(&o.latency);
+        self.clients.merge(&o.clients);
+        for d in o.data_classes {
+            self.add_data_class(&d.location, &d.field, &d.class, &d.category, d.count, caps);
+        }
+        self.capped.add(&c);
+    }
+
+    pub fn add_data_class(&mut self, location: &str, field: &str, class: &str, category: &str, n: u64, caps: &OpCaps) {
+        if let Some(d) =
+            self.data_classes.iter_mut().find(|d| &*d.location == location && &*d.field == field && &*d.class == class)
+        {
+            d.count += n;
+        } else if self.data_classes.len() < caps.max_data_classes {
+            self.data_classes.push(DataClassSeen {
+                location: location.into(),
+                field: field.chars().take(200).collect::<String>().into(),
+                class: class.into(),
+                category: category.into(),
+                count: n,
+            });
+        } else {
+            self.capped.data_classes_capped += 1;
+        }
+    }
+
+    /// Any answer other than 404 (or none): the operation exists on the server.
+    pub fn answered(&self) -> bool {
+        self.responses.keys().any(|s| *s != 404)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::Headers;
+
+    fn tx(method: &str, path: &str, headers: &[(&str, &str)], body: &str, status: u16, resp: &str) -> Transaction {
+        Transaction {
+            ts: 10.0,
+            ts_response: Some(10.25),
+            has_request: true,
+            has_response: true,
+            method: method.into(),
+            path: path.into(),
+            uri: path.into(),
+            request_headers: headers.iter().copied().collect::<Headers>(),
+            request_body: body.as_bytes().to_vec(),
+            status: Some(status),
+            response_headers: [("Content-Type", "application/json; charset=utf-8")].into_iter().collect(),
+            response_body: resp.as_bytes().to_vec(),
+            ..Transaction::default()
+        }
+    }
+
+    #[test]
+    fn auth_kinds() {
+        let jwt = "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln";
+        let t = tx("GET", "/", &[("Authorization", jwt)], "", 200, "");
+        assert_eq!(auth_schemes(&t), ["jwt"]);
+        let t = tx("GET", "/", &[("Authorization", "Basic YTpi"), ("X-API-Key", "k")], "", 200, "");
+        assert_eq!(auth_schemes(&t), ["basic", "apiKey:header:x-api-key"]);
+        let t = tx("GET", "/", &[("Cookie", "session=abc; theme=dark")], "", 200, "");
+        assert_eq!(auth_schemes(&t), ["cookie:session"]);
+        let t = tx("GET", "/", &[], "", 200, "");
+        assert_eq!(auth_schemes(&t), ["none"]);
+        let mut t = tx("GET", "/", &[], "", 200, "");
+        t.query_params = vec![("api_key".into(), "x".into())];
+        assert_eq!(auth_schemes(&t), ["apiKey:query:api_key"]);
+    }
+
+    #[test]
+    fn observe_learns_params_bodies_and_statuses() {
+        let caps = OpCaps::default();
+        let mut op = Operation::default();
+        let mut t = tx(
+            "POST",
+            "/orders",
+            &[
+                ("Content-Type", "application/json"),
+                ("X-Request-ID", "123e4567-e89b-12d3-a456-426614174000"),
+                ("Accept", "*/*"),
+            ],
+            r#"{"sku":"A1","qty":2}"#,
+            201,
+            r#"{"id":"123e4567-e89b-12d3-a456-426614174000"}"#,
+        );
+        t.query_params = vec![("page".into(), "2".into())];
+        op.observe(Observation::from_tx(&t, &caps), &caps);
+        let t2 = tx(
+            "POST",
+            "/orders",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            "a=1&b=x%40y.example",
+            400,
+            "",
+        );
+        op.observe(Observation::from_tx(&t2, &caps), &caps);
+        assert_eq!(op.count, 2);
+        assert!(op.headers.contains_key("x-request-id"));
+        assert!(!op.headers.contains_key("accept"));
+        assert_eq!(op.query["page"].integer, 1);
+        assert_eq!(op.request.len(), 2);
+        let form = op.request["application/x-www-form-urlencoded"].to_json_schema(&caps.schema);
+        assert_eq!(form["properties"]["b"]["format"], "email");
+        assert_eq!(
+            op.responses[&201].content["application/json"].to_json_schema(&caps.schema)["properties"]["id"]["format"],
+            "uuid"
+        );
+        assert_eq!(op.responses[&400].empty, 1);
+        assert_eq!(op.latency.count(), 2);
+        // Merging is the same as observing both.
+        let mut twice = op.clone();
+        twice.merge(op.clone(), &caps);
+        assert_eq!(twice.count, 4);
+        assert_eq!(twice.responses[&201].count, 2);
+    }
+
+    #[test]
+    fn multipart_field_names() {
+        let caps = OpCaps::default();
+        let mut c = OpCounters::default();
+        let body = b"--b\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nhi\r\n--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\nx\r\n--b--\r\n";
+        let s = body_schema("multipart/form-data", body, &caps, &mut c);
+        let j = s.to_json_schema(&caps.schema);
+        assert_eq!(j["properties"]["title"]["type"], "string");
+        assert_eq!(j["properties"]["file"]["type"], "string");
+    }
+}
