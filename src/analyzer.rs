@@ -145,6 +145,7 @@ pub struct SetupError(pub String);
 pub fn builtin(settings: &AnalysisSettings) -> Result<Registry, SetupError> {
     let mut reg = Registry::new();
     crate::inventory::register(&mut reg, settings)?;
+    crate::specdiff::register(&mut reg, settings)?;
     crate::sensitive::register(&mut reg, settings)?;
     crate::detect::register(&mut reg, settings)?;
     Ok(reg)

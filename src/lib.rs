@@ -24,4 +24,5 @@ pub mod output;
 pub mod pipeline;
 pub mod reassembly;
 pub mod sensitive;
+pub mod specdiff;
 pub mod synth;
