@@ -1,6 +1,8 @@
 //! Comparing a spec with an observed OpenAPI document (shadow, zombie, orphan, drift) and judging the
 //! spec on its own (completeness).
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 use serde_json::Value;
 
@@ -219,59 +221,87 @@ fn full_segments(base: &str, template: &str) -> Vec<Segment> {
     Segment::parse_path(&format!("{base}{template}"))
 }
 
-/// The best spec operation for an observed one: `(index, score)`; `method_only` ignores the method.
-fn best_match(spec: &Spec, spec_full: &[Vec<Vec<Segment>>], method: &str, obs: &[Segment]) -> Option<(usize, u32)> {
-    let mut best: Option<(usize, u32)> = None;
-    for (i, op) in spec.operations.iter().enumerate() {
-        if !op.method.eq_ignore_ascii_case(method) {
-            continue;
+/// Bucket of a template: method, segment count, and its first segment when that is a literal.
+type Key = (String, usize, Option<String>);
+
+fn first_literal(segs: &[Segment]) -> Option<String> {
+    match segs.first() {
+        Some(Segment::Literal(l)) => Some(l.clone()),
+        _ => None,
+    }
+}
+
+/// The spec's templates (each with every declared base path, then bare) bucketed by method, segment count
+/// and first literal: an observed operation is only compared with templates it could match, so a large
+/// spec and a large observed document do not multiply.
+struct SpecIndex {
+    by_key: HashMap<Key, Vec<(usize, bool, Vec<Segment>)>>,
+    /// Every variant by segment count, any method.
+    by_len: HashMap<usize, Vec<Vec<Segment>>>,
+}
+
+impl SpecIndex {
+    fn new(spec: &Spec) -> SpecIndex {
+        let mut by_key: HashMap<Key, Vec<(usize, bool, Vec<Segment>)>> = HashMap::new();
+        let mut by_len: HashMap<usize, Vec<Vec<Segment>>> = HashMap::new();
+        for (i, op) in spec.operations.iter().enumerate() {
+            let mut variants: Vec<(bool, Vec<Segment>)> =
+                spec.base_paths.iter().map(|b| (true, full_segments(b, &op.template))).collect();
+            variants.push((false, op.segments.clone()));
+            for (with_base, segs) in variants {
+                by_len.entry(segs.len()).or_default().push(segs.clone());
+                let key = (op.method.to_ascii_lowercase(), segs.len(), first_literal(&segs));
+                by_key.entry(key).or_default().push((i, with_base, segs));
+            }
         }
-        let Some(fulls) = spec_full.get(i) else { continue };
-        // Declared base paths first, then the bare template (a sensor behind a prefix-stripping proxy).
-        for (k, segs) in fulls.iter().enumerate() {
+        SpecIndex { by_key, by_len }
+    }
+
+    /// The best spec operation for an observed one: `(index, score)`. The declared base path wins a tie
+    /// over the bare template (a sensor behind a prefix-stripping proxy sees bare paths).
+    fn best(&self, method: &str, obs: &[Segment]) -> Option<(usize, u32)> {
+        let mut best: Option<(usize, u32)> = None;
+        let method = method.to_ascii_lowercase();
+        // A literal first segment can match the same literal or a parameter; anything else only a parameter.
+        let mut keys = vec![(method.clone(), obs.len(), None)];
+        if let Some(l) = first_literal(obs) {
+            keys.push((method, obs.len(), Some(l)));
+        }
+        let candidates = keys.iter().filter_map(|k| self.by_key.get(k)).flatten();
+        for (i, with_base, segs) in candidates {
             if let Some(s) = match_score(obs, segs) {
-                let s = s * 2 + u32::from(k + 1 < fulls.len());
+                let s = s * 2 + u32::from(*with_base);
                 if best.is_none_or(|(_, b)| s > b) {
-                    best = Some((i, s));
+                    best = Some((*i, s));
                 }
             }
         }
+        best
     }
-    best
-}
 
-fn spec_full_segments(spec: &Spec) -> Vec<Vec<Vec<Segment>>> {
-    spec.operations
-        .iter()
-        .map(|op| {
-            let mut v: Vec<Vec<Segment>> = spec.base_paths.iter().map(|b| full_segments(b, &op.template)).collect();
-            v.push(op.segments.clone());
-            v
-        })
-        .collect()
+    /// Whether any operation, whatever its method, documents this path.
+    fn path_documented(&self, obs: &[Segment]) -> bool {
+        self.by_len.get(&obs.len()).is_some_and(|v| v.iter().any(|segs| match_score(obs, segs).is_some()))
+    }
 }
 
 /// How many of the observed operations the spec documents (used to pick the service a spec belongs to).
 pub fn coverage(spec: &Spec, observed: &Spec) -> usize {
-    let full = spec_full_segments(spec);
+    let index = SpecIndex::new(spec);
     let obase = observed.base_paths.first().map(String::as_str).unwrap_or("");
-    observed
-        .operations
-        .iter()
-        .filter(|o| best_match(spec, &full, &o.method, &full_segments(obase, &o.template)).is_some())
-        .count()
+    observed.operations.iter().filter(|o| index.best(&o.method, &full_segments(obase, &o.template)).is_some()).count()
 }
 
 /// Compares two normalised documents: `spec` (the owner's) and `obs` (observed).
 pub fn diff_specs(spec: &Spec, obs: &Spec) -> Diff {
     let mut d = Diff::default();
-    let full = spec_full_segments(spec);
+    let index = SpecIndex::new(spec);
     let obase = obs.base_paths.first().map(String::as_str).unwrap_or("");
     let mut seen: Vec<Vec<usize>> = vec![Vec::new(); spec.operations.len()];
     for (oi, o) in obs.operations.iter().enumerate() {
         let osegs = full_segments(obase, &o.template);
         let observed_path = format!("{obase}{}", o.template);
-        match best_match(spec, &full, &o.method, &osegs) {
+        match index.best(&o.method, &osegs) {
             Some((si, _)) => {
                 if let Some(v) = seen.get_mut(si) {
                     v.push(oi);
@@ -285,11 +315,7 @@ pub fn diff_specs(spec: &Spec, obs: &Spec) -> Diff {
                 drift_op(spec, sop, o, &mut d);
             }
             None => {
-                let path_documented = spec
-                    .operations
-                    .iter()
-                    .enumerate()
-                    .any(|(i, _)| full.get(i).is_some_and(|f| f.iter().any(|s| match_score(&osegs, s).is_some())));
+                let path_documented = index.path_documented(&osegs);
                 d.shadow.push(Shadow {
                     method: o.method.to_ascii_uppercase(),
                     path: observed_path,
@@ -1009,5 +1035,28 @@ paths:
         // DELETE: no security anywhere.
         assert!(got.contains(&(MissingSecurity, "DELETE", None)), "{got:?}");
         assert!(c.iter().all(|i| i.pointer.starts_with("/paths/~1a~1{id}/")));
+    }
+}
+
+#[cfg(test)]
+mod scale_tests {
+    use super::super::load::from_value;
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn large_spec_against_large_observed_document_is_fast() {
+        let mut spec_paths = serde_json::Map::new();
+        let mut obs_paths = serde_json::Map::new();
+        for i in 0..5_000 {
+            spec_paths.insert(format!("/r{i}/{{id}}"), json!({"get": {"responses": {}}}));
+            obs_paths.insert(format!("/r{}/{{x}}", i + 2_500), json!({"get": {"responses": {}}}));
+        }
+        let spec = from_value(&json!({"openapi": "3.0.0", "paths": spec_paths}), "s", true).unwrap();
+        let obs = from_value(&json!({"openapi": "3.1.0", "paths": obs_paths}), "o", false).unwrap();
+        let started = std::time::Instant::now();
+        let d = diff_specs(&spec, &obs);
+        assert_eq!((d.matched.len(), d.shadow.len(), d.orphan.len()), (2_500, 2_500, 2_500));
+        assert!(started.elapsed().as_secs() < 5, "{:?}", started.elapsed());
     }
 }
