@@ -80,8 +80,9 @@ pub struct Documented {
     /// Observed templates that matched it (zombies only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub observed_paths: Vec<String>,
-    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
-    pub observed: serde_json::Map<String, Value>,
+    /// Per observed operation that matched (zombies only): its `path` and `x-mirador-*` statistics.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub observed: Vec<Value>,
 }
 
 /// What kind of disagreement a drift item is.
@@ -142,8 +143,12 @@ pub struct Diff {
     pub drift: Vec<Drift>,
     /// Drift items beyond [`MAX_DRIFT`], not listed.
     pub drift_truncated: u64,
-    /// Observed operations the inventory's document held that could not be read (skipped).
+    /// The observed document could not be read at all (every operation is then an orphan).
     pub observed_unreadable: bool,
+    /// Drift items already reported (kind, operation, location, name), so each is listed once. Bounded by
+    /// the observed document's size.
+    #[serde(skip)]
+    drift_seen: std::collections::HashSet<String>,
 }
 
 /// Normalises an observed document leniently (it is ours; a bad operation is skipped).
@@ -236,20 +241,20 @@ fn first_literal(segs: &[Segment]) -> Option<String> {
 /// spec and a large observed document do not multiply.
 struct SpecIndex {
     by_key: HashMap<Key, Vec<(usize, bool, Vec<Segment>)>>,
-    /// Every variant by segment count, any method.
-    by_len: HashMap<usize, Vec<Vec<Segment>>>,
+    /// Every variant by segment count and first literal, any method.
+    by_len: HashMap<(usize, Option<String>), Vec<Vec<Segment>>>,
 }
 
 impl SpecIndex {
     fn new(spec: &Spec) -> SpecIndex {
         let mut by_key: HashMap<Key, Vec<(usize, bool, Vec<Segment>)>> = HashMap::new();
-        let mut by_len: HashMap<usize, Vec<Vec<Segment>>> = HashMap::new();
+        let mut by_len: HashMap<(usize, Option<String>), Vec<Vec<Segment>>> = HashMap::new();
         for (i, op) in spec.operations.iter().enumerate() {
             let mut variants: Vec<(bool, Vec<Segment>)> =
                 spec.base_paths.iter().map(|b| (true, full_segments(b, &op.template))).collect();
             variants.push((false, op.segments.clone()));
             for (with_base, segs) in variants {
-                by_len.entry(segs.len()).or_default().push(segs.clone());
+                by_len.entry((segs.len(), first_literal(&segs))).or_default().push(segs.clone());
                 let key = (op.method.to_ascii_lowercase(), segs.len(), first_literal(&segs));
                 by_key.entry(key).or_default().push((i, with_base, segs));
             }
@@ -281,7 +286,11 @@ impl SpecIndex {
 
     /// Whether any operation, whatever its method, documents this path.
     fn path_documented(&self, obs: &[Segment]) -> bool {
-        self.by_len.get(&obs.len()).is_some_and(|v| v.iter().any(|segs| match_score(obs, segs).is_some()))
+        let mut keys = vec![(obs.len(), None)];
+        if let Some(l) = first_literal(obs) {
+            keys.push((obs.len(), Some(l)));
+        }
+        keys.iter().filter_map(|k| self.by_len.get(k)).flatten().any(|segs| match_score(obs, segs).is_some())
     }
 }
 
@@ -336,22 +345,16 @@ pub fn diff_specs(spec: &Spec, obs: &Spec) -> Diff {
                 observed: Default::default(),
             });
         } else if sop.deprecated {
-            let mut observed = serde_json::Map::new();
-            // Sum numeric statistics across the observed operations that matched (e.g. request counts).
-            for &oi in hits {
-                if let Some(o) = obs.operations.get(oi) {
-                    for (k, v) in &o.extensions {
-                        match (observed.get(k).and_then(Value::as_u64), v.as_u64()) {
-                            (Some(a), Some(b)) => {
-                                observed.insert(k.clone(), Value::from(a.saturating_add(b)));
-                            }
-                            _ => {
-                                observed.entry(k.clone()).or_insert_with(|| v.clone());
-                            }
-                        }
-                    }
-                }
-            }
+            // Each observed operation that matched, with its statistics (counts, first and last seen).
+            let observed: Vec<Value> = hits
+                .iter()
+                .filter_map(|&oi| obs.operations.get(oi))
+                .map(|o| {
+                    let mut m = o.extensions.clone();
+                    m.insert("path".to_owned(), Value::from(format!("{obase}{}", o.template)));
+                    Value::Object(m)
+                })
+                .collect();
             d.zombie.push(Documented {
                 method: sop.method.to_ascii_uppercase(),
                 template: sop.template.clone(),
@@ -378,9 +381,14 @@ pub fn diff_specs(spec: &Spec, obs: &Spec) -> Diff {
 }
 
 fn push_drift(d: &mut Diff, item: Drift) {
+    let key =
+        format!("{:?}\u{0}{}\u{0}{}\u{0}{}\u{0}{}", item.kind, item.method, item.template, item.location, item.name);
+    if !d.drift_seen.insert(key) {
+        return;
+    }
     if d.drift.len() >= MAX_DRIFT {
         d.drift_truncated += 1;
-    } else if !d.drift.contains(&item) {
+    } else {
         d.drift.push(item);
     }
 }
@@ -582,7 +590,7 @@ fn compare_schema(
         return;
     }
     for (k, ov) in &obs.properties {
-        let child = format!("{path}.{k}");
+        let child = field_path(path, k);
         match spec.properties.get(k) {
             Some(sv) => compare_schema(sv, ov, location, &child, depth + 1, mk, d),
             None => match &spec.additional {
@@ -595,6 +603,15 @@ fn compare_schema(
     }
     if let (Some(si), Some(oi)) = (&spec.items, &obs.items) {
         compare_schema(si, oi, location, &format!("{path}[]"), depth + 1, mk, d);
+    }
+}
+
+/// `$.a.b` for plain names; `$["odd key"]` (JSON-quoted) for names that would make the path ambiguous.
+fn field_path(parent: &str, key: &str) -> String {
+    if !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        format!("{parent}.{key}")
+    } else {
+        format!("{parent}[{}]", Value::from(key))
     }
 }
 
@@ -834,7 +851,7 @@ paths:
         assert_eq!(d.zombie.len(), 1);
         assert_eq!(d.zombie[0].template, "/old/report");
         assert_eq!(d.zombie[0].observed_paths, ["/v1/old/report"]);
-        assert_eq!(d.zombie[0].observed["x-mirador-count"], 3);
+        assert_eq!(d.zombie[0].observed, [json!({"path": "/v1/old/report", "x-mirador-count": 3})]);
         assert_eq!(d.orphan.iter().map(|o| o.template.as_str()).collect::<Vec<_>>(), ["/never/called"]);
         // /users/me went to the literal, not the {id} template.
         assert!(d.matched.iter().any(|m| m.observed_path == "/v1/users/me" && m.template == "/users/me"));
@@ -915,6 +932,14 @@ paths:
             drift_of(&d, DriftKind::UndocumentedRequestBody),
             [("request".to_owned(), "application/json".to_owned())]
         );
+    }
+
+    #[test]
+    fn field_paths_stay_unambiguous() {
+        assert_eq!(field_path("$", "a_b-1"), "$.a_b-1");
+        assert_eq!(field_path("$.x", "a.b"), "$.x[\"a.b\"]");
+        assert_eq!(field_path("$", ""), "$[\"\"]");
+        assert_eq!(field_path("$", "q\"\u{1}"), "$[\"q\\\"\\u0001\"]");
     }
 
     #[test]

@@ -435,8 +435,8 @@ impl<'a> Norm<'a> {
         let responses = self.responses(obj.get("responses"), &format!("{ptr}/responses"))?;
         let extensions = obj
             .iter()
-            .filter(|(k, v)| k.starts_with("x-mirador") && !v.is_object() && !v.is_array())
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .filter(|(k, _)| k.starts_with("x-mirador"))
+            .filter_map(|(k, v)| small_extension(v).map(|v| (k.clone(), v)))
             .collect();
         Ok(Operation {
             method: method.to_owned(),
@@ -759,6 +759,25 @@ fn merge_all_of(s: &mut Schema, p: Schema) {
         s.additional = Additional::Forbidden;
     } else if s.additional == Additional::Allowed {
         s.additional = p.additional;
+    }
+}
+
+/// An `x-mirador-*` statistic worth carrying into the diff: a scalar, or an object's scalar members (the
+/// first few; nested objects and arrays are left out so the report stays small).
+fn small_extension(v: &Value) -> Option<Value> {
+    const MAX_MEMBERS: usize = 16;
+    match v {
+        Value::Array(_) => None,
+        Value::Object(o) => {
+            let m: Map<String, Value> = o
+                .iter()
+                .filter(|(_, x)| !x.is_object() && !x.is_array())
+                .take(MAX_MEMBERS)
+                .map(|(k, x)| (k.clone(), x.clone()))
+                .collect();
+            (!m.is_empty()).then_some(Value::Object(m))
+        }
+        scalar => Some(scalar.clone()),
     }
 }
 

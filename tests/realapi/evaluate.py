@@ -13,8 +13,9 @@ sides.
   matched against the spec's templates, literals first). Recall is measured against these, and also
   reported against the whole spec.
 - True positive: an observed operation equal by structure to a spec operation.
-- Off-spec: an observed operation made only of requests no spec operation describes (a client probing an
-  undocumented method, say): correctly reported, but not scored.
+- Off-spec: an observed operation made of requests no spec operation describes (a client probing an
+  undocumented method, say), or an undocumented method on a path the spec documents literally: correctly
+  reported as shadow traffic, but not scored.
 - False positive: any other observed operation (split or over-merged templates, invented paths).
 
 Needs PyYAML for YAML specs (the tools venv that capture.sh makes has it). Exit code 0 when every capture
@@ -197,10 +198,15 @@ def evaluate(mirador, pcap, spec_path, keep):
             found.add(hit)
             continue
         # Off-spec only if undocumented traffic explains it: a request no spec operation describes whose
-        # path this template covers.
+        # path this template covers, or a method the spec does not give a path it documents (a client
+        # probing DELETE /pet/findByStatus: the template is right, the method is not in the spec; a router
+        # may well send it to DELETE /pet/{petId}, but the client meant the documented literal path).
         tmpl_as_pattern = ["{p}" if is_param(s) else s for s in os_]
         explained = any(rm == m and concrete_score(rps, tmpl_as_pattern) is not None for rm, rps in off_spec_requests)
-        (off if explained else fp).append((m, tmpl))
+        path_documented_other_method = any(
+            sm != m and any(strict_match(os_, v) for v in vs) for sm, st, vs in sops_v
+        ) and not any(sm == m and any(strict_match(os_, v) for v in vs) for sm, st, vs in sops_v)
+        (off if explained or path_documented_other_method else fp).append((m, tmpl))
 
     scored = len(tp) + len(fp)
     precision = len(tp) / scored if scored else 0.0
