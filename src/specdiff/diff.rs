@@ -95,6 +95,10 @@ pub enum DriftKind {
     UndocumentedContentType,
     UndocumentedRequestBody,
     TypeMismatch,
+    /// The spec requires credentials, yet calls without any were seen.
+    UnauthenticatedCalls,
+    /// Calls carried credentials of a kind the operation's security requirements do not name.
+    UndocumentedAuthScheme,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -321,7 +325,7 @@ pub fn diff_specs(spec: &Spec, obs: &Spec) -> Diff {
                     observed_path,
                     template: sop.template.clone(),
                 });
-                drift_op(spec, sop, o, &mut d);
+                drift_op(spec, obs, sop, o, &mut d);
             }
             None => {
                 let path_documented = index.path_documented(&osegs);
@@ -417,7 +421,7 @@ fn json_types_compatible(spec: Types, obs: Types) -> bool {
     obs.0 & !spec_bits == 0
 }
 
-fn drift_op(spec: &Spec, sop: &Operation, o: &Operation, d: &mut Diff) {
+fn drift_op(spec: &Spec, obs: &Spec, sop: &Operation, o: &Operation, d: &mut Diff) {
     let method = sop.method.to_ascii_uppercase();
     let mk = |kind, location: &str, name: &str, expected: Option<String>, observed: Option<String>| Drift {
         kind,
@@ -495,6 +499,31 @@ fn drift_op(spec: &Spec, sop: &Operation, o: &Operation, d: &mut Diff) {
             Some(spec_req) => compare_contents(spec_req, obs_req, "request", &mk, d),
         }
     }
+    // Authentication, as the observed document records it: one requirement per scheme seen, `{}` for calls
+    // without credentials.
+    if let (Some(seen), Some(reqs)) = (&o.security, &sop.security) {
+        let required = !reqs.is_empty() && reqs.iter().all(|alt| !alt.is_empty());
+        let expected = || {
+            let alts: Vec<String> = reqs.iter().map(|alt| alt.join("+")).collect();
+            Some(alts.join(" | "))
+        };
+        if required && seen.iter().any(Vec::is_empty) {
+            push_drift(d, mk(DriftKind::UnauthenticatedCalls, "security", "none", expected(), None));
+        }
+        let allowed: Vec<&SecurityScheme> =
+            reqs.iter().flatten().filter_map(|n| spec.security_schemes.get(n)).collect();
+        if !allowed.is_empty() {
+            for name in seen.iter().flatten() {
+                let Some(s) = obs.security_schemes.get(name) else { continue };
+                if !allowed.iter().any(|a| scheme_covers(a, s)) {
+                    push_drift(
+                        d,
+                        mk(DriftKind::UndocumentedAuthScheme, "security", &describe_scheme(s), expected(), None),
+                    );
+                }
+            }
+        }
+    }
     // Responses.
     for r in &o.responses {
         let found = sop
@@ -510,6 +539,31 @@ fn drift_op(spec: &Spec, sop: &Operation, o: &Operation, d: &mut Diff) {
             None => push_drift(d, mk(DriftKind::UndocumentedStatus, "response", &r.status, None, None)),
             Some(s) => compare_contents(&s.content, &r.content, &format!("response.{}", r.status), &mk, d),
         }
+    }
+}
+
+/// Whether a documented scheme accepts the credentials of an observed one (an OAuth2 or OpenID Connect
+/// token travels as a bearer token).
+fn scheme_covers(spec: &SecurityScheme, obs: &SecurityScheme) -> bool {
+    match (spec.kind.as_str(), obs.kind.as_str()) {
+        ("apiKey", "apiKey") => {
+            spec.location == obs.location
+                && match (&spec.name, &obs.name) {
+                    (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+                    _ => true,
+                }
+        }
+        ("oauth2" | "openIdConnect", o) => o == "http-bearer",
+        ("http", o) => o.starts_with("http"),
+        (a, b) => a == b,
+    }
+}
+
+/// `http-basic`, `apiKey header X-Key`.
+fn describe_scheme(s: &SecurityScheme) -> String {
+    match (&s.location, &s.name) {
+        (Some(l), Some(n)) => format!("{} {l} {n}", s.kind),
+        _ => s.kind.clone(),
     }
 }
 
@@ -932,6 +986,32 @@ paths:
             drift_of(&d, DriftKind::UndocumentedRequestBody),
             [("request".to_owned(), "application/json".to_owned())]
         );
+    }
+
+    #[test]
+    fn drift_authentication() {
+        // The spec requires the API key; calls came without credentials, and with a Basic header.
+        let obs = json!({"openapi": "3.1.0",
+            "components": {"securitySchemes": {
+                "basicAuth": {"type": "http", "scheme": "basic"},
+                "apiKeyHeader_x-api-key": {"type": "apiKey", "in": "header", "name": "x-api-key"}}},
+            "paths": {
+                "/v1/users/me": {"get": {"security": [{}, {"basicAuth": []}, {"apiKeyHeader_x-api-key": []}], "responses": {}}},
+                "/v1/old/report": {"get": {"security": [{"apiKeyHeader_x-api-key": []}], "responses": {}}}}});
+        let d = diff(&spec(), &obs);
+        assert_eq!(drift_of(&d, DriftKind::UnauthenticatedCalls), [("security".to_owned(), "none".to_owned())]);
+        assert_eq!(d.drift.iter().find(|x| x.kind == DriftKind::UnauthenticatedCalls).unwrap().template, "/users/me");
+        assert_eq!(drift_of(&d, DriftKind::UndocumentedAuthScheme), [("security".to_owned(), "http-basic".to_owned())]);
+        // An explicitly public operation accepts anything.
+        let s =
+            parse_spec("openapi: 3.0.0\nsecurity: []\npaths:\n  /a:\n    get: {responses: {}}\n", "s", false).unwrap();
+        let d = diff(&s, &json!({"openapi": "3.1.0", "paths": {"/a": {"get": {"security": [{}], "responses": {}}}}}));
+        assert!(d.drift.is_empty(), "{:?}", d.drift);
+        // OAuth2 in the spec, a bearer token on the wire: documented.
+        let oauth = SecurityScheme { kind: "oauth2".into(), location: None, name: None };
+        let bearer = SecurityScheme { kind: "http-bearer".into(), location: None, name: None };
+        assert!(scheme_covers(&oauth, &bearer));
+        assert!(!scheme_covers(&bearer, &SecurityScheme { kind: "http-basic".into(), location: None, name: None }));
     }
 
     #[test]

@@ -324,6 +324,8 @@ impl<'a> Norm<'a> {
             let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
             let kind = match (kind, s("scheme")) {
                 ("http", Some(scheme)) => format!("http-{}", scheme.to_ascii_lowercase()),
+                // Swagger 2.0's `basic` is OpenAPI 3's `http` + `basic`.
+                ("basic", _) => "http-basic".to_owned(),
                 (k, _) => k.to_owned(),
             };
             out.insert(name.clone(), SecurityScheme { kind, location: s("in"), name: s("name") });
