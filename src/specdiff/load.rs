@@ -95,7 +95,15 @@ pub fn parse_spec(text: &str, source: &str, json: bool) -> Result<Spec, SpecErro
     } else {
         serde_saphyr::from_str_with_options(text, yaml_options()).map_err(|e| {
             let loc = e.location();
-            let first = e.to_string().lines().next().unwrap_or_default().to_owned();
+            // The parser's own message, without the position it repeats (we print ours).
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            let first = match first.split_once(": ") {
+                Some((pos, rest)) if pos.starts_with("line ") => rest,
+                _ => first,
+            }
+            .to_owned();
             mk(
                 loc.as_ref().map(|l| l.line()).filter(|l| *l > 0),
                 loc.as_ref().map(|l| l.column()).filter(|c| *c > 0),
@@ -955,8 +963,9 @@ components:
         assert_eq!(e.line, Some(7), "{e}");
         assert!(e.what.contains("does not resolve"), "{e}");
 
-        let e = yaml("openapi: 3.0.0\npaths:\n  /a:\n    get: [1\n").unwrap_err();
-        assert!(e.line.is_some() && e.what.starts_with("invalid YAML"), "{e}");
+        let e = yaml("openapi: 3.0.0\npaths:\n  /a: [\n").unwrap_err();
+        assert_eq!((e.line, e.column), (Some(3), Some(7)), "{e}");
+        assert_eq!(e.what, "invalid YAML: unclosed bracket '['");
 
         let e = parse_spec("{\n  \"openapi\": \"3.0.0\",\n  \"paths\": {\"/a\" 1}\n}", "t.json", true).unwrap_err();
         assert_eq!(e.line, Some(3), "{e}");
