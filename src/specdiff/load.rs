@@ -896,7 +896,7 @@ components:
         assert!(del.deprecated);
         assert_eq!(del.security, Some(vec![]));
         assert_eq!(s.security_schemes["key"].name.as_deref(), Some("X-Api-Key"));
-        assert_eq!(s.templates(), ["/v1/pets/{petId}"]);
+        assert_eq!(s.templates(), ["/api/pets/{petId}", "/pets/{petId}", "/v1/pets/{petId}"]);
     }
 
     #[test]

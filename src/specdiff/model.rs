@@ -241,10 +241,14 @@ pub struct Spec {
 }
 
 impl Spec {
-    /// The path templates, with the first base path prefixed (what the inventory pins).
+    /// The path templates for pinning: each as written and with every declared base path in front (the
+    /// traffic may or may not carry the prefix: a proxy may strip it, a mock may ignore it).
     pub fn templates(&self) -> Vec<String> {
-        let base = self.base_paths.first().map(String::as_str).unwrap_or("");
-        let mut v: Vec<String> = self.operations.iter().map(|o| format!("{base}{}", o.template)).collect();
+        let mut v: Vec<String> = Vec::new();
+        for o in &self.operations {
+            v.push(o.template.clone());
+            v.extend(self.base_paths.iter().map(|b| format!("{b}{}", o.template)));
+        }
         v.sort();
         v.dedup();
         v
