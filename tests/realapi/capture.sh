@@ -3,6 +3,7 @@
 # spec-diff evaluation (issue 5, "Done when" #2). Run as root; needs ip(8), tcpdump, node/npm, python3.
 #
 #   sudo tests/realapi/capture.sh [OUT_DIR]        # default OUT_DIR: /tmp/mirador-realapi
+#   sudo MODE=positive tests/realapi/capture.sh /tmp/mirador-realapi-positive   # valid data only
 #
 # Two network namespaces joined by a veth pair: the servers listen in `mrd-srv` (10.231.0.1), the client
 # runs in `mrd-cli` (10.231.0.2), and tcpdump records the client side, so every request crosses a real
@@ -21,6 +22,9 @@ OUT="${1:-/tmp/mirador-realapi}"
 TOOLS="${TOOLS:-/tmp/mirador-realapi-tools}"
 MAX_EXAMPLES="${MAX_EXAMPLES:-25}"
 SEED="${SEED:-5}"
+# schemathesis data mode: `all` (valid and invalid data: type-confused path values such as AAA, null,
+# true, 0.5 that a template learner must still fold into parameters) or `positive` (valid data only).
+MODE="${MODE:-all}"
 SRV=mrd-srv
 CLI=mrd-cli
 SRV_IP=10.231.0.1
@@ -80,7 +84,7 @@ st() {
     shift 3
     ip netns exec "$CLI" "$TOOLS/venv/bin/schemathesis" run "$spec" --url "$url" \
         --phases examples,coverage,fuzzing,stateful \
-        --max-examples "$MAX_EXAMPLES" --seed "$SEED" --workers 1 \
+        --max-examples "$MAX_EXAMPLES" --seed "$SEED" --workers 1 --mode "$MODE" \
         --checks not_a_server_error --no-color "$@" >>"$log" 2>&1 || true
 }
 

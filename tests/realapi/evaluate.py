@@ -3,13 +3,14 @@
 
     tests/realapi/evaluate.py [--mirador BIN] [--keep DIR] [--json] PCAP SPEC [PCAP SPEC ...]
 
-For each capture, runs `mirador replay PCAP --spec SPEC --out DIR`, reads the observed operations from
-DIR/openapi/*.json (method + path template, with the document's server base path) and compares them with the
+For each capture, runs `mirador replay PCAP --out DIR/learned` (no spec: a supplied spec's templates would
+take precedence, and the score is about learning from traffic alone) and `... --spec SPEC --out
+DIR/with-spec` (for the spec-diff summary). It reads the observed operations from DIR/learned/openapi/*.json (method + path template, with the document's server base path) and compares them with the
 spec's operations by structure (`/pet/{id}` is `/pet/{petId}`; a concrete `/pet/12` is NOT `/pet/{petId}`:
 a template split into values is an error). The spec's base path (servers / basePath) is optional on both
 sides.
 
-- Exercised: the spec operations that some request in DIR/transactions.jsonl actually hit (concrete path
+- Exercised: the spec operations that some request in transactions.jsonl actually hit (concrete path
   matched against the spec's templates, literals first). Recall is measured against these, and also
   reported against the whole spec.
 - True positive: an observed operation equal by structure to a spec operation.
@@ -143,10 +144,14 @@ def evaluate(mirador, pcap, spec_path, keep):
     out = keep or tempfile.mkdtemp(prefix="mirador-eval-")
     if keep:
         os.makedirs(out, exist_ok=True)
-    cmd = [mirador, "replay", pcap, "--spec", spec_path, "--out", out, "--quiet"]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode != 0:
-        sys.exit(f"evaluate.py: {' '.join(cmd)} exited {r.returncode}:\n{r.stderr}")
+    # Scored from a run WITHOUT the spec: a supplied spec's templates take precedence in the inventory, and
+    # the score is about what it learns from traffic alone. A second run with --spec gives spec-diff.json.
+    learned, diffed = os.path.join(out, "learned"), os.path.join(out, "with-spec")
+    for d, extra in ((learned, []), (diffed, ["--spec", spec_path])):
+        cmd = [mirador, "replay", pcap, *extra, "--out", d, "--quiet"]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            sys.exit(f"evaluate.py: {' '.join(cmd)} exited {r.returncode}:\n{r.stderr}")
     spec = load_doc(spec_path)
     sbases = base_paths(spec)
     sops = spec_ops(spec)
@@ -154,7 +159,7 @@ def evaluate(mirador, pcap, spec_path, keep):
 
     # Ground truth from the traffic: which spec operation each request hit.
     exercised, off_spec_requests, requests = set(), [], 0
-    with open(os.path.join(out, "transactions.jsonl"), encoding="utf-8") as f:
+    with open(os.path.join(learned, "transactions.jsonl"), encoding="utf-8") as f:
         for line in f:
             t = json.loads(line)
             requests += 1
@@ -176,7 +181,7 @@ def evaluate(mirador, pcap, spec_path, keep):
 
     # The inventory's view.
     observed = []
-    docs = sorted(glob.glob(os.path.join(out, "openapi", "*.json")))
+    docs = sorted(glob.glob(os.path.join(learned, "openapi", "*.json")))
     for d in docs:
         doc = load_doc(d)
         obases = base_paths(doc)
@@ -213,7 +218,7 @@ def evaluate(mirador, pcap, spec_path, keep):
     recall = len(found & exercised) / len(exercised) if exercised else 0.0
     recall_spec = len(found) / len(sops) if sops else 0.0
     diff = {}
-    p = os.path.join(out, "spec-diff.json")
+    p = os.path.join(diffed, "spec-diff.json")
     if os.path.exists(p):
         with open(p, encoding="utf-8") as f:
             rep = json.load(f)
