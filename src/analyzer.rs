@@ -171,7 +171,16 @@ pub struct SetupError(pub String);
 /// The analyzers shipped today, in chain order: inventory, sensitive data, detections.
 pub fn builtin(settings: &AnalysisSettings) -> Result<Registry, SetupError> {
     let mut reg = Registry::new();
-    crate::inventory::register(&mut reg, settings)?;
+    let inventory = crate::inventory::register_inventory(&mut reg, settings)?;
+    // The owner's templates take precedence over learned ones (a spec's path with text and a parameter in one
+    // segment cannot be pinned: it is still diffed).
+    for spec in crate::specdiff::register(&mut reg, settings)?.iter() {
+        for t in spec.templates() {
+            if let Err(e) = inventory.pin(None, &t) {
+                tracing::debug!(spec = %spec.source, template = %t, error = %e, "Spec template not pinned.");
+            }
+        }
+    }
     crate::sensitive::register(&mut reg, settings)?;
     crate::detect::register(&mut reg, settings)?;
     Ok(reg)

@@ -25,4 +25,5 @@ pub mod pipeline;
 pub mod reassembly;
 pub mod sensitive;
 pub mod sink;
+pub mod specdiff;
 pub mod synth;

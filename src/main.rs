@@ -63,6 +63,10 @@ struct CommonArgs {
     /// Serve Prometheus /metrics and /healthz on this address [config: metrics.listen].
     #[arg(long)]
     metrics_listen: Option<SocketAddr>,
+    /// The owner's API spec (OpenAPI 3.0/3.1 or Swagger 2.0, JSON or YAML) to compare with what is seen;
+    /// repeat for several. Writes spec-diff.json to the output directory [config: inventory.specs, added to].
+    #[arg(long = "spec", value_name = "FILE")]
+    specs: Vec<PathBuf>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy)]
@@ -76,7 +80,7 @@ enum Cmd {
     /// Replay pcap/pcapng files (merged in timestamp order) and write flows.jsonl, transactions.jsonl and
     /// stats.json to --out.
     #[command(
-        after_help = "Examples:\n  mirador replay pcaps/demo.pcap --out out/\n  mirador replay tap-a.pcap tap-b.pcapng --out out/ --workers 2"
+        after_help = "Examples:\n  mirador replay pcaps/demo.pcap --out out/\n  mirador replay capture.pcap --spec openapi.yaml --out out/\n  mirador replay tap-a.pcap tap-b.pcapng --out out/ --workers 2"
     )]
     Replay {
         /// Capture files (pcap or pcapng).
@@ -236,6 +240,7 @@ fn load(common: &CommonArgs, live: bool, more: impl FnOnce(&mut RawConfig)) -> R
         // A replay serves metrics only when asked to.
         raw.metrics.enabled = false;
     }
+    raw.inventory.specs.extend(common.specs.iter().cloned());
     more(&mut raw);
     Config::from_raw(raw, "command line").map_err(|e| {
         eprintln!("mirador: error: {e}");

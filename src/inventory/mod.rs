@@ -78,6 +78,9 @@ pub struct Settings {
     pub pinned_templates: Vec<String>,
     /// Templates pinned in one service only: `{ "api.example.com" = ["/v1/items/{sku}"] }`.
     pub pinned_templates_by_service: BTreeMap<String, Vec<String>>,
+    /// The owner's API specs (OpenAPI 3.0/3.1 or Swagger 2.0, JSON or YAML) to compare with what is seen;
+    /// `--spec FILE` adds to it. Results go to `DIR/spec-diff.json`; the specs' templates are pinned.
+    pub specs: Vec<std::path::PathBuf>,
 }
 
 impl Default for Settings {
@@ -106,6 +109,7 @@ impl Default for Settings {
             save_interval: Duration::from_secs(60),
             pinned_templates: Vec::new(),
             pinned_templates_by_service: BTreeMap::new(),
+            specs: Vec::new(),
         }
     }
 }
