@@ -72,9 +72,8 @@ fn spec_diff_json_is_written() {
     assert!(!kinds.contains(&"no_response_schema"), "{kinds:?}");
 }
 
-/// Needs `DIR/openapi/<service>.json` from the inventory analyzer (branch `inv`).
+/// The spec diff reads the inventory's `DIR/openapi/<service>.json`: this runs both end to end.
 #[test]
-#[ignore = "needs the inventory analyzer"]
 fn demo_capture_against_its_spec() {
     let run = replay(&[&pcap("demo.pcap")], &["--spec", demo_spec().to_str().unwrap(), "--quiet"]);
     assert_eq!(run.code(), 0, "{}", run.stderr());
