@@ -90,6 +90,8 @@ pub fn collect(tx: &Transaction, lim: &Limits, out: &mut Vec<Input>) -> u64 {
                 c.json(&v, &mut path, 0);
                 done = true;
             }
+        } else if ct.contains("multipart/form-data") {
+            done = c.multipart(&ct, tx.request_headers.get("content-type").unwrap_or(""), body);
         } else if ct.contains("x-www-form-urlencoded") {
             let text = String::from_utf8_lossy(body);
             for pair in text.split('&') {
@@ -101,7 +103,7 @@ pub fn collect(tx: &Transaction, lim: &Limits, out: &mut Vec<Input>) -> u64 {
         }
         if !done {
             let end = body.len().min(lim.max_value_bytes.saturating_mul(4));
-            c.push(Loc::Body, "", &String::from_utf8_lossy(body.get(..end).unwrap_or(body)));
+            c.push(Loc::RawBody, "", &String::from_utf8_lossy(body.get(..end).unwrap_or(body)));
         }
     }
     c.skipped
@@ -135,6 +137,30 @@ impl Collector<'_> {
             v.push_str(&n);
         }
         self.out.push(Input { loc, field: field.to_owned(), value: v });
+    }
+
+    /// Fields of a multipart form; file parts are skipped (binary content, not parameters). False when the
+    /// boundary is missing.
+    fn multipart(&mut self, ct_lower: &str, ct: &str, body: &[u8]) -> bool {
+        let Some(i) = ct_lower.find("boundary=") else { return false };
+        let b = ct.get(i + 9..).unwrap_or("").split(';').next().unwrap_or("").trim().trim_matches('"');
+        if b.is_empty() {
+            return false;
+        }
+        let delim = format!("--{b}");
+        let text = String::from_utf8_lossy(body);
+        for part in text.split(delim.as_str()).skip(1) {
+            let Some((head, content)) = part.split_once("\r\n\r\n") else { continue };
+            let head_l = head.to_ascii_lowercase();
+            if head_l.contains("filename=") {
+                continue;
+            }
+            let name =
+                head_l.find("name=\"").and_then(|i| head.get(i + 6..)).and_then(|r| r.split('"').next()).unwrap_or("");
+            let content = content.strip_suffix("\r\n").unwrap_or(content);
+            self.push(Loc::Body, name, content);
+        }
+        true
     }
 
     fn json(&mut self, v: &serde_json::Value, path: &mut String, depth: usize) {
@@ -338,6 +364,18 @@ mod tests {
         assert!(got.contains(&("request.body", "n.$where", "$where")), "{got:?}");
         assert!(got.contains(&("request.body", "l[]", "v")), "{got:?}");
         assert!(!got.iter().any(|g| g.2.contains("secret")));
+    }
+
+    #[test]
+    fn multipart_fields_without_files() {
+        let body = "--XyZ\r\nContent-Disposition: form-data; name=\"user\"\r\n\r\nadmin'--\r\n--XyZ\r\n\
+                    Content-Disposition: form-data; name=\"f\"; filename=\"a.bin\"\r\n\r\n' OR 1=1\r\n--XyZ--\r\n";
+        let t = tx("/up", &[("Content-Type", "multipart/form-data; boundary=XyZ")], body);
+        let mut out = Vec::new();
+        collect(&t, &lim(), &mut out);
+        let body: Vec<_> =
+            out.iter().filter(|i| i.loc == Loc::Body).map(|i| (i.field.as_str(), i.value.as_str())).collect();
+        assert_eq!(body, [("user", "admin'--")]);
     }
 
     #[test]

@@ -18,10 +18,14 @@
 //! confidence = 0.8                  # 0..1, of a regex match being a real attack attempt
 //! owasp = "API8:2023"
 //! mitre = "T1190"
-//! locations = ["path", "query", "header", "cookie", "body"]   # where to look (default: all five)
+//! locations = ["path", "query", "header", "cookie", "body"]   # where to look (default: all six)
 //! anchors = ["union", "select", "'"]  # literals (ASCII case-insensitive); at least one must occur
 //! regex = '''\bunion\b[\s\S]{0,40}?\bselect\b'''             # confirms; case-insensitive, linear time
 //! ```
+//!
+//! Locations: `path`, `query` (values, and names with operator characters), `header`, `cookie`, `body`
+//! (JSON string values and `$` keys, form and multipart fields) and `raw_body` (any other body, scanned
+//! whole: XML, text; noisy for rules that look for addresses or quotes).
 //!
 //! How a value is checked: every request input (path, each query parameter value and suspicious name, each
 //! header except credentials and plumbing, each cookie, each JSON string value and `$`-key, each form
@@ -438,6 +442,8 @@ pub enum Loc {
     Header = 4,
     Cookie = 8,
     Body = 16,
+    /// A body that is not JSON, a form or multipart (XML, text): scanned whole.
+    RawBody = 32,
 }
 
 impl Loc {
@@ -447,7 +453,7 @@ impl Loc {
             Loc::Query => "request.query",
             Loc::Header => "request.header",
             Loc::Cookie => "request.cookie",
-            Loc::Body => "request.body",
+            Loc::Body | Loc::RawBody => "request.body",
         }
     }
 }
@@ -517,7 +523,7 @@ pub fn load_attack_pack(name: &str, text: &str) -> Result<Vec<AttackRule>, Setup
         }
         let mut locations = 0u8;
         match &r.locations {
-            None => locations = 0x1f,
+            None => locations = 0x3f,
             Some(ls) => {
                 for l in ls {
                     locations |= match l.as_str() {
@@ -526,9 +532,10 @@ pub fn load_attack_pack(name: &str, text: &str) -> Result<Vec<AttackRule>, Setup
                         "header" => Loc::Header as u8,
                         "cookie" => Loc::Cookie as u8,
                         "body" => Loc::Body as u8,
+                        "raw_body" => Loc::RawBody as u8,
                         other => {
                             return Err(SetupError(format!(
-                                "{at}: locations: unknown \"{other}\" (path, query, header, cookie, body)"
+                                "{at}: locations: unknown \"{other}\" (path, query, header, cookie, body, raw_body)"
                             )));
                         }
                     }
