@@ -214,7 +214,11 @@ pub fn sql_error(tx: &Transaction) -> Option<String> {
     if !textual(tx) {
         return None;
     }
-    let text = String::from_utf8_lossy(scan_body(tx));
+    let body = scan_body(tx);
+    if !SQL_ANCHORS.as_ref().is_some_and(|ac| ac.is_match(body)) {
+        return None;
+    }
+    let text = String::from_utf8_lossy(body);
     find(&SQL_ANCHORS, &SQL_ERROR, &text)
         .map(|(s, _)| truncate_escaped(text.as_bytes().get(s..).unwrap_or_default(), 64))
 }
@@ -253,7 +257,13 @@ impl Misconfig {
         if tx.decoded_response_body().is_empty() || !textual(tx) || !(em.on(self.trace) || em.on(self.sql)) {
             return;
         }
-        let text = String::from_utf8_lossy(scan_body(tx));
+        let body = scan_body(tx);
+        // Most bodies carry neither: the byte-level anchor check avoids a UTF-8 copy of every body.
+        let any = |ac: &Option<AhoCorasick>| ac.as_ref().is_some_and(|ac| ac.is_match(body));
+        if !any(&TRACE_ANCHORS) && !any(&SQL_ANCHORS) {
+            return;
+        }
+        let text = String::from_utf8_lossy(body);
         if em.on(self.trace)
             && let Some((s, _)) = find(&TRACE_ANCHORS, &TRACE, &text)
         {
