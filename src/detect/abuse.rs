@@ -32,6 +32,20 @@ impl SizeStats {
     }
 }
 
+/// Data classes an operation's responses carried, learned over its first `warmup_requests` responses.
+#[derive(Default)]
+struct OpClasses {
+    responses: u64,
+    classes: Vec<String>,
+}
+
+/// Classes remembered per operation.
+const MAX_CLASSES: usize = 64;
+
+fn sensitive_category(c: &str) -> bool {
+    matches!(c, "pii" | "financial" | "health" | "credential" | "secret")
+}
+
 pub struct Abuse {
     rate: RuleId,
     not_found: RuleId,
@@ -42,6 +56,9 @@ pub struct Abuse {
     not_founds: Bounded<String, WindowCount>,
     server_errors: Bounded<String, WindowCount>,
     sizes: Bounded<String, SizeStats>,
+    new_pii: RuleId,
+    headers: RuleId,
+    classes: Bounded<String, OpClasses>,
     warmup: u64,
     max_window: f64,
 }
@@ -61,6 +78,9 @@ impl Abuse {
             not_founds: Bounded::new(cap, "[detect] max_tracked_keys"),
             server_errors: Bounded::new(cap, "[detect] max_tracked_keys"),
             sizes: Bounded::new(cap, "[detect] max_tracked_keys"),
+            new_pii: id("new_pii_in_response"),
+            headers: id("missing_security_headers"),
+            classes: Bounded::new(cap, "[detect] max_tracked_keys"),
             warmup: s.warmup_requests,
             max_window: rules.window(rate).max(rules.window(not_found)).max(rules.window(errors)),
         }
@@ -117,6 +137,83 @@ impl Abuse {
     }
 }
 
+impl Abuse {
+    fn response_classes(&self, tx: &Transaction, ctx: &TxContext, em: &mut Emitter<'_>) {
+        let f = em.facts;
+        if f.status.is_none() {
+            return;
+        }
+        let mut resp = ctx
+            .data_classes
+            .iter()
+            .filter(|d| d.location.starts_with("response.") && sensitive_category(&d.category))
+            .peekable();
+        if resp.peek().is_none() {
+            // Still one more response of the operation.
+            if em.on(self.new_pii) {
+                let key = format!("{}\n{}", f.host, f.endpoint);
+                self.classes.update(key, OpClasses::default, |o| o.responses += 1);
+            }
+            return;
+        }
+        if em.on(self.headers) && f.success() {
+            let h = &tx.response_headers;
+            let cache_ok = h.get("cache-control").is_some_and(|v| {
+                let v = v.to_ascii_lowercase();
+                v.contains("no-store") || v.contains("private")
+            });
+            let nosniff = h.get("x-content-type-options").is_some_and(|v| v.trim().eq_ignore_ascii_case("nosniff"));
+            let mut missing = Vec::new();
+            if !cache_ok {
+                missing.push("Cache-Control: no-store");
+            }
+            if !nosniff {
+                missing.push("X-Content-Type-Options: nosniff");
+            }
+            if !missing.is_empty() {
+                em.raise(
+                    Hit::new(self.headers)
+                        .scope(Scope::Endpoint)
+                        .at("response.header", "")
+                        .evidence(format!("sensitive response without {}", missing.join(", "))),
+                );
+            }
+        }
+        if !em.on(self.new_pii) {
+            return;
+        }
+        let found: Vec<&super::super::analyzer::DataClassHit> = resp.collect();
+        let key = format!("{}\n{}", f.host, f.endpoint);
+        let warmup = self.warmup.max(1);
+        let new = self
+            .classes
+            .update(key, OpClasses::default, |o| {
+                let learned = o.responses >= warmup;
+                o.responses += 1;
+                let mut new = Vec::new();
+                for d in &found {
+                    if !o.classes.iter().any(|c| c == &d.class) && o.classes.len() < MAX_CLASSES {
+                        o.classes.push(d.class.clone());
+                        if learned {
+                            new.push((d.class.clone(), d.location, d.field.clone()));
+                        }
+                    }
+                }
+                new
+            })
+            .unwrap_or_default();
+        if let Some((class, loc, field)) = new.first() {
+            let names: Vec<&str> = new.iter().map(|(c, _, _)| c.as_str()).collect();
+            em.raise(
+                Hit::new(self.new_pii).scope(Scope::Endpoint).at(loc, field.clone()).evidence(format!(
+                    "{} (new to this operation after {warmup} responses; {class})",
+                    names.join(", ")
+                )),
+            );
+        }
+    }
+}
+
 impl Detector for Abuse {
     fn name(&self) -> &'static str {
         "abuse"
@@ -150,6 +247,7 @@ impl Detector for Abuse {
             }
         }
         self.excessive(tx, em);
+        self.response_classes(tx, ctx, em);
     }
 
     fn on_tick(&self, now: f64) {
@@ -161,7 +259,11 @@ impl Detector for Abuse {
     }
 
     fn cap_hits(&self) -> u64 {
-        self.requests.cap_hits() + self.not_founds.cap_hits() + self.server_errors.cap_hits() + self.sizes.cap_hits()
+        self.requests.cap_hits()
+            + self.not_founds.cap_hits()
+            + self.server_errors.cap_hits()
+            + self.sizes.cap_hits()
+            + self.classes.cap_hits()
     }
 }
 
@@ -239,6 +341,36 @@ mod tests {
         assert!(!p.to_string().contains("a@b.example"));
         let ctx = TxContext { data_classes: vec![dc("response.body", "pii")], ..Default::default() };
         assert!(!has(&fired_ctx(&e, &tx("GET", "/v1/users", &[], "", 200, 1.0), &ctx), "pii_in_query"));
+    }
+
+    #[test]
+    fn new_pii_class_after_warmup_and_missing_headers() {
+        let e = engine(Settings::default());
+        let dc = |class: &str| DataClassHit {
+            location: "response.body",
+            field: class.into(),
+            class: class.into(),
+            category: "pii".into(),
+        };
+        let ctx = TxContext { data_classes: vec![dc("email")], ..Default::default() };
+        for i in 0..25 {
+            let t = with_response(
+                tx("GET", "/v1/users", &[], "", 200, f64::from(i)),
+                &[("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff")],
+                "{}",
+            );
+            let a = fired_ctx(&e, &t, &ctx);
+            assert!(!has(&a, "new_pii_in_response") && !has(&a, "missing_security_headers"), "{a:?}");
+        }
+        let ctx = TxContext { data_classes: vec![dc("email"), dc("ssn")], ..Default::default() };
+        let t = with_response(tx("GET", "/v1/users", &[], "", 200, 30.0), &[], "{}");
+        let a = fired_ctx(&e, &t, &ctx);
+        let n = a.iter().find(|a| a["rule_id"] == "new_pii_in_response").expect("new class");
+        assert!(n["evidence"].as_str().unwrap().starts_with("ssn"), "{n}");
+        let m = a.iter().find(|a| a["rule_id"] == "missing_security_headers").expect("headers");
+        assert!(m["evidence"].as_str().unwrap().contains("no-store"));
+        // Known from now on.
+        assert!(!has(&fired_ctx(&e, &t, &ctx), "new_pii_in_response"));
     }
 
     #[test]

@@ -308,6 +308,30 @@ pub const BUILTIN: &[Builtin] = &[
         "a pii/financial/health data class found in request.query"
     ),
     rule!(
+        "new_pii_in_response",
+        "new_sensitive_data",
+        "Operation returns a kind of sensitive data it did not return before",
+        Medium,
+        0.6,
+        "API3:2023",
+        "T1213",
+        0.0,
+        0.0,
+        "after warmup_requests, a response data class (from the sensitive-data analyzer) new to the operation"
+    ),
+    rule!(
+        "missing_security_headers",
+        "missing_security_headers",
+        "Sensitive response without protective headers",
+        Low,
+        0.8,
+        "API8:2023",
+        "T1213",
+        0.0,
+        0.0,
+        "a response with pii/financial/health/credential data lacks Cache-Control no-store/private or X-Content-Type-Options nosniff"
+    ),
+    rule!(
         "excessive_response",
         "excessive_data",
         "Response much larger than usual",
