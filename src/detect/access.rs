@@ -95,6 +95,36 @@ struct IdWalk {
     ids: Vec<(u64, f64, Option<u64>)>,
 }
 
+/// What an actor did so far (for BFLA).
+#[derive(Default)]
+struct Profile {
+    reads: u64,
+    writes: u64,
+}
+
+/// Who used a privileged operation (for BFLA): a few actor hashes are enough, the rule wants rare ones.
+#[derive(Default)]
+struct OpActors {
+    requests: u64,
+    actors: Vec<u64>,
+}
+
+/// Actors remembered per privileged operation.
+const MAX_OP_ACTORS: usize = 8;
+/// A privileged operation is one at most this many actors used...
+const BFLA_MAX_OWNERS: usize = 2;
+/// ... over at least this many requests, while at least `BFLA_MIN_POPULATION` actors were seen overall.
+const BFLA_MIN_OP_REQUESTS: u64 = 5;
+const BFLA_MIN_POPULATION: u64 = 10;
+
+fn privileged(tx: &Transaction) -> bool {
+    !matches!(tx.method.as_str(), "GET" | "HEAD" | "OPTIONS")
+        || tx.path.split('/').any(|s| {
+            let s = s.to_ascii_lowercase();
+            matches!(s.as_str(), "admin" | "administrator" | "manage" | "management" | "internal" | "superuser")
+        })
+}
+
 #[derive(Default)]
 struct OpAuth {
     seen: u64,
@@ -116,6 +146,10 @@ pub struct Access {
     cleartext_seen: Bounded<String, bool>,
     ops: Bounded<String, OpAuth>,
     walks: Bounded<(String, String), IdWalk>,
+    bfla: RuleId,
+    profiles: Bounded<String, Profile>,
+    priv_ops: Bounded<String, OpActors>,
+    population: std::sync::atomic::AtomicU64,
     hasher: foldhash::fast::RandomState,
     warmup: u64,
     /// Largest rule window of the family: state idle longer is dropped.
@@ -143,6 +177,10 @@ impl Access {
             cleartext_seen: Bounded::new(cap, "[detect] max_tracked_keys"),
             ops: Bounded::new(cap, "[detect] max_tracked_keys"),
             walks: Bounded::new(cap, "[detect] max_tracked_keys"),
+            bfla: id("bfla"),
+            profiles: Bounded::new(cap, "[detect] max_tracked_keys"),
+            priv_ops: Bounded::new(cap, "[detect] max_tracked_keys"),
+            population: Default::default(),
             hasher: foldhash::fast::RandomState::default(),
             warmup: s.warmup_requests,
             max_window: rules.window(failed).max(rules.window(bola)),
@@ -317,6 +355,65 @@ impl Access {
     }
 }
 
+impl Access {
+    fn bfla(&self, tx: &Transaction, f: &Facts, em: &mut Emitter<'_>) {
+        use std::sync::atomic::Ordering;
+        if f.status.is_none() || !em.on(self.bfla) {
+            return;
+        }
+        let is_priv = privileged(tx);
+        let before = self
+            .profiles
+            .update(
+                f.actor_key.clone(),
+                || {
+                    self.population.fetch_add(1, Ordering::Relaxed);
+                    Profile::default()
+                },
+                |p| {
+                    let b = (p.reads, p.writes);
+                    if is_priv {
+                        p.writes += 1;
+                    } else {
+                        p.reads += 1;
+                    }
+                    b
+                },
+            )
+            .unwrap_or((0, 1));
+        if !is_priv {
+            return;
+        }
+        let me = self.hasher.hash_one(&f.actor_key);
+        let key = format!("{}\n{}", f.host, f.endpoint);
+        let rare = self
+            .priv_ops
+            .update(key, OpActors::default, |o| {
+                let rare =
+                    o.requests >= BFLA_MIN_OP_REQUESTS && o.actors.len() <= BFLA_MAX_OWNERS && !o.actors.contains(&me);
+                o.requests += 1;
+                if !o.actors.contains(&me) && o.actors.len() < MAX_OP_ACTORS {
+                    o.actors.push(me);
+                }
+                rare
+            })
+            .unwrap_or(false);
+        let (reads, writes) = before;
+        if rare
+            && f.success()
+            && writes == 0
+            && reads as f64 >= em.rules.threshold(self.bfla)
+            && self.population.load(Ordering::Relaxed) >= BFLA_MIN_POPULATION
+        {
+            em.raise(Hit::new(self.bfla).outcome("possible_success").evidence(format!(
+                "{} answered {} to an actor that made {reads} read requests and no write; the operation was used by at most {BFLA_MAX_OWNERS} other actors",
+                f.endpoint,
+                f.status.unwrap_or(0)
+            )));
+        }
+    }
+}
+
 /// The dictionary secret that verifies `signature` over `input` with HMAC-SHA256.
 pub fn weak_secret(input: &str, signature: &[u8]) -> Option<&'static str> {
     use hmac::Mac as _;
@@ -340,6 +437,7 @@ impl Detector for Access {
         self.in_url(tx, em);
         self.unauthenticated(f, em);
         self.bola(tx, f, em);
+        self.bfla(tx, f, em);
     }
 
     fn on_tick(&self, now: f64) {
@@ -354,6 +452,8 @@ impl Detector for Access {
             + self.cleartext_seen.cap_hits()
             + self.ops.cap_hits()
             + self.walks.cap_hits()
+            + self.profiles.cap_hits()
+            + self.priv_ops.cap_hits()
     }
 }
 
@@ -472,6 +572,43 @@ mod tests {
             !ids(&fired(&e, &tx("GET", "/v1/products", &[], "", 200, 40.0)))
                 .contains(&"unauthenticated_access".to_owned())
         );
+    }
+
+    /// A transaction from `ip`.
+    fn from(ip: &str, method: &str, uri: &str, status: u16, ts: f64) -> crate::http::Transaction {
+        let mut t = tx(method, uri, &[], "", status, ts);
+        let mut fl = (**t.flow.as_ref().unwrap()).clone();
+        fl.client = format!("{ip}:40000").parse().unwrap();
+        t.flow = Some(std::sync::Arc::new(fl));
+        t
+    }
+
+    #[test]
+    fn bfla_read_only_actor_calls_an_admin_operation() {
+        let e = engine(Settings::default());
+        // A population of readers, and one admin who deletes users.
+        for i in 0..12 {
+            fired(&e, &from(&format!("10.1.0.{i}"), "GET", "/v1/items", 200, f64::from(i)));
+        }
+        for i in 0..6 {
+            fired(&e, &from("10.9.0.1", "DELETE", &format!("/v1/admin/users/{i}"), 204, 20.0 + f64::from(i)));
+        }
+        // A reader with a long read-only history.
+        for i in 0..25 {
+            fired(&e, &from("10.1.0.1", "GET", "/v1/items", 200, 30.0 + f64::from(i)));
+        }
+        let a = ids(&fired(&e, &from("10.1.0.1", "DELETE", "/v1/admin/users/77", 204, 60.0)));
+        assert!(a.contains(&"bfla".to_owned()), "{a:?}");
+        // Refused: no alert. A write everybody uses: no alert.
+        let a = ids(&fired(&e, &from("10.1.0.2", "DELETE", "/v1/admin/users/78", 403, 61.0)));
+        assert!(!a.contains(&"bfla".to_owned()));
+        for i in 0..12 {
+            fired(&e, &from(&format!("10.1.0.{i}"), "POST", "/v1/orders", 201, 70.0 + f64::from(i)));
+        }
+        for i in 0..25 {
+            fired(&e, &from("10.1.0.50", "GET", "/v1/items", 200, 90.0 + f64::from(i)));
+        }
+        assert!(!ids(&fired(&e, &from("10.1.0.50", "POST", "/v1/orders", 201, 120.0))).contains(&"bfla".to_owned()));
     }
 
     #[test]

@@ -260,6 +260,18 @@ pub const BUILTIN: &[Builtin] = &[
         "threshold: distinct object ids one actor touches on one template within window seconds"
     ),
     rule!(
+        "bfla",
+        "bfla",
+        "Privileged operation called by a read-only actor",
+        Medium,
+        0.5,
+        "API5:2023",
+        "T1190",
+        20.0,
+        0.0,
+        "threshold: reads an actor made (and no write) before a 2xx on a write/admin operation that at most two other actors used"
+    ),
+    rule!(
         "rate_anomaly",
         "rate_anomaly",
         "Request rate anomaly",
