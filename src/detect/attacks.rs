@@ -49,6 +49,7 @@ impl Attacks {
         let ac = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::Standard)
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
             .build(&patterns)
             .ok();
         Attacks {

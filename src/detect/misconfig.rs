@@ -4,7 +4,7 @@
 
 use std::sync::LazyLock;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind};
 use regex::Regex;
 
 use super::rules::{RuleId, Rules};
@@ -12,8 +12,10 @@ use super::state::Bounded;
 use super::{Detector, Emitter, Hit, Scope, Settings, TxContext, truncate_escaped};
 use crate::http::Transaction;
 
-/// Bytes of a response body searched for traces and SQL errors: they sit near the start.
+/// Bytes of an error response's body searched for traces and SQL errors: they sit near the start.
 const MAX_SCAN_BYTES: usize = 64 * 1024;
+/// ... and of a successful response's: a verbose error answered 2xx is rare, large 2xx bodies are not.
+const MAX_SCAN_BYTES_OK: usize = 4 * 1024;
 /// Distinct probed paths remembered per actor.
 const MAX_PROBES: usize = 64;
 
@@ -21,26 +23,6 @@ fn re(s: &str) -> Regex {
     // The patterns are constants checked by the unit tests; an invalid one would match nothing.
     Regex::new(s).unwrap_or_else(|_| Regex::new("$^").unwrap_or_else(|_| unreachable!()))
 }
-
-static TRACE_ANCHORS: LazyLock<Option<AhoCorasick>> = LazyLock::new(|| {
-    AhoCorasickBuilder::new()
-        .ascii_case_insensitive(true)
-        .build([
-            ".java:",
-            "traceback",
-            "file \"",
-            "exception",
-            "stack trace",
-            "goroutine",
-            "panic:",
-            ".rb:",
-            ".js:",
-            ".cs:line",
-            "on line",
-            ".php:",
-        ])
-        .ok()
-});
 
 static TRACE: LazyLock<Regex> = LazyLock::new(|| {
     re(concat!(
@@ -54,10 +36,24 @@ static TRACE: LazyLock<Regex> = LazyLock::new(|| {
     ))
 });
 
-static SQL_ANCHORS: LazyLock<Option<AhoCorasick>> = LazyLock::new(|| {
+/// Literals of stack traces and SQL errors: one pass over a body tells whether either regex needs to run.
+static VERBOSE_ANCHORS: LazyLock<Option<AhoCorasick>> = LazyLock::new(|| {
     AhoCorasickBuilder::new()
         .ascii_case_insensitive(true)
+        .kind(Some(AhoCorasickKind::DFA))
         .build([
+            ".java:",
+            "traceback",
+            "file \"",
+            "exception",
+            "stack trace",
+            "goroutine",
+            "panic:",
+            ".rb:",
+            ".js:",
+            ".cs:line",
+            "on line",
+            ".php:",
             "sqlstate",
             "sql syntax",
             "ora-",
@@ -189,7 +185,12 @@ static SCANNER_AC: LazyLock<Option<AhoCorasick>> =
 
 fn scan_body(tx: &Transaction) -> &[u8] {
     let b = tx.decoded_response_body();
-    b.get(..MAX_SCAN_BYTES).unwrap_or(b)
+    let max = if tx.status.is_some_and(|s| s >= 400) { MAX_SCAN_BYTES } else { MAX_SCAN_BYTES_OK };
+    b.get(..max).unwrap_or(b)
+}
+
+fn verbose_candidate(body: &[u8]) -> bool {
+    VERBOSE_ANCHORS.as_ref().is_some_and(|ac| ac.is_match(body))
 }
 
 fn textual(tx: &Transaction) -> bool {
@@ -202,25 +203,17 @@ fn textual(tx: &Transaction) -> bool {
     }
 }
 
-fn find(ac: &Option<AhoCorasick>, re: &Regex, text: &str) -> Option<(usize, usize)> {
-    if !ac.as_ref().is_some_and(|ac| ac.is_match(text)) {
-        return None;
-    }
-    re.find(text).map(|m| (m.start(), m.end()))
-}
-
 /// The SQL error text in the response, if any (evidence, cut to 64 bytes).
 pub fn sql_error(tx: &Transaction) -> Option<String> {
     if !textual(tx) {
         return None;
     }
     let body = scan_body(tx);
-    if !SQL_ANCHORS.as_ref().is_some_and(|ac| ac.is_match(body)) {
+    if !verbose_candidate(body) {
         return None;
     }
     let text = String::from_utf8_lossy(body);
-    find(&SQL_ANCHORS, &SQL_ERROR, &text)
-        .map(|(s, _)| truncate_escaped(text.as_bytes().get(s..).unwrap_or_default(), 64))
+    SQL_ERROR.find(&text).map(|m| m.start()).map(|s| truncate_escaped(text.as_bytes().get(s..).unwrap_or_default(), 64))
 }
 
 pub struct Misconfig {
@@ -259,19 +252,18 @@ impl Misconfig {
         }
         let body = scan_body(tx);
         // Most bodies carry neither: the byte-level anchor check avoids a UTF-8 copy of every body.
-        let any = |ac: &Option<AhoCorasick>| ac.as_ref().is_some_and(|ac| ac.is_match(body));
-        if !any(&TRACE_ANCHORS) && !any(&SQL_ANCHORS) {
+        if !verbose_candidate(body) {
             return;
         }
         let text = String::from_utf8_lossy(body);
         if em.on(self.trace)
-            && let Some((s, _)) = find(&TRACE_ANCHORS, &TRACE, &text)
+            && let Some((s, _)) = TRACE.find(&text).map(|m| (m.start(), m.end()))
         {
             let ev = truncate_escaped(text.as_bytes().get(s..).unwrap_or_default(), 64);
             em.raise(Hit::new(self.trace).scope(Scope::Endpoint).at("response.body", "").evidence(ev));
         }
         if em.on(self.sql)
-            && let Some((s, _)) = find(&SQL_ANCHORS, &SQL_ERROR, &text)
+            && let Some((s, _)) = SQL_ERROR.find(&text).map(|m| (m.start(), m.end()))
         {
             let ev = truncate_escaped(text.as_bytes().get(s..).unwrap_or_default(), 64);
             em.raise(Hit::new(self.sql).scope(Scope::Endpoint).at("response.body", "").evidence(ev));

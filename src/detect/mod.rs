@@ -543,7 +543,18 @@ impl Engine {
         let mut auth_scheme = None;
         let mut jwt = None;
         let mut authenticated = false;
-        if let Some(a) = tx.request_headers.get("authorization") {
+        // One pass over the request headers (lookups by name are linear scans).
+        let (mut authz, mut api_key, mut session_cookie) = (None, None, false);
+        for (n, v) in tx.request_headers.iter() {
+            if n.eq_ignore_ascii_case("authorization") {
+                authz = authz.or(Some(v));
+            } else if n.eq_ignore_ascii_case("cookie") {
+                session_cookie |= has_session_cookie(v);
+            } else if API_KEY_HEADERS.iter().any(|h| n.eq_ignore_ascii_case(h)) {
+                api_key = api_key.or(Some(v));
+            }
+        }
+        if let Some(a) = authz {
             authenticated = true;
             let (scheme, cred) = a.trim().split_once(' ').unwrap_or((a.trim(), ""));
             let scheme = scheme.to_ascii_lowercase();
@@ -564,17 +575,14 @@ impl Engine {
             }
             auth_scheme = Some(truncate_escaped(scheme.as_bytes(), 16));
         }
-        for h in API_KEY_HEADERS {
-            if let Some(k) = tx.request_headers.get(h) {
-                authenticated = true;
-                if identity.is_none() {
-                    identity = Some(format!("apikey:{}", self.keyed_hash(k.trim())));
-                }
+        if let Some(k) = api_key {
+            authenticated = true;
+            if identity.is_none() {
+                identity = Some(format!("apikey:{}", self.keyed_hash(k.trim())));
             }
         }
         if !authenticated {
-            authenticated = tx.request_headers.get_all("cookie").any(has_session_cookie)
-                || tx.query_params.iter().any(|(k, _)| access::is_credential_param(k));
+            authenticated = session_cookie || tx.query_params.iter().any(|(k, _)| access::is_credential_param(k));
         }
         let ip = src.map(|s| s.ip().to_string());
         let actor_key = format!("{}|{}", ip.as_deref().unwrap_or(""), identity.as_deref().unwrap_or(""));
