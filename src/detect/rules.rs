@@ -365,7 +365,7 @@ pub const BUILTIN: &[Builtin] = &[
         "T1592",
         0.0,
         0.0,
-        "Java, Python, .NET, PHP, Node, Go or Ruby trace in a response body"
+        "Java, Python, .NET, PHP, Node, Go or Ruby trace in the body of a 4xx/5xx answer"
     ),
     rule!(
         "sql_error",
@@ -377,7 +377,7 @@ pub const BUILTIN: &[Builtin] = &[
         "T1592",
         0.0,
         0.0,
-        "database error text in a response body"
+        "database error text in the body of a 4xx/5xx answer"
     ),
     rule!(
         "version_disclosure",
