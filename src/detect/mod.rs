@@ -153,7 +153,7 @@ pub struct Facts {
     pub authenticated: bool,
     /// `bearer`, `basic`, other Authorization schemes lower-cased.
     pub auth_scheme: Option<String>,
-    pub jwt: Option<Jwt>,
+    pub jwt: Option<Arc<Jwt>>,
     pub status: Option<u16>,
 }
 
@@ -343,6 +343,9 @@ pub struct Engine {
     key: [u8; 32],
     live_workers: AtomicUsize,
     last_tick: AtomicU64,
+    /// Decoded credentials by hash of the header value: (JWT, identity).
+    creds: state::Bounded<u64, (Option<Arc<Jwt>>, Option<String>)>,
+    cred_hasher: foldhash::fast::RandomState,
 }
 
 impl Engine {
@@ -388,6 +391,8 @@ impl Engine {
             key,
             live_workers: AtomicUsize::new(0),
             last_tick: AtomicU64::new(0),
+            creds: state::Bounded::new(s.max_tracked_keys, "[detect] max_tracked_keys"),
+            cred_hasher: foldhash::fast::RandomState::default(),
         })
     }
 
@@ -426,7 +431,7 @@ impl Engine {
 
     /// New keys refused by full state tables, all detectors together.
     pub fn cap_hits(&self) -> u64 {
-        self.detectors.iter().map(|d| d.cap_hits()).sum::<u64>() + self.pending.cap_hits()
+        self.detectors.iter().map(|d| d.cap_hits()).sum::<u64>() + self.pending.cap_hits() + self.creds.cap_hits()
     }
 
     fn emit_all(&self, alerts: &mut [Pending], out: &mut Vec<Record>) {
@@ -560,16 +565,25 @@ impl Engine {
             let scheme = scheme.to_ascii_lowercase();
             let cred = cred.trim();
             if scheme == "bearer" {
-                jwt = parse_jwt(cred);
-                identity = jwt
-                    .as_ref()
-                    .and_then(|j| j.claims.get("sub"))
-                    .and_then(|s| match s {
-                        serde_json::Value::String(s) => Some(s.clone()),
-                        serde_json::Value::Number(n) => Some(n.to_string()),
-                        _ => None,
-                    })
-                    .map(|s| format!("jwt:{}", truncate_escaped(s.as_bytes(), 64)));
+                // Clients repeat their token on every request: decode it once.
+                let key = std::hash::BuildHasher::hash_one(&self.cred_hasher, cred);
+                let cached = self.creds.get(&key, |c| c.clone());
+                let (j, id) = cached.unwrap_or_else(|| {
+                    let j = parse_jwt(cred).map(Arc::new);
+                    let id = j
+                        .as_ref()
+                        .and_then(|j| j.claims.get("sub"))
+                        .and_then(|s| match s {
+                            serde_json::Value::String(s) => Some(s.clone()),
+                            serde_json::Value::Number(n) => Some(n.to_string()),
+                            _ => None,
+                        })
+                        .map(|s| format!("jwt:{}", truncate_escaped(s.as_bytes(), 64)));
+                    self.creds.update(key, || (j.clone(), id.clone()), |_| ());
+                    (j, id)
+                });
+                jwt = j;
+                identity = id;
             } else if scheme == "basic" {
                 identity = basic_user(cred).map(|u| format!("basic:{}", truncate_escaped(u.as_bytes(), 64)));
             }
@@ -578,7 +592,16 @@ impl Engine {
         if let Some(k) = api_key {
             authenticated = true;
             if identity.is_none() {
-                identity = Some(format!("apikey:{}", self.keyed_hash(k.trim())));
+                let k = k.trim();
+                let key = std::hash::BuildHasher::hash_one(&self.cred_hasher, (1u8, k));
+                identity = Some(match self.creds.get(&key, |c| c.1.clone()).flatten() {
+                    Some(id) => id,
+                    None => {
+                        let id = format!("apikey:{}", self.keyed_hash(k));
+                        self.creds.update(key, || (None, Some(id.clone())), |_| ());
+                        id
+                    }
+                });
             }
         }
         if !authenticated {
