@@ -539,7 +539,13 @@ impl Engine {
         let (src, dst) = tx.endpoints().map_or((None, None), |(c, s)| (Some(c), Some(s)));
         let host = tx
             .host()
-            .map(|h| truncate_escaped(h.as_bytes(), 128))
+            .map(|h| {
+                if h.len() <= 128 && h.bytes().all(|b| b.is_ascii_graphic()) {
+                    h.to_owned()
+                } else {
+                    truncate_escaped(h.as_bytes(), 128)
+                }
+            })
             .or_else(|| dst.map(|d| d.to_string()))
             .unwrap_or_default();
         let template = ctx.endpoint.clone().unwrap_or_else(|| local_template(&tx.path));
@@ -692,6 +698,8 @@ pub fn local_template(path: &str) -> String {
         }
         if is_id_segment(seg) {
             out.push_str("{id}");
+        } else if seg.len() <= 64 && seg.bytes().all(|b| b.is_ascii_graphic()) {
+            out.push_str(seg);
         } else {
             out.push_str(&truncate_escaped(seg.as_bytes(), 64));
         }
