@@ -1,16 +1,1000 @@
-//! Detections: attacks, access-control gaps, abuse and behavioural anomalies, as alerts mapped to the
-//! OWASP API Security Top 10.
+//! Detections: attacks, access-control and authentication gaps, abuse, data exposure and misconfiguration,
+//! as alerts mapped to the OWASP API Security Top 10 (2023) and MITRE ATT&CK, written to the `alerts`
+//! stream (`DIR/alerts.jsonl`).
+//!
+//! One analyzer (`detect`) runs every [`Detector`] family on each transaction, after the inventory (which
+//! fills `ctx.endpoint`) and the sensitive-data analyzer (which fills `ctx.data_classes`). The detectors
+//! and their state are shared by all workers (one [`Engine`] behind an `Arc`); state lives in
+//! [`state::Bounded`] maps with entry caps (`max_tracked_keys`), whose refusals are counted.
+//!
+//! **Aggregation.** A rule firing for the same actor on the same endpoint (method + path template) within
+//! `dedup_window` (packet time, default 300 s) is one alert: it is held from its first hit and emitted
+//! when the window since that hit has passed (on the next tick) or at the end of the run, with `count`,
+//! `first_seen`, `last_seen` and up to ten transaction references. Holding (rather than emitting the first
+//! hit at once and updating later) keeps one line per alert for the SIEM; the cost is up to one window
+//! of latency in live mode. `dedup_window = "0s"` emits every hit at once. When the pending table is full
+//! (`max_pending_alerts`) a new alert is emitted at once, unaggregated, never dropped.
+//!
+//! **Evidence** never holds a credential: tokens, keys and passwords are described (kind, length), not
+//! shown. Attack payloads are shown cut to `evidence_bytes` with non-printable bytes escaped.
+
+pub mod abuse;
+pub mod access;
+pub mod attacks;
+pub mod input;
+pub mod misconfig;
+pub mod rules;
+pub mod state;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::analyzer::{AnalysisSettings, Registry, SetupError};
+use crate::analyzer::{AnalysisSettings, Analyzer, Record, Registry, SetupError, TxContext};
+use crate::capture::Timestamp;
+use crate::http::Transaction;
+
+pub use rules::{RuleId, RuleMeta, RuleSettings, Rules, Severity};
 
 /// `[detect]` in the config file. Every key optional.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct Settings {}
+pub struct Settings {
+    /// Run the detections at all. Default: true.
+    pub enabled: bool,
+    /// Hits of one rule for one actor on one endpoint within this packet-time window are one alert.
+    /// Default: "5m". "0s" emits every hit at once.
+    #[serde(with = "crate::config::duration")]
+    pub dedup_window: Duration,
+    /// Alerts held for aggregation at once; beyond, alerts are emitted unaggregated. Default: 50000.
+    pub max_pending_alerts: usize,
+    /// Entries per detector state table (actors, endpoints, ...); new keys beyond are not tracked (counted).
+    /// Default: 100000.
+    pub max_tracked_keys: usize,
+    /// Request values scanned for attacks per transaction. Default: 512.
+    pub max_values_per_transaction: usize,
+    /// Bytes of one value scanned for attacks (longer values are cut). Default: 8192.
+    pub max_value_bytes: usize,
+    /// Rounds of percent-decoding applied to a value (double encoding is an evasion). Default: 3.
+    pub max_decode_rounds: u8,
+    /// Bytes of an attack payload shown in `evidence`. Default: 64.
+    pub evidence_bytes: usize,
+    /// Requests an operation must have had before it has a baseline (unauthenticated access, response
+    /// size). Default: 20.
+    pub warmup_requests: u64,
+    /// An attack rule pack replacing the compiled-in `signatures/attacks.toml`. Default: none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attack_signatures: Option<PathBuf>,
+    /// Per-rule overrides: `[detect.rules.<rule_id>] enabled / severity / threshold / window`.
+    pub rules: BTreeMap<String, RuleSettings>,
+}
 
-/// Adds this analyzer to the chain (nothing yet).
-pub fn register(_reg: &mut Registry, _settings: &AnalysisSettings) -> Result<(), SetupError> {
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            enabled: true,
+            dedup_window: Duration::from_secs(300),
+            max_pending_alerts: 50_000,
+            max_tracked_keys: 100_000,
+            max_values_per_transaction: 512,
+            max_value_bytes: 8192,
+            max_decode_rounds: 3,
+            evidence_bytes: 64,
+            warmup_requests: 20,
+            attack_signatures: None,
+            rules: BTreeMap::new(),
+        }
+    }
+}
+
+/// Adds the `detect` analyzer to the chain (unless `[detect] enabled = false`).
+pub fn register(reg: &mut Registry, settings: &AnalysisSettings) -> Result<(), SetupError> {
+    if !settings.detect.enabled {
+        return Ok(());
+    }
+    let engine = Arc::new(Engine::new(&settings.detect)?);
+    reg.register("detect", move || Box::new(DetectAnalyzer::new(engine.clone())));
     Ok(())
+}
+
+/// One detector family. Shared by all workers: state behind `&self` lives in bounded, locked maps.
+pub trait Detector: Send + Sync {
+    fn name(&self) -> &'static str;
+    /// Looks at one transaction; raises hits through `em`.
+    fn on_transaction(&self, tx: &Transaction, ctx: &TxContext, em: &mut Emitter<'_>);
+    /// About once a second of packet time: expire state older than the windows.
+    fn on_tick(&self, _now: f64) {}
+    /// New keys refused by this family's full state tables.
+    fn cap_hits(&self) -> u64 {
+        0
+    }
+}
+
+/// Who did it: the client address plus, when the request carried one, an identity: `jwt:<sub>`,
+/// `basic:<user>` or `apikey:<keyed hash>` (never the key itself).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Actor {
+    pub ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+}
+
+/// A decoded bearer JWT (header and claims); the signature only for the weak-secret check.
+#[derive(Clone, Debug)]
+pub struct Jwt {
+    pub header: serde_json::Map<String, serde_json::Value>,
+    pub claims: serde_json::Map<String, serde_json::Value>,
+    /// `header.payload` as sent (what HS256 signs).
+    pub signing_input: String,
+    pub signature: Vec<u8>,
+}
+
+/// What every detector wants to know about a transaction, computed once.
+#[derive(Clone, Debug, Default)]
+pub struct Facts {
+    pub ts: f64,
+    pub src: Option<SocketAddr>,
+    pub dst: Option<SocketAddr>,
+    pub actor: Actor,
+    /// `ip|identity`: the state key of the actor.
+    pub actor_key: String,
+    pub host: String,
+    /// `ctx.endpoint`, or a local template (numeric, UUID and long hex segments as `{id}`).
+    pub template: String,
+    /// `METHOD template`.
+    pub endpoint: String,
+    /// The request carried credentials (Authorization, an API-key header, a session cookie or a token in
+    /// the query).
+    pub authenticated: bool,
+    /// `bearer`, `basic`, other Authorization schemes lower-cased.
+    pub auth_scheme: Option<String>,
+    pub jwt: Option<Arc<Jwt>>,
+    pub status: Option<u16>,
+}
+
+impl Facts {
+    pub fn success(&self) -> bool {
+        self.status.is_some_and(|s| (200..300).contains(&s))
+    }
+}
+
+/// How hits of a rule are grouped into one alert.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Same actor, same endpoint (the default).
+    ActorEndpoint,
+    /// Same actor, any endpoint (bursts, scanners).
+    Actor,
+    /// Same endpoint, any actor (error spikes, exposure of one operation).
+    Endpoint,
+    /// Same server host, any actor (version disclosure).
+    Host,
+}
+
+/// One rule firing on the current transaction.
+#[derive(Clone, Debug)]
+pub struct Hit {
+    pub rule: RuleId,
+    pub scope: Scope,
+    pub location: Option<&'static str>,
+    pub field: Option<String>,
+    pub evidence: Option<String>,
+    /// Raise the rule's severity one step (e.g. the attack was answered 2xx).
+    pub raise: bool,
+    /// Replaces the rule's confidence.
+    pub confidence: Option<f64>,
+    /// `possible_success`, `rejected`, `redirected`, `no_response`.
+    pub outcome: Option<&'static str>,
+    /// Events this hit stands for (a burst rule counts the events in its window).
+    pub events: u64,
+}
+
+impl Hit {
+    pub fn new(rule: RuleId) -> Self {
+        Hit {
+            rule,
+            scope: Scope::ActorEndpoint,
+            location: None,
+            field: None,
+            evidence: None,
+            raise: false,
+            confidence: None,
+            outcome: None,
+            events: 1,
+        }
+    }
+    pub fn scope(mut self, s: Scope) -> Self {
+        self.scope = s;
+        self
+    }
+    pub fn at(mut self, location: &'static str, field: impl Into<String>) -> Self {
+        let f = field.into();
+        self.location = Some(location);
+        self.field = (!f.is_empty()).then_some(f);
+        self
+    }
+    pub fn evidence(mut self, e: impl Into<String>) -> Self {
+        self.evidence = Some(e.into());
+        self
+    }
+    pub fn raise(mut self, yes: bool) -> Self {
+        self.raise = yes;
+        self
+    }
+    pub fn confidence(mut self, c: f64) -> Self {
+        self.confidence = Some(c.clamp(0.0, 1.0));
+        self
+    }
+    pub fn outcome(mut self, o: &'static str) -> Self {
+        self.outcome = Some(o);
+        self
+    }
+    pub fn events(mut self, n: u64) -> Self {
+        self.events = n.max(1);
+        self
+    }
+}
+
+/// What a detector gets to raise hits: the transaction's [`Facts`] and the run's rules.
+pub struct Emitter<'a> {
+    pub facts: &'a Facts,
+    pub rules: &'a Rules,
+    pub limits: &'a Settings,
+    hits: Vec<Hit>,
+}
+
+impl<'a> Emitter<'a> {
+    pub fn new(facts: &'a Facts, rules: &'a Rules, limits: &'a Settings) -> Self {
+        Emitter { facts, rules, limits, hits: Vec::new() }
+    }
+    /// Whether `rule` runs (detectors skip work for disabled rules).
+    pub fn on(&self, rule: RuleId) -> bool {
+        self.rules.enabled(rule)
+    }
+    pub fn raise(&mut self, hit: Hit) {
+        if self.rules.enabled(hit.rule) {
+            self.hits.push(hit);
+        }
+    }
+    pub fn hits(&self) -> &[Hit] {
+        &self.hits
+    }
+    pub fn into_hits(self) -> Vec<Hit> {
+        self.hits
+    }
+}
+
+/// A reference to one transaction of an alert.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TxRef {
+    pub uid: String,
+    pub trans_depth: u64,
+}
+
+/// One line of `alerts.jsonl`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Alert {
+    /// UUID v7.
+    pub id: String,
+    /// Packet time of the first hit, seconds.
+    pub ts: f64,
+    pub rule_id: String,
+    pub r#type: String,
+    pub title: String,
+    pub severity: Severity,
+    pub confidence: f64,
+    pub owasp: String,
+    pub mitre: String,
+    pub actor: Actor,
+    pub src_ip: Option<String>,
+    pub src_port: Option<u16>,
+    pub dst_ip: Option<String>,
+    pub dst_port: Option<u16>,
+    pub method: String,
+    pub host: String,
+    pub path: String,
+    /// The inventory's template (`ctx.endpoint`) or the local one.
+    pub endpoint: String,
+    pub location: Option<&'static str>,
+    pub field: Option<String>,
+    pub evidence: Option<String>,
+    pub outcome: Option<&'static str>,
+    pub status: Option<u16>,
+    pub transactions: Vec<TxRef>,
+    pub count: u64,
+    pub first_seen: f64,
+    pub last_seen: f64,
+}
+
+/// Transactions referenced by one alert.
+const MAX_TX_REFS: usize = 10;
+
+struct Pending {
+    alert: Alert,
+    /// Window end (packet time).
+    due: f64,
+}
+
+/// Counters of the detect analyzer.
+#[derive(Debug, Default)]
+pub struct DetectStats {
+    pub transactions: AtomicU64,
+    pub hits: AtomicU64,
+    pub alerts: AtomicU64,
+    /// Alerts emitted unaggregated because `max_pending_alerts` was reached.
+    pub pending_cap_hits: AtomicU64,
+    /// Request values not scanned because of `max_values_per_transaction`.
+    pub values_skipped: AtomicU64,
+}
+
+/// The detectors, the rules and the pending alerts of a run, shared by every worker's [`DetectAnalyzer`].
+pub struct Engine {
+    pub rules: Rules,
+    pub settings: Settings,
+    detectors: Vec<Box<dyn Detector>>,
+    pending: state::Bounded<(RuleId, String), Pending>,
+    pub stats: DetectStats,
+    /// Per-run HMAC key for `apikey:` identities.
+    key: [u8; 32],
+    live_workers: AtomicUsize,
+    last_tick: AtomicU64,
+    /// Decoded credentials by hash of the header value: (JWT, identity).
+    creds: state::Bounded<u64, (Option<Arc<Jwt>>, Option<String>)>,
+    cred_hasher: foldhash::fast::RandomState,
+}
+
+impl Engine {
+    pub fn new(s: &Settings) -> Result<Self, SetupError> {
+        let text;
+        let (name, text) = match &s.attack_signatures {
+            Some(p) => {
+                text = std::fs::read_to_string(p)
+                    .map_err(|e| SetupError(format!("[detect] attack_signatures = {}: {e}", p.display())))?;
+                (p.display().to_string(), text.as_str())
+            }
+            None => ("signatures/attacks.toml (built in)".to_owned(), rules::DEFAULT_ATTACK_PACK),
+        };
+        if s.max_values_per_transaction == 0 || s.max_value_bytes < 64 || s.max_tracked_keys == 0 {
+            return Err(SetupError(
+                "[detect] max_values_per_transaction and max_tracked_keys must be > 0, max_value_bytes >= 64"
+                    .to_owned(),
+            ));
+        }
+        let pack = rules::load_attack_pack(&name, text)?;
+        let (rules, _) = rules::build_rules(&pack, &s.rules)?;
+        let key = {
+            let a = uuid::Uuid::new_v4().into_bytes();
+            let b = uuid::Uuid::new_v4().into_bytes();
+            let mut k = [0u8; 32];
+            for (d, x) in k.iter_mut().zip(a.iter().chain(b.iter())) {
+                *d = *x;
+            }
+            k
+        };
+        let detectors: Vec<Box<dyn Detector>> = vec![
+            Box::new(attacks::Attacks::new(&pack, &rules, s)),
+            Box::new(access::Access::new(&rules, s)),
+            Box::new(abuse::Abuse::new(&rules, s)),
+            Box::new(misconfig::Misconfig::new(&rules, s)),
+        ];
+        Ok(Engine {
+            rules,
+            settings: s.clone(),
+            detectors,
+            pending: state::Bounded::new(s.max_pending_alerts.max(1), "[detect] max_pending_alerts"),
+            stats: DetectStats::default(),
+            key,
+            live_workers: AtomicUsize::new(0),
+            last_tick: AtomicU64::new(0),
+            creds: state::Bounded::new(s.max_tracked_keys, "[detect] max_tracked_keys"),
+            cred_hasher: foldhash::fast::RandomState::default(),
+        })
+    }
+
+    /// Runs every detector on `tx`; alerts due now (no aggregation, or the pending table full) go to `out`.
+    pub fn process(&self, tx: &Transaction, ctx: &TxContext, out: &mut Vec<Record>) {
+        self.stats.transactions.fetch_add(1, Ordering::Relaxed);
+        let facts = self.facts(tx, ctx);
+        let mut em = Emitter::new(&facts, &self.rules, &self.settings);
+        for d in &self.detectors {
+            d.on_transaction(tx, ctx, &mut em);
+        }
+        for hit in em.into_hits() {
+            self.add(tx, &facts, hit, out);
+        }
+    }
+
+    /// Time-based work, at most once per second of packet time whichever worker calls.
+    pub fn tick(&self, now: f64, out: &mut Vec<Record>) {
+        let sec = now.max(0.0) as u64;
+        let prev = self.last_tick.load(Ordering::Relaxed);
+        if sec <= prev || self.last_tick.compare_exchange(prev, sec, Ordering::Relaxed, Ordering::Relaxed).is_err() {
+            return;
+        }
+        for d in &self.detectors {
+            d.on_tick(now);
+        }
+        let mut due = self.pending.drain_where(|p| p.due <= now);
+        self.emit_all(&mut due, out);
+    }
+
+    /// Emits every pending alert.
+    pub fn flush(&self, out: &mut Vec<Record>) {
+        let mut all = self.pending.drain_where(|_| true);
+        self.emit_all(&mut all, out);
+    }
+
+    /// New keys refused by full state tables, all detectors together.
+    pub fn cap_hits(&self) -> u64 {
+        self.detectors.iter().map(|d| d.cap_hits()).sum::<u64>() + self.pending.cap_hits() + self.creds.cap_hits()
+    }
+
+    fn emit_all(&self, alerts: &mut [Pending], out: &mut Vec<Record>) {
+        alerts.sort_by(|a, b| a.alert.first_seen.total_cmp(&b.alert.first_seen));
+        for p in alerts.iter() {
+            self.emit(&p.alert, out);
+        }
+    }
+
+    fn emit(&self, a: &Alert, out: &mut Vec<Record>) {
+        self.stats.alerts.fetch_add(1, Ordering::Relaxed);
+        if let Ok(json) = serde_json::to_vec(a) {
+            out.push(Record { stream: "alerts", json });
+        }
+    }
+
+    fn add(&self, tx: &Transaction, f: &Facts, hit: Hit, out: &mut Vec<Record>) {
+        self.stats.hits.fetch_add(1, Ordering::Relaxed);
+        let Some(meta) = self.rules.get(hit.rule) else { return };
+        let txref =
+            TxRef { uid: tx.flow.as_ref().map(|fl| fl.uid.clone()).unwrap_or_default(), trans_depth: tx.trans_depth };
+        let severity = if hit.raise { meta.severity.raised() } else { meta.severity };
+        let confidence = hit.confidence.unwrap_or(meta.confidence);
+        let scope_key = match hit.scope {
+            Scope::ActorEndpoint => format!("{}\n{}\n{}", f.actor_key, f.host, f.endpoint),
+            Scope::Actor => f.actor_key.clone(),
+            Scope::Endpoint => format!("{}\n{}", f.host, f.endpoint),
+            Scope::Host => f.host.clone(),
+        };
+        let window = self.settings.dedup_window.as_secs_f64();
+        let make = || Alert {
+            id: String::new(),
+            ts: f.ts,
+            rule_id: meta.id.clone(),
+            r#type: meta.kind.clone(),
+            title: meta.title.clone(),
+            severity,
+            confidence,
+            owasp: meta.owasp.clone(),
+            mitre: meta.mitre.clone(),
+            actor: f.actor.clone(),
+            src_ip: f.src.map(|a| a.ip().to_string()),
+            src_port: f.src.map(|a| a.port()),
+            dst_ip: f.dst.map(|a| a.ip().to_string()),
+            dst_port: f.dst.map(|a| a.port()),
+            method: tx.method.clone(),
+            host: f.host.clone(),
+            path: truncate_escaped(tx.path.as_bytes(), 256),
+            endpoint: f.template.clone(),
+            location: hit.location,
+            field: hit.field.clone(),
+            evidence: hit.evidence.clone(),
+            outcome: hit.outcome,
+            status: f.status,
+            transactions: vec![txref.clone()],
+            count: hit.events,
+            first_seen: f.ts,
+            last_seen: f.ts,
+        };
+        if window <= 0.0 {
+            let mut a = make();
+            a.id = new_id(f.ts);
+            self.emit(&a, out);
+            return;
+        }
+        let stored = self.pending.update(
+            (hit.rule, scope_key),
+            || Pending { alert: Alert { id: new_id(f.ts), ..make() }, due: f.ts + window },
+            |p| {
+                let a = &mut p.alert;
+                if a.transactions.last() == Some(&txref) {
+                    return;
+                }
+                if a.transactions.len() < MAX_TX_REFS {
+                    a.transactions.push(txref.clone());
+                }
+                if hit.events > 1 {
+                    // A counting rule: its latest hit describes the whole burst so far.
+                    a.count = a.count.max(hit.events);
+                    a.evidence = hit.evidence.clone();
+                } else {
+                    a.count += 1;
+                }
+                a.first_seen = a.first_seen.min(f.ts);
+                a.last_seen = a.last_seen.max(f.ts);
+                // The worst outcome seen is the one to report.
+                if severity > a.severity {
+                    a.severity = severity;
+                    a.outcome = hit.outcome;
+                    a.status = f.status;
+                }
+                a.confidence = a.confidence.max(confidence);
+            },
+        );
+        if stored.is_none() {
+            self.stats.pending_cap_hits.fetch_add(1, Ordering::Relaxed);
+            let mut a = make();
+            a.id = new_id(f.ts);
+            self.emit(&a, out);
+        }
+    }
+
+    /// The per-transaction facts: actor and identity, template, credentials, JWT.
+    pub fn facts(&self, tx: &Transaction, ctx: &TxContext) -> Facts {
+        let (src, dst) = tx.endpoints().map_or((None, None), |(c, s)| (Some(c), Some(s)));
+        let host = tx
+            .host()
+            .map(|h| {
+                if h.len() <= 128 && h.bytes().all(|b| b.is_ascii_graphic()) {
+                    h.to_owned()
+                } else {
+                    truncate_escaped(h.as_bytes(), 128)
+                }
+            })
+            .or_else(|| dst.map(|d| d.to_string()))
+            .unwrap_or_default();
+        let template = ctx.endpoint.clone().unwrap_or_else(|| local_template(&tx.path));
+        let endpoint = format!("{} {template}", tx.method);
+        let mut identity = None;
+        let mut auth_scheme = None;
+        let mut jwt = None;
+        let mut authenticated = false;
+        // One pass over the request headers (lookups by name are linear scans).
+        let (mut authz, mut api_key, mut session_cookie) = (None, None, false);
+        for (n, v) in tx.request_headers.iter() {
+            if n.eq_ignore_ascii_case("authorization") {
+                authz = authz.or(Some(v));
+            } else if n.eq_ignore_ascii_case("cookie") {
+                session_cookie |= has_session_cookie(v);
+            } else if API_KEY_HEADERS.iter().any(|h| n.eq_ignore_ascii_case(h)) {
+                api_key = api_key.or(Some(v));
+            }
+        }
+        if let Some(a) = authz {
+            authenticated = true;
+            let (scheme, cred) = a.trim().split_once(' ').unwrap_or((a.trim(), ""));
+            let scheme = scheme.to_ascii_lowercase();
+            let cred = cred.trim();
+            if scheme == "bearer" {
+                // Clients repeat their token on every request: decode it once.
+                let key = std::hash::BuildHasher::hash_one(&self.cred_hasher, cred);
+                let cached = self.creds.get(&key, |c| c.clone());
+                let (j, id) = cached.unwrap_or_else(|| {
+                    let j = parse_jwt(cred).map(Arc::new);
+                    let id = j
+                        .as_ref()
+                        .and_then(|j| j.claims.get("sub"))
+                        .and_then(|s| match s {
+                            serde_json::Value::String(s) => Some(s.clone()),
+                            serde_json::Value::Number(n) => Some(n.to_string()),
+                            _ => None,
+                        })
+                        .map(|s| format!("jwt:{}", truncate_escaped(s.as_bytes(), 64)));
+                    self.creds.update(key, || (j.clone(), id.clone()), |_| ());
+                    (j, id)
+                });
+                jwt = j;
+                identity = id;
+            } else if scheme == "basic" {
+                identity = basic_user(cred).map(|u| format!("basic:{}", truncate_escaped(u.as_bytes(), 64)));
+            }
+            auth_scheme = Some(truncate_escaped(scheme.as_bytes(), 16));
+        }
+        if let Some(k) = api_key {
+            authenticated = true;
+            if identity.is_none() {
+                let k = k.trim();
+                let key = std::hash::BuildHasher::hash_one(&self.cred_hasher, (1u8, k));
+                identity = Some(match self.creds.get(&key, |c| c.1.clone()).flatten() {
+                    Some(id) => id,
+                    None => {
+                        let id = format!("apikey:{}", self.keyed_hash(k));
+                        self.creds.update(key, || (None, Some(id.clone())), |_| ());
+                        id
+                    }
+                });
+            }
+        }
+        if !authenticated {
+            authenticated = session_cookie || tx.query_params.iter().any(|(k, _)| access::is_credential_param(k));
+        }
+        let ip = src.map(|s| s.ip().to_string());
+        let actor_key = format!("{}|{}", ip.as_deref().unwrap_or(""), identity.as_deref().unwrap_or(""));
+        Facts {
+            ts: tx.ts,
+            src,
+            dst,
+            actor: Actor { ip, identity },
+            actor_key,
+            host,
+            template,
+            endpoint,
+            authenticated,
+            auth_scheme,
+            jwt,
+            status: tx.status,
+        }
+    }
+
+    /// First 12 hex digits of HMAC-SHA256(per-run key, value): stable within a run, useless outside it.
+    pub fn keyed_hash(&self, v: &str) -> String {
+        use hmac::Mac as _;
+        let Ok(mut m) = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.key) else { return String::new() };
+        m.update(v.as_bytes());
+        m.finalize().into_bytes().iter().take(6).map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+const API_KEY_HEADERS: &[&str] = &["x-api-key", "api-key", "x-auth-token", "x-access-token", "apikey"];
+
+fn has_session_cookie(c: &str) -> bool {
+    c.split(';').any(|p| {
+        let name = p.split_once('=').map_or(p, |(k, _)| k).trim().to_ascii_lowercase();
+        ["session", "sid", "token", "auth", "jwt", "jsessionid", "phpsessid", "connect.sid"]
+            .iter()
+            .any(|s| name.contains(s))
+    })
+}
+
+fn b64url(s: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).ok()
+}
+
+/// Largest JWT decoded: a token is a header value, already capped by the HTTP parser; this bounds JSON work.
+const MAX_JWT_BYTES: usize = 8192;
+
+pub fn parse_jwt(token: &str) -> Option<Jwt> {
+    if token.len() > MAX_JWT_BYTES {
+        return None;
+    }
+    let mut parts = token.split('.');
+    let (h, p, s) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let header = serde_json::from_slice::<serde_json::Value>(&b64url(h)?).ok()?;
+    let claims = serde_json::from_slice::<serde_json::Value>(&b64url(p)?).ok()?;
+    let (serde_json::Value::Object(header), serde_json::Value::Object(claims)) = (header, claims) else {
+        return None;
+    };
+    Some(Jwt {
+        header,
+        claims,
+        signing_input: format!("{h}.{p}"),
+        signature: if s.is_empty() { Vec::new() } else { b64url(s)? },
+    })
+}
+
+fn basic_user(cred: &str) -> Option<String> {
+    use base64::Engine as _;
+    let raw = base64::engine::general_purpose::STANDARD.decode(cred).ok()?;
+    let text = String::from_utf8_lossy(&raw);
+    text.split_once(':').map(|(u, _)| u.to_owned())
+}
+
+/// A path template when the inventory gave none: numeric, UUID, long hex and prefixed-id segments become
+/// `{id}`.
+pub fn local_template(path: &str) -> String {
+    let mut out = String::with_capacity(path.len().min(256));
+    for (i, seg) in path.split('/').enumerate().take(32) {
+        if i > 0 {
+            out.push('/');
+        }
+        if is_id_segment(seg) {
+            out.push_str("{id}");
+        } else if seg.len() <= 64 && seg.bytes().all(|b| b.is_ascii_graphic()) {
+            out.push_str(seg);
+        } else {
+            out.push_str(&truncate_escaped(seg.as_bytes(), 64));
+        }
+    }
+    out
+}
+
+pub fn is_id_segment(seg: &str) -> bool {
+    if seg.is_empty() {
+        return false;
+    }
+    let b = seg.as_bytes();
+    let hex = |s: &[u8]| s.iter().all(u8::is_ascii_hexdigit);
+    if b.iter().all(u8::is_ascii_digit) {
+        return true;
+    }
+    if b.len() == 36
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| if matches!(i, 8 | 13 | 18 | 23) { *c == b'-' } else { c.is_ascii_hexdigit() })
+    {
+        return true;
+    }
+    if b.len() >= 16 && hex(b) && b.iter().any(u8::is_ascii_digit) {
+        return true;
+    }
+    // `pay_0123abcd...`, `po_...`: a short alphabetic prefix and a long alphanumeric tail with digits.
+    if let Some((pre, tail)) = seg.split_once('_') {
+        return pre.len() <= 8
+            && pre.bytes().all(|c| c.is_ascii_alphabetic())
+            && tail.len() >= 8
+            && tail.bytes().all(|c| c.is_ascii_alphanumeric())
+            && tail.bytes().any(|c| c.is_ascii_digit());
+    }
+    false
+}
+
+/// `b` cut to about `max` bytes (on a character boundary), control and invalid bytes escaped as `\xNN`,
+/// with `…` when cut.
+pub fn truncate_escaped(b: &[u8], max: usize) -> String {
+    let cut = b.len() > max;
+    let mut end = b.len().min(max);
+    // Back off to a character boundary when the cut falls inside a UTF-8 sequence.
+    while end > 0 && end < b.len() && b.get(end).is_some_and(|c| (c & 0xc0) == 0x80) {
+        end -= 1;
+    }
+    let mut s = String::with_capacity(end + 8);
+    for chunk in b.get(..end).unwrap_or(b).utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c.is_control() {
+                s.push_str(&format!("\\x{:02x}", c as u32 & 0xff));
+            } else {
+                s.push(c);
+            }
+        }
+        for x in chunk.invalid() {
+            s.push_str(&format!("\\x{x:02x}"));
+        }
+    }
+    if cut {
+        s.push('…');
+    }
+    s
+}
+
+fn new_id(ts: f64) -> String {
+    let secs = ts.max(0.0) as u64;
+    let nanos = ((ts.max(0.0).fract()) * 1e9) as u32;
+    let t = uuid::Timestamp::from_unix(uuid::NoContext, secs, nanos);
+    uuid::Uuid::new_v7(t).to_string()
+}
+
+/// The `detect` analyzer of one worker: a handle on the shared [`Engine`].
+pub struct DetectAnalyzer {
+    engine: Arc<Engine>,
+    finished: bool,
+}
+
+impl DetectAnalyzer {
+    pub fn new(engine: Arc<Engine>) -> Self {
+        engine.live_workers.fetch_add(1, Ordering::AcqRel);
+        DetectAnalyzer { engine, finished: false }
+    }
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+}
+
+impl Analyzer for DetectAnalyzer {
+    fn name(&self) -> &'static str {
+        "detect"
+    }
+
+    fn on_transaction(&mut self, tx: &Arc<Transaction>, ctx: &mut TxContext, out: &mut Vec<Record>) {
+        self.engine.process(tx, ctx, out);
+    }
+
+    fn on_tick(&mut self, now: Timestamp, out: &mut Vec<Record>) {
+        self.engine.tick(now.as_secs_f64(), out);
+    }
+
+    /// The last worker to finish emits what is still pending, so that an alert split across workers is
+    /// still one line.
+    fn finish(&mut self, out: &mut Vec<Record>) {
+        if std::mem::replace(&mut self.finished, true) {
+            return;
+        }
+        if self.engine.live_workers.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.engine.flush(out);
+            let s = &self.engine.stats;
+            tracing::info!(
+                transactions = s.transactions.load(Ordering::Relaxed),
+                hits = s.hits.load(Ordering::Relaxed),
+                alerts = s.alerts.load(Ordering::Relaxed),
+                pending_cap_hits = s.pending_cap_hits.load(Ordering::Relaxed),
+                values_skipped = s.values_skipped.load(Ordering::Relaxed),
+                state_cap_hits = self.engine.cap_hits(),
+                "Detections finished."
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    use super::*;
+
+    /// A transaction from 10.0.0.1:40000 to 10.9.9.9:80 at `ts`.
+    pub fn tx(method: &str, uri: &str, headers: &[(&str, &str)], body: &str, status: u16, ts: f64) -> Transaction {
+        let (path, query) = uri.split_once('?').map_or((uri, None), |(p, q)| (p, Some(q)));
+        let query_params = query
+            .map(|q| {
+                q.split('&')
+                    .map(|p| {
+                        let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                        let d = |s: &str| input::percent_decode(&s.replace('+', " ")).into_owned();
+                        (d(k), d(v))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut h: Vec<(&str, &str)> = vec![("Host", "api.example")];
+        h.extend_from_slice(headers);
+        Transaction {
+            has_request: true,
+            has_response: status > 0,
+            ts,
+            method: method.into(),
+            uri: uri.into(),
+            path: path.into(),
+            query: query.map(str::to_owned),
+            query_params,
+            request_headers: h.into_iter().collect(),
+            request_body: body.as_bytes().to_vec(),
+            status: (status > 0).then_some(status),
+            flow: Some(Arc::new(crate::flow::FlowInfo {
+                uid: "Ctest".into(),
+                community_id: String::new(),
+                client: "10.0.0.1:40000".parse().unwrap(),
+                server: "10.9.9.9:80".parse().unwrap(),
+                encap: Default::default(),
+            })),
+            ..Default::default()
+        }
+    }
+
+    pub fn with_response(mut t: Transaction, headers: &[(&str, &str)], body: &str) -> Transaction {
+        t.response_headers = headers.iter().copied().collect();
+        t.response_body = body.as_bytes().to_vec();
+        t.response_body_len = body.len() as u64;
+        t
+    }
+
+    pub fn engine(settings: Settings) -> Engine {
+        Engine::new(&Settings { dedup_window: Duration::ZERO, ..settings }).unwrap()
+    }
+
+    /// The rule ids raised by one transaction (no aggregation).
+    pub fn fired(e: &Engine, t: &Transaction) -> Vec<serde_json::Value> {
+        fired_ctx(e, t, &TxContext::default())
+    }
+
+    pub fn fired_ctx(e: &Engine, t: &Transaction, ctx: &TxContext) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        e.process(t, ctx, &mut out);
+        out.iter().map(|r| serde_json::from_slice(&r.json).unwrap()).collect()
+    }
+
+    pub fn ids(alerts: &[serde_json::Value]) -> Vec<String> {
+        alerts.iter().map(|a| a["rule_id"].as_str().unwrap().to_owned()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testutil::*;
+    use super::*;
+
+    #[test]
+    fn templates_replace_ids() {
+        assert_eq!(local_template("/api/v1/users/1001"), "/api/v1/users/{id}");
+        assert_eq!(
+            local_template("/v2/users/3f2a9c1e-1b2c-4d5e-8f90-0123456789ab/addresses"),
+            "/v2/users/{id}/addresses"
+        );
+        assert_eq!(local_template("/v1/payments/pay_0123456789abcdef"), "/v1/payments/{id}");
+        assert_eq!(local_template("/v1/users/me"), "/v1/users/me");
+        assert_eq!(local_template("/api/v2"), "/api/v2");
+    }
+
+    #[test]
+    fn actor_identity_from_jwt_basic_and_api_key() {
+        let e = engine(Settings::default());
+        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiI0MiJ9.c2ln";
+        let f = e.facts(
+            &tx("GET", "/", &[("Authorization", &format!("Bearer {jwt}"))], "", 200, 1.0),
+            &TxContext::default(),
+        );
+        assert_eq!(f.actor.identity.as_deref(), Some("jwt:42"));
+        assert!(f.authenticated);
+        let f =
+            e.facts(&tx("GET", "/", &[("Authorization", "Basic dXNlcjpwdw==")], "", 200, 1.0), &TxContext::default());
+        assert_eq!(f.actor.identity.as_deref(), Some("basic:user"));
+        let f = e.facts(&tx("GET", "/", &[("X-API-Key", "pk_live_secret")], "", 200, 1.0), &TxContext::default());
+        let id = f.actor.identity.unwrap();
+        assert!(id.starts_with("apikey:") && !id.contains("secret") && id.len() == 19, "{id}");
+        let f = e.facts(&tx("GET", "/", &[], "", 200, 1.0), &TxContext::default());
+        assert!(!f.authenticated && f.actor.identity.is_none());
+        assert_eq!(f.actor.ip.as_deref(), Some("10.0.0.1"));
+    }
+
+    #[test]
+    fn hits_aggregate_per_rule_actor_endpoint_until_the_window_ends() {
+        let e = Engine::new(&Settings::default()).unwrap();
+        let mut out = Vec::new();
+        for i in 0..5u32 {
+            let mut t = tx("GET", &format!("/api/items?q=1%27%20OR%201=1--&n={i}"), &[], "", 400, 100.0 + f64::from(i));
+            t.trans_depth = u64::from(i) + 1;
+            e.process(&t, &TxContext::default(), &mut out);
+        }
+        assert!(out.is_empty(), "held until the window ends");
+        e.tick(200.0, &mut out);
+        assert!(out.is_empty());
+        e.tick(401.0, &mut out);
+        let a: Vec<serde_json::Value> = out.iter().map(|r| serde_json::from_slice(&r.json).unwrap()).collect();
+        assert_eq!(ids(&a), ["sqli"]);
+        assert_eq!(a[0]["count"], 5);
+        assert_eq!((a[0]["first_seen"].as_f64(), a[0]["last_seen"].as_f64()), (Some(100.0), Some(104.0)));
+        assert_eq!(a[0]["transactions"].as_array().unwrap().len(), 5);
+        assert_eq!(a[0]["id"].as_str().unwrap().len(), 36);
+        assert_eq!(a[0]["id"].as_str().unwrap().as_bytes()[14], b'7');
+    }
+
+    #[test]
+    fn last_worker_flushes_at_finish() {
+        let e = Arc::new(Engine::new(&Settings::default()).unwrap());
+        let mut a = DetectAnalyzer::new(e.clone());
+        let mut b = DetectAnalyzer::new(e.clone());
+        let mut out = Vec::new();
+        e.process(
+            &tx("GET", "/x?a=%3Cscript%3Ealert(1)%3C/script%3E", &[], "", 200, 5.0),
+            &TxContext::default(),
+            &mut out,
+        );
+        a.finish(&mut out);
+        assert!(out.is_empty());
+        b.finish(&mut out);
+        assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn full_pending_table_emits_at_once() {
+        let e = Engine::new(&Settings { max_pending_alerts: 1, ..Settings::default() }).unwrap();
+        let mut out = Vec::new();
+        for i in 0..200 {
+            e.process(
+                &tx("GET", &format!("/p{i}?a=..%2F..%2Fetc%2Fpasswd"), &[], "", 404, 1.0),
+                &TxContext::default(),
+                &mut out,
+            );
+        }
+        assert!(!out.is_empty());
+        assert!(e.stats.pending_cap_hits.load(Ordering::Relaxed) > 0);
+    }
+
+    #[test]
+    fn evidence_is_cut_and_escaped() {
+        assert_eq!(truncate_escaped(b"ab\x00c\xff", 64), "ab\\x00c\\xff");
+        assert_eq!(truncate_escaped("ééé".as_bytes(), 3), "é…");
+    }
+
+    #[test]
+    fn settings_reject_zero_caps() {
+        assert!(Engine::new(&Settings { max_values_per_transaction: 0, ..Settings::default() }).is_err());
+        let s = Settings { attack_signatures: Some("/nonexistent/attacks.toml".into()), ..Settings::default() };
+        assert!(Engine::new(&s).err().unwrap().0.contains("/nonexistent/attacks.toml"));
+    }
 }

@@ -1,0 +1,392 @@
+//! Abuse and data exposure (API3, API4): per-actor request rate, 404 bursts (directory busting), 5xx
+//! spikes per operation, personal data in query strings (from the sensitive-data analyzer), and responses
+//! far larger than the operation's baseline (bulk extraction).
+
+use super::rules::{RuleId, Rules};
+use super::state::{Bounded, WindowCount};
+use super::{Detector, Emitter, Hit, Scope, Settings, TxContext};
+use crate::http::Transaction;
+
+/// Response sizes below this never count as excessive, whatever the baseline: small bodies vary a lot.
+const MIN_EXCESSIVE_BYTES: u64 = 16 * 1024;
+/// ... and a response must also be this many times the mean.
+const MIN_EXCESSIVE_RATIO: f64 = 4.0;
+
+/// Running mean and variance (Welford) of an operation's 2xx response sizes.
+#[derive(Default)]
+struct SizeStats {
+    n: u64,
+    mean: f64,
+    m2: f64,
+}
+
+impl SizeStats {
+    fn add(&mut self, x: f64) {
+        self.n += 1;
+        let d = x - self.mean;
+        self.mean += d / self.n as f64;
+        self.m2 += d * (x - self.mean);
+    }
+    fn sd(&self) -> f64 {
+        if self.n < 2 { 0.0 } else { (self.m2 / (self.n - 1) as f64).sqrt() }
+    }
+}
+
+/// Data classes an operation's responses carried, learned over its first `warmup_requests` responses.
+#[derive(Default)]
+struct OpClasses {
+    responses: u64,
+    classes: Vec<String>,
+}
+
+/// Classes remembered per operation.
+const MAX_CLASSES: usize = 64;
+
+fn sensitive_category(c: &str) -> bool {
+    matches!(c, "pii" | "financial" | "health" | "credential" | "secret")
+}
+
+pub struct Abuse {
+    rate: RuleId,
+    not_found: RuleId,
+    errors: RuleId,
+    pii: RuleId,
+    size: RuleId,
+    requests: Bounded<String, WindowCount>,
+    not_founds: Bounded<String, WindowCount>,
+    server_errors: Bounded<String, WindowCount>,
+    sizes: Bounded<String, SizeStats>,
+    new_pii: RuleId,
+    headers: RuleId,
+    classes: Bounded<String, OpClasses>,
+    warmup: u64,
+    max_window: f64,
+}
+
+impl Abuse {
+    pub fn new(rules: &Rules, s: &Settings) -> Self {
+        let id = |n: &str| rules.find(n).unwrap_or(RuleId(u16::MAX));
+        let cap = s.max_tracked_keys;
+        let (rate, not_found, errors) = (id("rate_anomaly"), id("not_found_burst"), id("server_error_spike"));
+        Abuse {
+            rate,
+            not_found,
+            errors,
+            pii: id("pii_in_query"),
+            size: id("excessive_response"),
+            requests: Bounded::new(cap, "[detect] max_tracked_keys"),
+            not_founds: Bounded::new(cap, "[detect] max_tracked_keys"),
+            server_errors: Bounded::new(cap, "[detect] max_tracked_keys"),
+            sizes: Bounded::new(cap, "[detect] max_tracked_keys"),
+            new_pii: id("new_pii_in_response"),
+            headers: id("missing_security_headers"),
+            classes: Bounded::new(cap, "[detect] max_tracked_keys"),
+            warmup: s.warmup_requests,
+            max_window: rules.window(rate).max(rules.window(not_found)).max(rules.window(errors)),
+        }
+    }
+
+    fn count(
+        &self,
+        map: &Bounded<String, WindowCount>,
+        rule: RuleId,
+        key: String,
+        scope: Scope,
+        what: &str,
+        em: &mut Emitter<'_>,
+    ) {
+        if !em.on(rule) {
+            return;
+        }
+        let window = em.rules.window(rule);
+        let n = map.update(key, WindowCount::default, |w| w.add(em.facts.ts, window)).unwrap_or(0);
+        if n as f64 >= em.rules.threshold(rule) {
+            em.raise(Hit::new(rule).scope(scope).events(n).evidence(format!("{n} {what} within {window}s")));
+        }
+    }
+
+    fn excessive(&self, tx: &Transaction, em: &mut Emitter<'_>) {
+        let f = em.facts;
+        if !f.success() || !em.on(self.size) {
+            return;
+        }
+        let len = tx.response_body_decoded_len.unwrap_or(tx.response_body_len);
+        let threshold = em.rules.threshold(self.size);
+        let key = format!("{}\n{}", f.host, f.endpoint);
+        let warmup = self.warmup.max(2);
+        let verdict = self.sizes.update(key, SizeStats::default, |s| {
+            let x = len as f64;
+            let out = s.n >= warmup
+                && len >= MIN_EXCESSIVE_BYTES
+                && x >= MIN_EXCESSIVE_RATIO * s.mean
+                && x > s.mean + threshold * s.sd();
+            let mean = s.mean;
+            // Outliers stay out of the baseline: a slow extraction must not teach it that huge is normal.
+            if !out {
+                s.add(x);
+            }
+            out.then_some(mean)
+        });
+        if let Some(Some(mean)) = verdict {
+            em.raise(
+                Hit::new(self.size)
+                    .at("response.body", "")
+                    .evidence(format!("{len} bytes; this operation's mean is {mean:.0} bytes")),
+            );
+        }
+    }
+}
+
+impl Abuse {
+    fn response_classes(&self, tx: &Transaction, ctx: &TxContext, em: &mut Emitter<'_>) {
+        let f = em.facts;
+        if f.status.is_none() {
+            return;
+        }
+        let mut resp = ctx
+            .data_classes
+            .iter()
+            .filter(|d| d.location.starts_with("response.") && sensitive_category(&d.category))
+            .peekable();
+        if resp.peek().is_none() {
+            // Still one more response of the operation.
+            if em.on(self.new_pii) {
+                let key = format!("{}\n{}", f.host, f.endpoint);
+                self.classes.update(key, OpClasses::default, |o| o.responses += 1);
+            }
+            return;
+        }
+        if em.on(self.headers) && f.success() {
+            let h = &tx.response_headers;
+            let cache_ok = h.get("cache-control").is_some_and(|v| {
+                let v = v.to_ascii_lowercase();
+                v.contains("no-store") || v.contains("private")
+            });
+            let nosniff = h.get("x-content-type-options").is_some_and(|v| v.trim().eq_ignore_ascii_case("nosniff"));
+            let mut missing = Vec::new();
+            if !cache_ok {
+                missing.push("Cache-Control: no-store");
+            }
+            if !nosniff {
+                missing.push("X-Content-Type-Options: nosniff");
+            }
+            if !missing.is_empty() {
+                em.raise(
+                    Hit::new(self.headers)
+                        .scope(Scope::Endpoint)
+                        .at("response.header", "")
+                        .evidence(format!("sensitive response without {}", missing.join(", "))),
+                );
+            }
+        }
+        if !em.on(self.new_pii) {
+            return;
+        }
+        let found: Vec<&super::super::analyzer::DataClassHit> = resp.collect();
+        let key = format!("{}\n{}", f.host, f.endpoint);
+        let warmup = self.warmup.max(1);
+        let new = self
+            .classes
+            .update(key, OpClasses::default, |o| {
+                let learned = o.responses >= warmup;
+                o.responses += 1;
+                let mut new = Vec::new();
+                for d in &found {
+                    if !o.classes.iter().any(|c| c == &d.class) && o.classes.len() < MAX_CLASSES {
+                        o.classes.push(d.class.clone());
+                        if learned {
+                            new.push((d.class.clone(), d.location, d.field.clone()));
+                        }
+                    }
+                }
+                new
+            })
+            .unwrap_or_default();
+        if let Some((class, loc, field)) = new.first() {
+            let names: Vec<&str> = new.iter().map(|(c, _, _)| c.as_str()).collect();
+            em.raise(
+                Hit::new(self.new_pii).scope(Scope::Endpoint).at(loc, field.clone()).evidence(format!(
+                    "{} (new to this operation after {warmup} responses; {class})",
+                    names.join(", ")
+                )),
+            );
+        }
+    }
+}
+
+impl Detector for Abuse {
+    fn name(&self) -> &'static str {
+        "abuse"
+    }
+
+    fn on_transaction(&self, tx: &Transaction, ctx: &TxContext, em: &mut Emitter<'_>) {
+        let f = em.facts;
+        self.count(&self.requests, self.rate, f.actor_key.clone(), Scope::Actor, "requests", em);
+        if f.status == Some(404) {
+            let key = f.actor.ip.clone().unwrap_or_default();
+            self.count(&self.not_founds, self.not_found, key, Scope::Actor, "answers 404", em);
+        }
+        if f.status.is_some_and(|s| s >= 500) {
+            let key = format!("{}\n{}", f.host, f.endpoint);
+            self.count(&self.server_errors, self.errors, key, Scope::Endpoint, "answers 5xx", em);
+        }
+        if em.on(self.pii) {
+            let mut hits = ctx.data_classes.iter().filter(|d| {
+                d.location == "request.query" && matches!(d.category.as_str(), "pii" | "financial" | "health")
+            });
+            if let Some(first) = hits.next() {
+                let mut classes = vec![first.class.as_str()];
+                classes.extend(hits.map(|d| d.class.as_str()));
+                classes.sort_unstable();
+                classes.dedup();
+                em.raise(
+                    Hit::new(self.pii)
+                        .at("request.query", first.field.clone())
+                        .evidence(format!("{} in the URL (value not shown)", classes.join(", "))),
+                );
+            }
+        }
+        self.excessive(tx, em);
+        self.response_classes(tx, ctx, em);
+    }
+
+    fn on_tick(&self, now: f64) {
+        let w = self.max_window;
+        let keep = |_: &String, c: &mut WindowCount| c.last().is_some_and(|l| l as f64 + w >= now);
+        self.requests.retain(keep);
+        self.not_founds.retain(keep);
+        self.server_errors.retain(keep);
+    }
+
+    fn cap_hits(&self) -> u64 {
+        self.requests.cap_hits()
+            + self.not_founds.cap_hits()
+            + self.server_errors.cap_hits()
+            + self.sizes.cap_hits()
+            + self.classes.cap_hits()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use super::super::{Settings, TxContext};
+    use crate::analyzer::DataClassHit;
+
+    fn has(a: &[serde_json::Value], id: &str) -> bool {
+        ids(a).iter().any(|r| r == id)
+    }
+
+    #[test]
+    fn not_found_burst() {
+        let e = engine(Settings::default());
+        let mut fired_at = None;
+        for i in 0..12 {
+            if has(&fired(&e, &tx("GET", &format!("/x{i}"), &[], "", 404, 10.0 + f64::from(i))), "not_found_burst") {
+                fired_at.get_or_insert(i);
+            }
+        }
+        assert_eq!(fired_at, Some(9));
+        let e = engine(Settings::default());
+        for i in 0..20 {
+            assert!(!has(&fired(&e, &tx("GET", "/x", &[], "", 404, f64::from(i) * 30.0)), "not_found_burst"));
+        }
+    }
+
+    #[test]
+    fn server_error_spike_per_endpoint() {
+        let e = engine(Settings::default());
+        let mut any = false;
+        for i in 0..10 {
+            any |= has(
+                &fired(&e, &tx("GET", &format!("/v1/users/{i}"), &[], "", 500, f64::from(i))),
+                "server_error_spike",
+            );
+        }
+        assert!(any);
+        let e = engine(Settings::default());
+        for i in 0..10 {
+            assert!(!has(
+                &fired(&e, &tx("GET", &format!("/v1/p{i}"), &[], "", 500, f64::from(i))),
+                "server_error_spike"
+            ));
+        }
+    }
+
+    #[test]
+    fn rate_anomaly() {
+        let mut s = Settings::default();
+        s.rules
+            .insert("rate_anomaly".into(), super::super::RuleSettings { threshold: Some(50.0), ..Default::default() });
+        let e = engine(s);
+        let n = (0..100)
+            .filter(|i| has(&fired(&e, &tx("GET", "/x", &[], "", 200, f64::from(*i) * 0.1)), "rate_anomaly"))
+            .count();
+        assert_eq!(n, 51);
+    }
+
+    #[test]
+    fn pii_in_query_from_data_classes() {
+        let e = engine(Settings::default());
+        let dc = |loc: &'static str, cat: &str| DataClassHit {
+            location: loc,
+            field: "email".into(),
+            class: "email".into(),
+            category: cat.into(),
+        };
+        let ctx = TxContext { data_classes: vec![dc("request.query", "pii")], ..Default::default() };
+        let a = fired_ctx(&e, &tx("GET", "/v1/users?email=a%40b.example", &[], "", 200, 1.0), &ctx);
+        let p = a.iter().find(|a| a["rule_id"] == "pii_in_query").unwrap();
+        assert_eq!(p["field"], "email");
+        assert!(!p.to_string().contains("a@b.example"));
+        let ctx = TxContext { data_classes: vec![dc("response.body", "pii")], ..Default::default() };
+        assert!(!has(&fired_ctx(&e, &tx("GET", "/v1/users", &[], "", 200, 1.0), &ctx), "pii_in_query"));
+    }
+
+    #[test]
+    fn new_pii_class_after_warmup_and_missing_headers() {
+        let e = engine(Settings::default());
+        let dc = |class: &str| DataClassHit {
+            location: "response.body",
+            field: class.into(),
+            class: class.into(),
+            category: "pii".into(),
+        };
+        let ctx = TxContext { data_classes: vec![dc("email")], ..Default::default() };
+        for i in 0..25 {
+            let t = with_response(
+                tx("GET", "/v1/users", &[], "", 200, f64::from(i)),
+                &[("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff")],
+                "{}",
+            );
+            let a = fired_ctx(&e, &t, &ctx);
+            assert!(!has(&a, "new_pii_in_response") && !has(&a, "missing_security_headers"), "{a:?}");
+        }
+        let ctx = TxContext { data_classes: vec![dc("email"), dc("ssn")], ..Default::default() };
+        let t = with_response(tx("GET", "/v1/users", &[], "", 200, 30.0), &[], "{}");
+        let a = fired_ctx(&e, &t, &ctx);
+        let n = a.iter().find(|a| a["rule_id"] == "new_pii_in_response").expect("new class");
+        assert!(n["evidence"].as_str().unwrap().starts_with("ssn"), "{n}");
+        let m = a.iter().find(|a| a["rule_id"] == "missing_security_headers").expect("headers");
+        assert!(m["evidence"].as_str().unwrap().contains("no-store"));
+        // Known from now on.
+        assert!(!has(&fired_ctx(&e, &t, &ctx), "new_pii_in_response"));
+    }
+
+    #[test]
+    fn excessive_response_against_baseline() {
+        let e = engine(Settings::default());
+        for i in 0..30 {
+            let t = with_response(
+                tx("GET", "/v1/users", &[], "", 200, f64::from(i)),
+                &[],
+                &"x".repeat(2000 + (i % 5) as usize * 100),
+            );
+            assert!(!has(&fired(&e, &t), "excessive_response"));
+        }
+        let t = with_response(tx("GET", "/v1/users", &[], "", 200, 40.0), &[], &"x".repeat(200_000));
+        assert!(has(&fired(&e, &t), "excessive_response"));
+        let t = with_response(tx("GET", "/v1/users", &[], "", 200, 41.0), &[], &"x".repeat(2600));
+        assert!(!has(&fired(&e, &t), "excessive_response"));
+    }
+}

@@ -1,0 +1,393 @@
+//! The request inputs an attack can ride in, decoded: path, query parameters, headers, cookies, JSON string
+//! values and `$` keys, form fields, or the raw body. Values are percent-decoded repeatedly (double
+//! encoding is an evasion), Log4j lookups are resolved, and every value is cut to `max_value_bytes`; at
+//! most `max_values` values are taken from one transaction (the rest counted as skipped).
+
+use std::borrow::Cow;
+
+use crate::http::Transaction;
+
+use super::rules::Loc;
+
+/// One decoded input value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Input {
+    pub loc: Loc,
+    /// Parameter, header or cookie name, JSON path; empty for the path and a raw body.
+    pub field: String,
+    pub value: String,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_values: usize,
+    pub max_value_bytes: usize,
+    pub max_decode_rounds: u8,
+}
+
+/// Headers never scanned: credentials (their own rules look at them, and they are opaque tokens) and
+/// plumbing whose syntax is fixed.
+const SKIP_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "host",
+    "content-length",
+    "connection",
+    "accept-encoding",
+    "accept-language",
+    "accept",
+    "if-none-match",
+    "if-match",
+    "if-modified-since",
+    "date",
+    "x-api-key",
+    "api-key",
+    "x-auth-token",
+    "x-csrf-token",
+    "x-xsrf-token",
+];
+
+/// Collects the inputs of `tx` into `out` (cleared first). Returns how many values were skipped by the cap.
+pub fn collect(tx: &Transaction, lim: &Limits, out: &mut Vec<Input>) -> u64 {
+    out.clear();
+    let mut c = Collector { out, lim, skipped: 0 };
+    if !tx.has_request {
+        return 0;
+    }
+    c.push(Loc::Path, "", &tx.path);
+    if tx.query_params.is_empty() {
+        if let Some(q) = tx.query.as_deref().filter(|q| !q.is_empty()) {
+            c.push(Loc::Query, "", q);
+        }
+    } else {
+        for (k, v) in &tx.query_params {
+            c.push(Loc::Query, k, v);
+            // Operator injection rides in names: `password[$ne]=x`.
+            if k.bytes().any(|b| matches!(b, b'$' | b'[' | b'<' | b'\'' | b'"' | b'(' | b'{' | b';')) {
+                c.push(Loc::Query, k, k);
+            }
+        }
+    }
+    for (name, v) in tx.request_headers.iter() {
+        if name.eq_ignore_ascii_case("cookie") {
+            for pair in v.split(';') {
+                let (k, v) = pair.split_once('=').unwrap_or(("", pair));
+                c.push(Loc::Cookie, k.trim(), v.trim());
+            }
+        } else if !SKIP_HEADERS.iter().any(|s| name.eq_ignore_ascii_case(s)) {
+            c.push(Loc::Header, name, v);
+        }
+    }
+    let body = tx.decoded_request_body();
+    if !body.is_empty() {
+        let ct = tx.request_headers.get("content-type").unwrap_or("").to_ascii_lowercase();
+        let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
+        let mut done = false;
+        if ct.contains("json") || (ct.is_empty() && matches!(first, Some(b'{' | b'['))) {
+            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
+                let mut path = String::new();
+                c.json(&v, &mut path, 0);
+                done = true;
+            }
+        } else if ct.contains("multipart/form-data") {
+            done = c.multipart(&ct, tx.request_headers.get("content-type").unwrap_or(""), body);
+        } else if ct.contains("x-www-form-urlencoded") {
+            let text = String::from_utf8_lossy(body);
+            for pair in text.split('&') {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                let k = decode_form(k);
+                c.push(Loc::Body, &k, &decode_form(v));
+            }
+            done = true;
+        }
+        if !done {
+            let end = body.len().min(lim.max_value_bytes.saturating_mul(4));
+            c.push(Loc::RawBody, "", &String::from_utf8_lossy(body.get(..end).unwrap_or(body)));
+        }
+    }
+    c.skipped
+}
+
+/// JSON nesting followed; deeper values are skipped (serde_json already refuses more than 128).
+const MAX_JSON_DEPTH: usize = 32;
+
+struct Collector<'a> {
+    out: &'a mut Vec<Input>,
+    lim: &'a Limits,
+    skipped: u64,
+}
+
+impl Collector<'_> {
+    fn push(&mut self, loc: Loc, field: &str, raw: &str) {
+        if raw.is_empty() {
+            return;
+        }
+        if self.out.len() >= self.lim.max_values {
+            self.skipped += 1;
+            return;
+        }
+        let mut v = decode_repeatedly(raw, self.lim.max_decode_rounds).into_owned();
+        truncate(&mut v, self.lim.max_value_bytes);
+        if v.contains("${")
+            && let Some(n) = resolve_lookups(&v)
+            && n != v
+        {
+            v.push('\n');
+            v.push_str(&n);
+        }
+        self.out.push(Input { loc, field: field.to_owned(), value: v });
+    }
+
+    /// Fields of a multipart form; file parts are skipped (binary content, not parameters). False when the
+    /// boundary is missing.
+    fn multipart(&mut self, ct_lower: &str, ct: &str, body: &[u8]) -> bool {
+        let Some(i) = ct_lower.find("boundary=") else { return false };
+        let b = ct.get(i + 9..).unwrap_or("").split(';').next().unwrap_or("").trim().trim_matches('"');
+        if b.is_empty() {
+            return false;
+        }
+        let delim = format!("--{b}");
+        let text = String::from_utf8_lossy(body);
+        for part in text.split(delim.as_str()).skip(1) {
+            let Some((head, content)) = part.split_once("\r\n\r\n") else { continue };
+            let head_l = head.to_ascii_lowercase();
+            if head_l.contains("filename=") {
+                continue;
+            }
+            let name =
+                head_l.find("name=\"").and_then(|i| head.get(i + 6..)).and_then(|r| r.split('"').next()).unwrap_or("");
+            let content = content.strip_suffix("\r\n").unwrap_or(content);
+            self.push(Loc::Body, name, content);
+        }
+        true
+    }
+
+    fn json(&mut self, v: &serde_json::Value, path: &mut String, depth: usize) {
+        use serde_json::Value;
+        if depth > MAX_JSON_DEPTH {
+            self.skipped += 1;
+            return;
+        }
+        match v {
+            Value::String(s) => self.push(Loc::Body, &path.clone(), s),
+            Value::Array(a) => {
+                for x in a {
+                    let len = path.len();
+                    path.push_str("[]");
+                    self.json(x, path, depth + 1);
+                    path.truncate(len);
+                }
+            }
+            Value::Object(m) => {
+                for (k, x) in m {
+                    let len = path.len();
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(k);
+                    if k.starts_with('$') {
+                        self.push(Loc::Body, &path.clone(), k);
+                    }
+                    self.json(x, path, depth + 1);
+                    path.truncate(len);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn truncate(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+}
+
+fn decode_form(s: &str) -> String {
+    percent_decode(&s.replace('+', " ")).into_owned()
+}
+
+/// Percent-decodes until nothing changes, at most `rounds` times.
+pub fn decode_repeatedly(s: &str, rounds: u8) -> Cow<'_, str> {
+    let mut cur = Cow::Borrowed(s);
+    for _ in 0..rounds {
+        if !cur.contains('%') {
+            break;
+        }
+        let next = percent_decode(&cur);
+        if next == cur {
+            break;
+        }
+        cur = Cow::Owned(next.into_owned());
+    }
+    cur
+}
+
+/// `%XX` decoding (invalid escapes kept as is; `+` is left alone: it is a space only in forms).
+pub fn percent_decode(s: &str) -> Cow<'_, str> {
+    if !s.contains('%') {
+        return Cow::Borrowed(s);
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        if c == b'%' {
+            let hex = |x: Option<&u8>| x.and_then(|c| (*c as char).to_digit(16));
+            if let (Some(h), Some(l)) = (hex(b.get(i + 1)), hex(b.get(i + 2))) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(c);
+        i += 1;
+    }
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Most lookups resolved in one value: each step shortens it, this bounds the work on hostile nesting.
+const MAX_LOOKUPS: usize = 32;
+
+/// Resolves Log4j-style lookups the way Log4j would before it reaches `jndi:` (`${lower:j}` → `j`,
+/// `${::-n}` → `n`, `${env:X:-d}` → `d`, other lookups → empty), innermost first, so `${${lower:j}ndi:…}`
+/// becomes `${jndi:…}`. `None` when nothing changed.
+pub fn resolve_lookups(s: &str) -> Option<String> {
+    // Resolved `jndi:` lookups are parked as \u{1}…\u{2} so that the loop never resolves them away.
+    let mut cur = s.to_owned();
+    let mut changed = false;
+    for _ in 0..MAX_LOOKUPS {
+        // Innermost: the last `${` before the first `}` that follows it.
+        let Some(close) = cur.find('}') else { break };
+        let Some(open) = cur.get(..close).and_then(|h| h.rfind("${")) else {
+            // A `}` without an opening lookup: park it and look further.
+            cur.replace_range(close..close + 1, "\u{3}");
+            continue;
+        };
+        let inner = cur.get(open + 2..close).unwrap_or("").to_owned();
+        let lower = inner.to_ascii_lowercase();
+        let repl = if lower.trim_start().starts_with("jndi:") {
+            format!("\u{1}{inner}\u{2}")
+        } else if let Some((_, d)) = inner.split_once(":-") {
+            d.to_owned()
+        } else if let Some(x) = lower.strip_prefix("lower:").or_else(|| lower.strip_prefix("upper:")) {
+            x.to_owned()
+        } else {
+            String::new()
+        };
+        cur.replace_range(open..close + 1, &repl);
+        changed = true;
+    }
+    if !changed {
+        return None;
+    }
+    Some(cur.replace('\u{1}', "${").replace(['\u{2}', '\u{3}'], "}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tx(uri: &str, headers: &[(&str, &str)], body: &str) -> Transaction {
+        let (path, query) = uri.split_once('?').map_or((uri, None), |(p, q)| (p, Some(q)));
+        let query_params = query
+            .map(|q| {
+                q.split('&')
+                    .map(|p| {
+                        let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                        (decode_form(k), decode_form(v))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Transaction {
+            has_request: true,
+            method: "GET".into(),
+            uri: uri.into(),
+            path: path.into(),
+            query: query.map(str::to_owned),
+            query_params,
+            request_headers: headers.iter().copied().collect(),
+            request_body: body.as_bytes().to_vec(),
+            ..Default::default()
+        }
+    }
+
+    fn lim() -> Limits {
+        Limits { max_values: 64, max_value_bytes: 4096, max_decode_rounds: 3 }
+    }
+
+    #[test]
+    fn double_encoding_is_undone() {
+        assert_eq!(decode_repeatedly("..%252F..%252Fetc", 3), "../../etc");
+        assert_eq!(decode_repeatedly("100%", 3), "100%");
+        assert_eq!(decode_repeatedly("%2525252F", 2), "%252F");
+    }
+
+    #[test]
+    fn log4j_lookups_resolve() {
+        assert_eq!(resolve_lookups("${${lower:j}ndi:ldap://x/a}").unwrap(), "${jndi:ldap://x/a}");
+        assert_eq!(resolve_lookups("${${::-j}${::-n}${::-d}${::-i}:rmi://x}").unwrap(), "${jndi:rmi://x}");
+        assert_eq!(resolve_lookups("${${env:NOPE:-j}ndi${upper::}ldap://x}").unwrap(), "${jndi:ldap://x}");
+        assert_eq!(resolve_lookups("a}b${x}").unwrap(), "a}b");
+        assert_eq!(resolve_lookups("plain"), None);
+        // Hostile nesting stays bounded.
+        let deep = "${".repeat(10_000) + &"}".repeat(10_000);
+        assert!(resolve_lookups(&deep).is_some());
+    }
+
+    #[test]
+    fn inputs_cover_query_headers_cookies_and_json() {
+        let t = tx(
+            "/a%2Fb?q=1%27&user%5B%24ne%5D=1",
+            &[
+                ("User-Agent", "x"),
+                ("Authorization", "Bearer secret"),
+                ("Cookie", "a=1; b=%3Cs%3E"),
+                ("Content-Type", "application/json"),
+            ],
+            r#"{"n":{"$where":"1"},"l":["v"]}"#,
+        );
+        let mut out = Vec::new();
+        collect(&t, &lim(), &mut out);
+        let got: Vec<(&str, &str, &str)> =
+            out.iter().map(|i| (i.loc.name(), i.field.as_str(), i.value.as_str())).collect();
+        assert!(got.contains(&("request.path", "", "/a/b")), "{got:?}");
+        assert!(got.contains(&("request.query", "q", "1'")), "{got:?}");
+        assert!(got.contains(&("request.query", "user[$ne]", "user[$ne]")), "{got:?}");
+        assert!(got.contains(&("request.cookie", "b", "<s>")), "{got:?}");
+        assert!(got.contains(&("request.body", "n.$where", "$where")), "{got:?}");
+        assert!(got.contains(&("request.body", "l[]", "v")), "{got:?}");
+        assert!(!got.iter().any(|g| g.2.contains("secret")));
+    }
+
+    #[test]
+    fn multipart_fields_without_files() {
+        let body = "--XyZ\r\nContent-Disposition: form-data; name=\"user\"\r\n\r\nadmin'--\r\n--XyZ\r\n\
+                    Content-Disposition: form-data; name=\"f\"; filename=\"a.bin\"\r\n\r\n' OR 1=1\r\n--XyZ--\r\n";
+        let t = tx("/up", &[("Content-Type", "multipart/form-data; boundary=XyZ")], body);
+        let mut out = Vec::new();
+        collect(&t, &lim(), &mut out);
+        let body: Vec<_> =
+            out.iter().filter(|i| i.loc == Loc::Body).map(|i| (i.field.as_str(), i.value.as_str())).collect();
+        assert_eq!(body, [("user", "admin'--")]);
+    }
+
+    #[test]
+    fn caps_hold() {
+        let q: Vec<String> = (0..500).map(|i| format!("p{i}=v")).collect();
+        let t = tx(&format!("/x?{}", q.join("&")), &[], "");
+        let mut out = Vec::new();
+        let skipped = collect(&t, &lim(), &mut out);
+        assert_eq!(out.len(), 64);
+        assert!(skipped > 400);
+        let t = tx("/x", &[("X-Long", &"é".repeat(5000))], "");
+        collect(&t, &lim(), &mut out);
+        assert!(out.iter().all(|i| i.value.len() <= 4096));
+    }
+}
