@@ -653,9 +653,13 @@ mod tests {
 
     #[test]
     fn prefilter_skips_clean_api_json() {
-        let clean = br#"{"id":10123,"sku":"SKU-04567","name":"Product 3","price":123.99,"created_at":"2024-01-15T08:10:00Z","uuid":"8f3a1b2c-1111-4222-8333-9a2b3c4d5e6f","ts":1705312800000}"#;
+        let clean = br#"{"name":"Wireless Headphones","note":"card, address and token in prose","img":"https://cdn.example/a.jpg","id":10123,"sku":"SKU-04567","name":"Product 3","price":123.99,"created_at":"2024-01-15T08:10:00Z","uuid":"8f3a1b2c-1111-4222-8333-9a2b3c4d5e6f","ts":1705312800000}"#;
         assert!(!numeric_candidate(clean));
         assert!(!set().any_pattern(clean));
+        assert!(set().any_pattern(br#"{"homePhone":"x"}"#));
+        assert!(set().any_pattern(b"user_ssn=1"));
+        assert!(set().any_pattern(br#"{"ssn" : 1}"#));
+        assert!(!set().any_pattern(br#"{"x":"my ssn is"}"#));
         for dirty in
             [&b"{\"n\":\"4242 4242 4242 4242\"}"[..], b"x 536-22-1234 y", b"\"DE89370400440532013000\"", b"+4420794609"]
         {

@@ -449,9 +449,21 @@ impl SignatureSet {
         Ok(SignatureSet { sigs, ac, pats, key_index, digit_sigs })
     }
 
-    /// Any anchor or key-name fragment in `hay`.
+    /// Any anchor in `hay`, or a key-name fragment in key position (followed by the rest of a key and
+    /// `":`, `=` or `:`): a product description mentioning "headphones" does not make a body worth walking.
     pub fn any_pattern(&self, hay: &[u8]) -> bool {
-        self.ac.is_match(hay)
+        for m in self.ac.find_overlapping_iter(hay) {
+            match self.pats.get(m.pattern().as_usize()) {
+                Some(Pat::Anchor(_)) => return true,
+                Some(Pat::Key) => {
+                    if key_position(hay, m.end()) {
+                        return true;
+                    }
+                }
+                None => {}
+            }
+        }
+        false
     }
 
     /// Marks in `out` (one flag per signature) the signatures whose anchor occurs in `hay`.
@@ -505,6 +517,31 @@ impl SignatureSet {
             packs.extend(read_dir(dir, spec.dir_explicit)?);
         }
         SignatureSet::from_packs(&packs, &spec.disabled)
+    }
+}
+
+/// Whether the key-name fragment ending at `end` is part of a key: the key's remaining characters, then
+/// `=`, `:` or a closing quote followed by `:`.
+fn key_position(hay: &[u8], end: usize) -> bool {
+    // Patterns of short words end with their delimiter (`ssn"`, `ip=`): look at it again.
+    let mut p = end;
+    if p > 0 && hay.get(p - 1).is_some_and(|b| matches!(b, b'"' | b'=' | b':' | b'_')) {
+        p -= 1;
+    }
+    let limit = (p + 64).min(hay.len());
+    while p < limit && hay.get(p).is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')) {
+        p += 1;
+    }
+    match hay.get(p) {
+        Some(b'=' | b':') => true,
+        Some(b'"' | b'\'') => {
+            let mut q = p + 1;
+            while hay.get(q).is_some_and(|b| b.is_ascii_whitespace()) && q < p + 8 {
+                q += 1;
+            }
+            hay.get(q) == Some(&b':')
+        }
+        _ => false,
     }
 }
 
