@@ -455,12 +455,8 @@ impl SignatureSet {
         for m in self.ac.find_overlapping_iter(hay) {
             match self.pats.get(m.pattern().as_usize()) {
                 Some(Pat::Anchor(_)) => return true,
-                Some(Pat::Key) => {
-                    if key_position(hay, m.end()) {
-                        return true;
-                    }
-                }
-                None => {}
+                Some(Pat::Key) if key_position(hay, m.end()) => return true,
+                _ => {}
             }
         }
         false
