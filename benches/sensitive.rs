@@ -40,7 +40,7 @@ fn clean_body(rng: &mut Rng, items: usize) -> String {
             a % 99_999,
             a % 9,
             a % 400,
-            a % 2 == 0,
+            a.is_multiple_of(2),
             a % 10,
             1 + a % 9,
             a % 10,
