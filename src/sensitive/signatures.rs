@@ -419,6 +419,11 @@ impl SignatureSet {
                 }
                 // The longest word of the term makes the body worth walking. Short words only in key
                 // position (`ssn"`, `ip=`), or they would match inside every other word.
+                // Multi-word terms also as one word (`ipv6`, `dateofbirth`): keys written without separators.
+                let joined: Vec<u8> = t.concat();
+                if t.len() > 1 && joined.len() >= 4 {
+                    key_pats.insert(joined);
+                }
                 let Some(w) = t.iter().max_by_key(|w| w.len()) else { continue };
                 if w.len() >= 4 {
                     key_pats.insert(w.clone());

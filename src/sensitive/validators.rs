@@ -25,7 +25,8 @@ pub enum Validator {
     Jwt,
     /// AWS secret access key: 40 base64 characters, mixed case and digits, high entropy.
     AwsSecret,
-    /// Generic secret: at least 16 characters, several character classes, entropy ≥ 3.5 bits/char.
+    /// Generic secret: at least 16 characters, two character classes, two digits, entropy ≥ 3.2 bits/char
+    /// (32 random hex digits reach about 3.7).
     Entropy,
     /// Email: a plausible domain (dot, alphabetic TLD not a file extension).
     Email,
@@ -452,7 +453,7 @@ pub fn high_entropy(v: &[u8]) -> bool {
         && !v.contains(&b' ')
         && classes(v) >= 2
         && v.iter().filter(|b| b.is_ascii_digit()).count() >= 2
-        && entropy(v) >= 3.5
+        && entropy(v) >= 3.2
         && not_placeholder(v)
 }
 
