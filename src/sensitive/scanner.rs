@@ -264,7 +264,12 @@ impl Scanner {
                     .lines()
                     .find_map(|l| l.trim().strip_prefix("content-type:").map(|s| s.trim().to_owned()))
                     .unwrap_or_default();
-                self.body_at(set, content, &pct, loc, out);
+                // Never multipart again: nesting depth would be attacker-chosen.
+                if pct.contains("json") {
+                    self.json(set, content, loc, out, 0, "");
+                } else {
+                    self.text(set, content, loc, out);
+                }
             } else {
                 self.value(set, loc, Some(name.as_bytes()), None, content, &mut || name.clone(), out, 0);
             }
