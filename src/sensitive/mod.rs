@@ -138,6 +138,7 @@ struct StatsFile {
     bodies: u64,
     bodies_clean: u64,
     bodies_walked: u64,
+    bodies_binary: u64,
     bytes_scanned: u64,
     values: u64,
     regex_runs: u64,
@@ -223,6 +224,7 @@ pub fn register(reg: &mut Registry, settings: &AnalysisSettings) -> Result<(), S
             bodies: c.bodies,
             bodies_clean: c.bodies_clean,
             bodies_walked: c.bodies_walked,
+            bodies_binary: c.bodies_binary,
             bytes_scanned: c.bytes_scanned,
             values: c.values,
             regex_runs: c.regex_runs,
@@ -414,6 +416,7 @@ impl Analyzer for Sensitive {
             s.bodies += c.bodies;
             s.bodies_clean += c.bodies_clean;
             s.bodies_walked += c.bodies_walked;
+            s.bodies_binary += c.bodies_binary;
             s.bytes_scanned += c.bytes_scanned;
             s.values += c.values;
             s.regex_runs += c.regex_runs;

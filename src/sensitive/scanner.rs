@@ -45,6 +45,8 @@ pub struct ScanCounts {
     pub bodies: u64,
     pub bodies_clean: u64,
     pub bodies_walked: u64,
+    /// Images, archives, PDFs, fonts, media: not scanned (digits in them are not data).
+    pub bodies_binary: u64,
     pub bytes_scanned: u64,
     pub values: u64,
     pub regex_runs: u64,
@@ -182,6 +184,10 @@ impl Scanner {
         }
         self.counts.bodies_walked += 1;
         let ct = ctype.to_ascii_lowercase();
+        if is_binary(&ct, body) {
+            self.counts.bodies_binary += 1;
+            return;
+        }
         let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
         if ct.contains("json") || (!ct.contains("form") && matches!(first, Some(b'{' | b'['))) {
             self.json(set, body, loc, out, 0, "");
@@ -288,10 +294,14 @@ impl Scanner {
                 break;
             }
             let line = line.trim_ascii();
-            if line.is_empty() {
+            // MIME boundaries and part headers carry long random digit runs (`=====4997562631461524592==`).
+            if line.is_empty() || line.starts_with(b"--") {
                 continue;
             }
             if let Some((k, v)) = split_kv(line) {
+                if k.len() > 8 && k.get(..8).is_some_and(|p| p.eq_ignore_ascii_case(b"content-")) {
+                    continue;
+                }
                 let name = String::from_utf8_lossy(k).into_owned();
                 self.value(set, loc, Some(k), None, v, &mut || name.clone(), out, 0);
             } else {
@@ -466,6 +476,30 @@ fn keys_of<'a>(body: &'a [u8], p: &[Seg]) -> (Option<&'a [u8]>, Option<&'a [u8]>
         _ => None,
     });
     (it.next(), it.next())
+}
+
+/// Media and archive types, or a body whose first 512 bytes hold NUL or mostly non-text bytes.
+fn is_binary(ct: &str, body: &[u8]) -> bool {
+    const TYPES: &[&str] = &[
+        "image/",
+        "audio/",
+        "video/",
+        "font/",
+        "application/pdf",
+        "application/zip",
+        "application/octet-stream",
+        "application/x-",
+    ];
+    if TYPES.iter().any(|t| ct.starts_with(t))
+        && !ct.contains("x-www-form-urlencoded")
+        && !ct.contains("javascript")
+        && !ct.contains("json")
+    {
+        return true;
+    }
+    let head = body.get(..512).unwrap_or(body);
+    let odd = head.iter().filter(|&&b| b < 0x09 || (0x0e..0x20).contains(&b)).count();
+    head.contains(&0) || odd * 10 > head.len()
 }
 
 /// `key = value`, `key: value`, `"key": "value",` with a plausible key (no spaces, at most 64 bytes).

@@ -145,6 +145,16 @@ pub fn card(v: &[u8]) -> bool {
     if v.contains(&b' ') && v.contains(&b'-') {
         return false;
     }
+    // Printed cards group their digits 4-4-4-4(-3), or 4-6-5 / 4-6-4 (Amex, Diners); other groupings are
+    // digits that happen to sit between spaces (tables, binary data).
+    let groups: Vec<usize> = v.split(|b| *b == b' ' || *b == b'-').map(<[u8]>::len).collect();
+    if groups.len() > 1 {
+        let fours =
+            groups.split_last().is_some_and(|(last, rest)| rest.iter().all(|&g| g == 4) && (1..=4).contains(last));
+        if !(fours || groups == [4, 6, 5] || groups == [4, 6, 4]) {
+            return false;
+        }
+    }
     let d = d.get(..n).unwrap_or(&[]);
     // One digit repeated (0000 0000 0000 0000 passes Luhn) is a placeholder, not a card.
     if d.iter().all(|&x| Some(&x) == d.first()) {
@@ -485,7 +495,8 @@ pub fn phone(v: &[u8]) -> bool {
         return false;
     }
     let d = d.get(..n).unwrap_or(&[]);
-    if d.iter().all(|&x| Some(&x) == d.first()) {
+    // One digit repeated six times is a placeholder or a constant (`+1000000000` in a script).
+    if d.windows(6).any(|w| w.iter().all(|&x| Some(&x) == w.first())) {
         return false;
     }
     // Dates (2024-01-15, 15.01.2024) and times share the shape of grouped digits.
@@ -581,6 +592,7 @@ mod tests {
         assert!(card(b"2221000000000009"), "Mastercard 2-series");
         assert!(card(b"3530111333300000"), "JCB");
         assert!(card(b"30569309025904"), "Diners");
+        assert!(card(b"3782 822463 10005"), "Amex grouping");
         for bad in [
             "4242424242424241",     // Luhn fails
             "4111 1111 1111 1112",  // Luhn fails
@@ -590,6 +602,7 @@ mod tests {
             "424242424242",         // too short
             "42424242424242424242", // too long
             "7000000000000007",     // Luhn ok, prefix 7
+            "424 242 424 242 4242", // not a card grouping
         ] {
             assert!(!card(bad.as_bytes()), "{bad}");
         }
@@ -695,6 +708,7 @@ mod tests {
         assert!(!phone(b"+0123456789"), "no country code 0");
         assert!(!phone(b"2024.01.15"));
         assert!(!phone(b"1111111111"));
+        assert!(!phone(b"+1000000000"));
         assert!(!phone(b"12345"));
     }
 
