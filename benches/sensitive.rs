@@ -92,6 +92,15 @@ fn bench(c: &mut Criterion) {
             out.len()
         })
     });
+    let clean: Vec<&String> = bodies.iter().filter(|b| !b.contains("first_name")).collect();
+    let clean_total: usize = clean.iter().map(|b| b.len()).sum();
+    g.throughput(Throughput::Bytes(clean_total as u64));
+    g.bench_function("prefilter_automaton", |b| {
+        b.iter(|| clean.iter().filter(|body| set.any_pattern(body.as_bytes())).count())
+    });
+    g.bench_function("prefilter_digits", |b| {
+        b.iter(|| clean.iter().filter(|body| mirador::sensitive::scanner::numeric_candidate(body.as_bytes())).count())
+    });
     let pii: Vec<String> = (0..100).map(|_| pii_body(&mut rng)).collect();
     let pii_total: usize = pii.iter().map(String::len).sum();
     g.throughput(Throughput::Bytes(pii_total as u64));

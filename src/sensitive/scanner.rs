@@ -178,7 +178,9 @@ impl Scanner {
             _ => body,
         };
         self.counts.bytes_scanned += body.len() as u64;
-        if !(set.any_pattern(body) || set.digit_sigs && numeric_candidate(body)) {
+        // Multipart field names sit in `name="…"`, not in key position: such bodies are always walked.
+        let multipart = ctype.len() >= 10 && ctype.get(..10).is_some_and(|p| p.eq_ignore_ascii_case("multipart/"));
+        if !(multipart || set.any_pattern(body) || set.digit_sigs && numeric_candidate(body)) {
             self.counts.bodies_clean += 1;
             return;
         }

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind};
+use aho_corasick::{AhoCorasick, MatchKind};
 use arc_swap::ArcSwap;
 use regex::bytes::{Regex, RegexBuilder};
 use serde::{Deserialize, Serialize};
@@ -224,21 +224,17 @@ impl Signature {
     }
 }
 
-/// What an automaton pattern stands for.
-#[derive(Debug, Clone)]
-enum Pat {
-    /// A literal anchor of these signatures.
-    Anchor(Vec<u16>),
-    /// Part of a key name: only makes a body worth walking.
-    Key,
-}
-
 /// Every signature in force, compiled.
 #[derive(Debug)]
 pub struct SignatureSet {
     pub sigs: Vec<Signature>,
-    ac: AhoCorasick,
-    pats: Vec<Pat>,
+    /// Every anchor (case-sensitive), for the per-value check: pattern i belongs to `anchor_sigs[i]`.
+    anchor_all: AhoCorasick,
+    anchor_sigs: Vec<Vec<u16>>,
+    /// Anchors of two bytes or more, leftmost-first so the SIMD prefilter applies: "is any there?".
+    anchor_fast: Option<AhoCorasick>,
+    /// One-byte anchors (`@`), found with memchr.
+    anchor_bytes: Vec<u8>,
     /// First word of a key term → (signature, term index).
     key_index: HashMap<Vec<u8>, Vec<(u16, u16)>>,
     /// Some signature needs digits (cards, SSN, phone…): bodies dense in digits are walked.
@@ -389,89 +385,102 @@ impl SignatureSet {
         if sigs.len() > usize::from(u16::MAX) {
             return Err(SignatureError(format!("{} signatures: at most 65535", sigs.len())));
         }
-        // One automaton: anchors (case-insensitive, confirmed by the regex) and key-name fragments.
-        let mut pat_text: Vec<Vec<u8>> = Vec::new();
-        let mut pats: Vec<Pat> = Vec::new();
-        let mut anchor_at: HashMap<Vec<u8>, usize> = HashMap::new();
+        // Anchors are exact-case literals: vendor token prefixes have a fixed case (`AKIA`, `ghp_`, `eyJ`), and a
+        // case-sensitive set of a few dozen literals is searched with SIMD (Teddy) at memory speed.
+        let mut anchor_text: Vec<Vec<u8>> = Vec::new();
+        let mut anchor_sigs: Vec<Vec<u16>> = Vec::new();
         for (si, (_, list)) in anchors.iter().enumerate() {
             for a in list {
-                let k = a.as_bytes().to_ascii_lowercase();
-                match anchor_at.get(&k) {
-                    Some(&p) => {
-                        if let Some(Pat::Anchor(v)) = pats.get_mut(p) {
+                let k = a.as_bytes().to_vec();
+                match anchor_text.iter().position(|x| *x == k) {
+                    Some(p) => {
+                        if let Some(v) = anchor_sigs.get_mut(p) {
                             v.push(si as u16);
                         }
                     }
                     None => {
-                        anchor_at.insert(k.clone(), pats.len());
-                        pat_text.push(k);
-                        pats.push(Pat::Anchor(vec![si as u16]));
+                        anchor_text.push(k);
+                        anchor_sigs.push(vec![si as u16]);
                     }
                 }
             }
         }
+        let ac_err = |e: aho_corasick::BuildError| SignatureError(format!("signature anchors: {e}"));
+        let anchor_all = AhoCorasick::builder().build(&anchor_text).map_err(ac_err)?;
+        let long: Vec<&Vec<u8>> = anchor_text.iter().filter(|a| a.len() >= 2).collect();
+        let anchor_fast = if long.is_empty() {
+            None
+        } else {
+            Some(AhoCorasick::builder().match_kind(MatchKind::LeftmostFirst).build(&long).map_err(ac_err)?)
+        };
+        let anchor_bytes: Vec<u8> =
+            anchor_text.iter().filter(|a| a.len() == 1).filter_map(|a| a.first().copied()).collect();
         let mut key_index: HashMap<Vec<u8>, Vec<(u16, u16)>> = HashMap::new();
-        let mut key_pats: std::collections::BTreeSet<Vec<u8>> = std::collections::BTreeSet::new();
         for (si, s) in sigs.iter().enumerate() {
             for (ti, t) in s.keys.iter().enumerate() {
                 if let Some(first) = t.first() {
                     key_index.entry(first.clone()).or_default().push((si as u16, ti as u16));
                 }
-                // The longest word of the term makes the body worth walking. Short words only in key
-                // position (`ssn"`, `ip=`), or they would match inside every other word.
-                // Multi-word terms also as one word (`ipv6`, `dateofbirth`): keys written without separators.
-                let joined: Vec<u8> = t.concat();
-                if t.len() > 1 && joined.len() >= 4 {
-                    key_pats.insert(joined);
-                }
-                let Some(w) = t.iter().max_by_key(|w| w.len()) else { continue };
-                if w.len() >= 4 {
-                    key_pats.insert(w.clone());
-                } else {
-                    for suffix in [b"\"", b"=", b":", b"_"] {
-                        let mut p = w.clone();
-                        p.extend_from_slice(suffix);
-                        key_pats.insert(p);
-                    }
-                    let mut p = b"\"".to_vec();
-                    p.extend_from_slice(w);
-                    key_pats.insert(p);
-                }
             }
         }
-        for k in key_pats {
-            if !anchor_at.contains_key(&k) {
-                pat_text.push(k);
-                pats.push(Pat::Key);
-            }
-        }
-        let ac = AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .kind(Some(AhoCorasickKind::DFA))
-            .build(&pat_text)
-            .map_err(|e| SignatureError(format!("signature anchors: {e}")))?;
         let digit_sigs = sigs.iter().any(|s| s.digits_min > 0);
-        Ok(SignatureSet { sigs, ac, pats, key_index, digit_sigs })
+        Ok(SignatureSet { sigs, anchor_all, anchor_sigs, anchor_fast, anchor_bytes, key_index, digit_sigs })
     }
 
-    /// Any anchor in `hay`, or a key-name fragment in key position (followed by the rest of a key and
-    /// `":`, `=` or `:`): a product description mentioning "headphones" does not make a body worth walking.
+    /// Any anchor in `hay`.
+    pub fn any_anchor(&self, hay: &[u8]) -> bool {
+        self.anchor_bytes.iter().any(|&b| memchr::memchr(b, hay).is_some())
+            || self.anchor_fast.as_ref().is_some_and(|ac| ac.is_match(hay))
+    }
+
+    /// Any anchor, or a key (a JSON member name before `:`, a form or `.env` name before `=`, a YAML or
+    /// header-like name before `:`) that one of the signatures names. Only keys are looked up, so a product
+    /// description mentioning "headphones" does not make a body worth walking. Repeated keys (arrays of
+    /// objects) are looked up once.
     pub fn any_pattern(&self, hay: &[u8]) -> bool {
-        for m in self.ac.find_overlapping_iter(hay) {
-            match self.pats.get(m.pattern().as_usize()) {
-                Some(Pat::Anchor(_)) => return true,
-                Some(Pat::Key) if key_position(hay, m.end()) => return true,
-                _ => {}
+        if self.any_anchor(hay) {
+            return true;
+        }
+        // Keys already looked up and not named by any signature (a hit returns at once).
+        let mut seen = [0u64; 64];
+        let mut kw = super::keys::KeyWords::default();
+        for d in memchr::memchr2_iter(b':', b'=', hay) {
+            let Some(key) = key_before(hay, d) else { continue };
+            let h = fnv(key) | 1;
+            let slot = (h >> 58) as usize;
+            if seen.get(slot) == Some(&h) {
+                continue;
+            }
+            kw.split(key);
+            if self.key_named(&kw) {
+                return true;
+            }
+            if let Some(x) = seen.get_mut(slot) {
+                *x = h;
             }
         }
         false
     }
 
+    /// Whether some signature names this key (exclusions ignored: this only decides whether to look closer).
+    fn key_named(&self, key: &super::keys::KeyWords) -> bool {
+        (0..key.len()).any(|i| {
+            self.key_index.get(key.word(i)).is_some_and(|cands| {
+                cands.iter().any(|&(si, ti)| {
+                    self.sigs.get(usize::from(si)).and_then(|s| s.keys.get(usize::from(ti))).is_some_and(|term| {
+                        i + term.len() <= key.len()
+                            && term.iter().enumerate().all(|(j, w)| key.word(i + j) == w.as_slice())
+                    })
+                })
+            })
+        })
+    }
+
     /// Marks in `out` (one flag per signature) the signatures whose anchor occurs in `hay`.
     pub fn anchored(&self, hay: &[u8], out: &mut [bool]) {
         out.iter_mut().for_each(|x| *x = false);
-        for m in self.ac.find_overlapping_iter(hay) {
-            if let Some(Pat::Anchor(v)) = self.pats.get(m.pattern().as_usize()) {
+        for m in self.anchor_all.find_overlapping_iter(hay) {
+            if let Some(v) = self.anchor_sigs.get(m.pattern().as_usize()) {
                 for &s in v {
                     if let Some(x) = out.get_mut(usize::from(s)) {
                         *x = true;
@@ -521,29 +530,36 @@ impl SignatureSet {
     }
 }
 
-/// Whether the key-name fragment ending at `end` is part of a key: the key's remaining characters, then
-/// `=`, `:` or a closing quote followed by `:`.
-fn key_position(hay: &[u8], end: usize) -> bool {
-    // Patterns of short words end with their delimiter (`ssn"`, `ip=`): look at it again.
-    let mut p = end;
-    if p > 0 && hay.get(p - 1).is_some_and(|b| matches!(b, b'"' | b'=' | b':' | b'_')) {
-        p -= 1;
-    }
-    let limit = (p + 64).min(hay.len());
-    while p < limit && hay.get(p).is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')) {
-        p += 1;
-    }
-    match hay.get(p) {
-        Some(b'=' | b':') => true,
-        Some(b'"' | b'\'') => {
-            let mut q = p + 1;
-            while hay.get(q).is_some_and(|b| b.is_ascii_whitespace()) && q < p + 8 {
-                q += 1;
-            }
-            hay.get(q) == Some(&b':')
+/// The key ending just before the delimiter at `d`: a quoted JSON member name (`"Card Number":`), or a
+/// bare name (`card_number=`, `password:`) that starts a line, a pair or a member.
+fn key_before(hay: &[u8], d: usize) -> Option<&[u8]> {
+    let mut before = hay.get(..d)?;
+    // `"key" : value`, `KEY = value`
+    for _ in 0..4 {
+        match before.strip_suffix(b" ").or_else(|| before.strip_suffix(b"\t")) {
+            Some(b) => before = b,
+            None => break,
         }
-        _ => false,
     }
+    if let Some(inner) = before.strip_suffix(b"\"") {
+        let from = inner.len().saturating_sub(64);
+        let open = memchr::memrchr(b'"', inner.get(from..)?)? + from;
+        return inner.get(open + 1..).filter(|k| !k.is_empty());
+    }
+    let mut s = before.len();
+    while s > 0
+        && before.len() - s < 64
+        && before.get(s - 1).is_some_and(|b| b.is_ascii_alphanumeric() || b"_-.".contains(b))
+    {
+        s -= 1;
+    }
+    let starts = s == 0 || before.get(s - 1).is_some_and(|b| b"\n\r\t {,&;?'".contains(b));
+    (s < before.len() && starts).then(|| before.get(s..)).flatten()
+}
+
+/// FNV-1a, for the per-body cache of keys already looked up.
+fn fnv(b: &[u8]) -> u64 {
+    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| (h ^ u64::from(x)).wrapping_mul(0x100_0000_01b3))
 }
 
 fn read_dir(dir: &Path, explicit: bool) -> Result<Vec<(String, String)>, SignatureError> {
