@@ -1,5 +1,6 @@
 //! Sensitive data: personal data and secrets in requests and responses, found with one Aho-Corasick
-//! pass, confirmed by regex and validators, reported with redacted evidence only.
+//! pass over anchors plus key-name lookups, confirmed by regex and validators, reported with redacted
+//! evidence only.
 //!
 //! Input: every transaction, after the inventory (which sets the endpoint template). Output: one line of
 //! `DIR/findings.jsonl` per (type, location, field, value) in a transaction, with a `count` when the same

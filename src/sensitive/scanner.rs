@@ -1,8 +1,8 @@
 //! The scanner: every place of a transaction where data travels (path segments, query parameters, headers,
 //! cookies, form, multipart, JSON and text bodies), each value matched against the signature set.
 //!
-//! Order of work, cheapest first: a body is first checked as a whole with one Aho-Corasick pass (anchors
-//! and key names) and a digit-run prefilter; a body with neither is done (the common, clean case). Otherwise
+//! Order of work, cheapest first: a body is first checked as a whole: one Aho-Corasick pass for anchors,
+//! a lookup of each distinct key (the name before `:` or `=`) and a digit-run prefilter; a body with neither is done (the common, clean case). Otherwise
 //! it is walked value by value with its key: key names, per-value anchors and digit counts select the
 //! signatures worth a regex, and the validator runs last on what the regex matched. Work per transaction is
 //! bounded by [`Limits`]; every cap hit is counted in [`ScanCounts`].

@@ -1,6 +1,6 @@
 //! Signature packs: TOML files describing what personal data and secrets look like, compiled into one
-//! [`SignatureSet`] (one Aho-Corasick automaton over every anchor and key name, one size-limited regex per
-//! signature). The built-in packs are compiled into the binary; operator packs come from a directory.
+//! [`SignatureSet`] (one Aho-Corasick automaton over every anchor, an index of key-name words, one
+//! size-limited regex per signature). The built-in packs are compiled into the binary; operator packs come from a directory.
 //! [`SharedSignatures`] holds the current set behind an `ArcSwap` so a reload swaps it whole, and a bad pack
 //! leaves the old set in place. Format: `signatures/README.md`.
 
@@ -441,14 +441,16 @@ impl SignatureSet {
         if self.any_anchor(hay) {
             return true;
         }
-        // Keys already looked up and not named by any signature (a hit returns at once).
-        let mut seen = [0u64; 64];
+        // Keys already looked up and not named by any signature (a hit returns at once), by an exact
+        // fingerprint: length, first and last eight bytes (the whole key up to 16 bytes) and, beyond 16, a
+        // hash of the middle.
+        let mut seen = [(0u64, 0u64, 0u64); 64];
         let mut kw = super::keys::KeyWords::default();
         for d in memchr::memchr2_iter(b':', b'=', hay) {
             let Some(key) = key_before(hay, d) else { continue };
-            let h = fnv(key) | 1;
-            let slot = (h >> 58) as usize;
-            if seen.get(slot) == Some(&h) {
+            let fp = fingerprint(key);
+            let slot = ((fp.0 ^ fp.1.rotate_left(17) ^ fp.2).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize;
+            if seen.get(slot) == Some(&fp) {
                 continue;
             }
             kw.split(key);
@@ -456,7 +458,7 @@ impl SignatureSet {
                 return true;
             }
             if let Some(x) = seen.get_mut(slot) {
-                *x = h;
+                *x = fp;
             }
         }
         false
@@ -542,9 +544,15 @@ fn key_before(hay: &[u8], d: usize) -> Option<&[u8]> {
         }
     }
     if let Some(inner) = before.strip_suffix(b"\"") {
-        let from = inner.len().saturating_sub(64);
-        let open = memchr::memrchr(b'"', inner.get(from..)?)? + from;
-        return inner.get(open + 1..).filter(|k| !k.is_empty());
+        // Keys are short: a plain backward loop beats setting up a vector search.
+        let mut open = inner.len();
+        while open > 0 && inner.len() - open < 64 {
+            if inner.get(open - 1) == Some(&b'"') {
+                return inner.get(open..).filter(|k| !k.is_empty());
+            }
+            open -= 1;
+        }
+        return None;
     }
     let mut s = before.len();
     while s > 0
@@ -557,9 +565,28 @@ fn key_before(hay: &[u8], d: usize) -> Option<&[u8]> {
     (s < before.len() && starts).then(|| before.get(s..)).flatten()
 }
 
-/// FNV-1a, for the per-body cache of keys already looked up.
-fn fnv(b: &[u8]) -> u64 {
-    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| (h ^ u64::from(x)).wrapping_mul(0x100_0000_01b3))
+/// An exact fingerprint of a key for the per-body cache: (length and middle hash, first 8 bytes, last 8
+/// bytes). Never 0 for a non-empty key, so the empty cache slot matches nothing.
+fn fingerprint(k: &[u8]) -> (u64, u64, u64) {
+    let word = |b: &[u8]| {
+        let mut a = [0u8; 8];
+        for (d, s) in a.iter_mut().zip(b) {
+            *d = *s;
+        }
+        u64::from_le_bytes(a)
+    };
+    let n = k.len();
+    let head = word(k.get(..8.min(n)).unwrap_or(&[]));
+    let tail = word(k.get(n.saturating_sub(8)..).unwrap_or(&[]));
+    let mid = if n > 16 {
+        k.get(8..n - 8)
+            .unwrap_or(&[])
+            .iter()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, &x| (h ^ u64::from(x)).wrapping_mul(0x100_0000_01b3))
+    } else {
+        0
+    };
+    ((n as u64 + 1) ^ (mid << 8), head, tail)
 }
 
 fn read_dir(dir: &Path, explicit: bool) -> Result<Vec<(String, String)>, SignatureError> {
