@@ -581,12 +581,9 @@ fn key_before(hay: &[u8], d: usize) -> Option<&[u8]> {
 /// An exact fingerprint of a key for the per-body cache: (length and middle hash, first 8 bytes, last 8
 /// bytes). Never 0 for a non-empty key, so the empty cache slot matches nothing.
 fn fingerprint(k: &[u8]) -> (u64, u64, u64) {
-    let word = |b: &[u8]| {
-        let mut a = [0u8; 8];
-        for (d, s) in a.iter_mut().zip(b) {
-            *d = *s;
-        }
-        u64::from_le_bytes(a)
+    let word = |b: &[u8]| match <[u8; 8]>::try_from(b) {
+        Ok(a) => u64::from_le_bytes(a),
+        Err(_) => b.iter().fold(0u64, |h, &x| h << 8 | u64::from(x)),
     };
     let n = k.len();
     let head = word(k.get(..8.min(n)).unwrap_or(&[]));
@@ -665,6 +662,20 @@ mod tests {
             BUILTIN_PACKS.iter().map(|(f, t)| ((*f).to_owned(), (*t).to_owned())).collect();
         v.push(("op.toml".into(), extra.into()));
         v
+    }
+
+    #[test]
+    fn keys_before_delimiters() {
+        let k = |hay: &[u8], d: usize| key_before(hay, d).map(|k| String::from_utf8_lossy(k).into_owned());
+        assert_eq!(k(br#"{"Card Number":1}"#, 15).as_deref(), Some("Card Number"));
+        assert_eq!(k(b"a=1&card_number=4", 15).as_deref(), Some("card_number"));
+        assert_eq!(k(b"PASSWORD = x", 9).as_deref(), Some("PASSWORD"));
+        assert_eq!(k(b"\"2024-01-15T08:10\"", 14).as_deref(), Some("2024-01-15T08"));
+        assert_eq!(k(b"T08:10:00", 6), None, "not at a boundary");
+        assert_eq!(k(b":", 0), None);
+        assert_eq!(fingerprint(b"email"), fingerprint(b"email"));
+        assert_ne!(fingerprint(b"customer_billing_email_x"), fingerprint(b"customer_shipping_mail_x"));
+        assert_ne!(fingerprint(b"abcdefgh12345678"), fingerprint(b"abcdefgh12345679"));
     }
 
     #[test]
