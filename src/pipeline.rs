@@ -409,7 +409,7 @@ fn worker_loop(rx: Receiver<WorkItem>, out: Sender<OutItem>, shared: &Shared, re
                     for a in &mut analyzers {
                         a.after_transaction(tx, &ctx);
                     }
-                    tx.write_json(&mut lines);
+                    tx.write_json_masked(&mut lines, &ctx.data_classes);
                     lines.push(b'\n');
                 }
                 let _ = out.send(OutItem::Lines("transactions", lines, txs.len() as u64));

@@ -404,6 +404,12 @@ impl Transaction {
     /// bytes as `serde_json::to_writer(record())`, without cloning every string into a [`TransactionRecord`]
     /// first (that copy was a quarter of replay time).
     pub fn write_json(&self, out: &mut Vec<u8>) {
+        self.write_json_masked(out, &[]);
+    }
+
+    /// [`Transaction::write_json`] with the values the sensitive-data analyzer flagged masked: query
+    /// parameters and path segments in `uri`, header values, and cookie headers.
+    pub fn write_json_masked(&self, out: &mut Vec<u8>, hits: &[crate::analyzer::DataClassHit]) {
         let (src, dst) = match self.endpoints() {
             Some((c, s)) => (Some(c), Some(s)),
             None => (None, None),
@@ -446,7 +452,8 @@ impl Transaction {
         out.extend_from_slice(b"],\"method\":");
         json_opt_str(out, self.has_request.then_some(self.method.as_str()));
         out.extend_from_slice(b",\"uri\":");
-        json_opt_str(out, self.has_request.then_some(self.uri.as_str()));
+        let uri = masked_uri(&self.uri, hits);
+        json_opt_str(out, self.has_request.then_some(uri.as_ref()));
         out.extend_from_slice(b",\"host\":");
         json_opt_str(out, self.host());
         out.extend_from_slice(b",\"version\":");
@@ -454,7 +461,7 @@ impl Transaction {
         out.extend_from_slice(b",\"user_agent\":");
         json_opt_str(out, self.user_agent());
         out.extend_from_slice(b",\"request_headers\":");
-        self.json_headers(out, &self.request_headers);
+        self.json_headers(out, &self.request_headers, hits, ("request.header", "request.cookie"));
         out.extend_from_slice(b",\"request_body_len\":");
         json_u64(out, self.request_body_len);
         out.extend_from_slice(b",\"status\":");
@@ -472,7 +479,7 @@ impl Transaction {
             json_u64(out, u64::from(*c));
         }
         out.extend_from_slice(b"],\"response_headers\":");
-        self.json_headers(out, &self.response_headers);
+        self.json_headers(out, &self.response_headers, hits, ("response.header", "response.cookie"));
         out.extend_from_slice(b",\"response_body_len\":");
         json_u64(out, self.response_body_len);
         out.extend_from_slice(b",\"response_body_decoded_len\":");
@@ -492,7 +499,14 @@ impl Transaction {
         out.extend_from_slice(b"]}");
     }
 
-    fn json_headers(&self, out: &mut Vec<u8>, h: &Headers) {
+    fn json_headers(
+        &self,
+        out: &mut Vec<u8>,
+        h: &Headers,
+        hits: &[crate::analyzer::DataClassHit],
+        (hloc, cloc): (&str, &str),
+    ) {
+        let cookie_hit = hits.iter().any(|x| x.location == cloc);
         out.push(b'[');
         for (i, (n, v)) in h.iter().enumerate() {
             if i > 0 {
@@ -501,7 +515,9 @@ impl Transaction {
             out.push(b'[');
             json_str(out, n);
             out.push(b',');
-            if self.mask_sensitive && is_sensitive(n) {
+            let flagged = hits.iter().any(|x| x.location == hloc && x.field.eq_ignore_ascii_case(n))
+                || (cookie_hit && (n.eq_ignore_ascii_case("cookie") || n.eq_ignore_ascii_case("set-cookie")));
+            if (self.mask_sensitive && is_sensitive(n)) || flagged {
                 json_str(out, &mask(v));
             } else {
                 json_str(out, v);
@@ -602,6 +618,57 @@ pub const SENSITIVE_HEADERS: &[&str] = &[
 
 fn is_sensitive(name: &str) -> bool {
     SENSITIVE_HEADERS.iter().any(|s| name.eq_ignore_ascii_case(s))
+}
+
+/// `uri` with the query parameters and path segments (`segment[i]`, counting non-empty ones) that the
+/// sensitive-data analyzer flagged replaced by `***`.
+fn masked_uri<'a>(uri: &'a str, hits: &[crate::analyzer::DataClassHit]) -> std::borrow::Cow<'a, str> {
+    let segs: Vec<usize> = hits
+        .iter()
+        .filter(|h| h.location == "request.path")
+        .filter_map(|h| h.field.strip_prefix("segment[")?.strip_suffix(']')?.parse().ok())
+        .collect();
+    let params: Vec<&str> = hits.iter().filter(|h| h.location == "request.query").map(|h| h.field.as_str()).collect();
+    if segs.is_empty() && params.is_empty() {
+        return std::borrow::Cow::Borrowed(uri);
+    }
+    let (path, query) = match uri.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (uri, None),
+    };
+    let mut out = String::with_capacity(uri.len());
+    let mut k = 0usize;
+    for (i, seg) in path.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        // Segments are counted as the analyzer counts them: non-empty ones of the path, after any authority.
+        if !(seg.is_empty() || path.contains("://") && i <= 2) {
+            if segs.contains(&k) {
+                out.push_str("***");
+                k += 1;
+                continue;
+            }
+            k += 1;
+        }
+        out.push_str(seg);
+    }
+    if let Some(q) = query {
+        out.push('?');
+        for (i, pair) in q.split('&').enumerate() {
+            if i > 0 {
+                out.push('&');
+            }
+            match pair.split_once('=') {
+                Some((key, _)) if params.contains(&percent_decode(key).as_str()) => {
+                    out.push_str(key);
+                    out.push_str("=***");
+                }
+                _ => out.push_str(pair),
+            }
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Keeps the auth scheme ("Basic", "Bearer") so the record still says which kind of credential was sent.

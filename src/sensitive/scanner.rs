@@ -1,0 +1,891 @@
+//! The scanner: every place of a transaction where data travels (path segments, query parameters, headers,
+//! cookies, form, multipart, JSON and text bodies), each value matched against the signature set.
+//!
+//! Order of work, cheapest first: a body is first checked as a whole: one Aho-Corasick pass for anchors,
+//! a lookup of each distinct key (the name before `:` or `=`) and a digit-run prefilter; a body with neither is done (the common, clean case). Otherwise
+//! it is walked value by value with its key: key names, per-value anchors and digit counts select the
+//! signatures worth a regex, and the validator runs last on what the regex matched. Work per transaction is
+//! bounded by [`Limits`]; every cap hit is counted in [`ScanCounts`].
+
+use std::net::IpAddr;
+
+use super::json::{self, Seg};
+use super::keys::KeyWords;
+use super::signatures::{Scope, SignatureSet};
+use super::validators::jwt_parts;
+use crate::http::Transaction;
+
+/// Caps on the work done for one transaction.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub max_scan_bytes: usize,
+    pub max_json_depth: usize,
+    pub max_json_values: usize,
+    pub max_matches_per_value: usize,
+    pub max_text_lines: usize,
+    pub max_findings: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_scan_bytes: 1 << 20,
+            max_json_depth: 32,
+            max_json_values: 20_000,
+            max_matches_per_value: 8,
+            max_text_lines: 5_000,
+            max_findings: 100,
+        }
+    }
+}
+
+/// What the scanner did, summed by the caller.
+#[derive(Clone, Debug, Default)]
+pub struct ScanCounts {
+    pub bodies: u64,
+    pub bodies_clean: u64,
+    pub bodies_walked: u64,
+    /// Images, archives, PDFs, fonts, media: not scanned (digits in them are not data).
+    pub bodies_binary: u64,
+    pub bytes_scanned: u64,
+    pub values: u64,
+    pub regex_runs: u64,
+    pub cap_scan_bytes: u64,
+    pub cap_json_depth: u64,
+    pub cap_json_values: u64,
+    pub cap_text_lines: u64,
+    pub cap_findings: u64,
+}
+
+/// One raw detection. The value is held only until the caller has masked and hashed it.
+#[derive(Clone, Debug)]
+pub struct Found {
+    pub sig: u16,
+    pub location: &'static str,
+    pub field: String,
+    pub value: Vec<u8>,
+    pub confidence: f32,
+}
+
+#[derive(Copy, Clone)]
+struct Loc {
+    name: &'static str,
+    scope: Scope,
+}
+
+const REQ_PATH: Loc = Loc { name: "request.path", scope: Scope::Path };
+const REQ_QUERY: Loc = Loc { name: "request.query", scope: Scope::Query };
+const REQ_HEADER: Loc = Loc { name: "request.header", scope: Scope::Header };
+const REQ_COOKIE: Loc = Loc { name: "request.cookie", scope: Scope::Cookie };
+const REQ_BODY: Loc = Loc { name: "request.body", scope: Scope::Body };
+const RESP_HEADER: Loc = Loc { name: "response.header", scope: Scope::Header };
+const RESP_COOKIE: Loc = Loc { name: "response.cookie", scope: Scope::Cookie };
+const RESP_BODY: Loc = Loc { name: "response.body", scope: Scope::Body };
+
+/// Key words under which the parent's key names the data (`"passport": {"number": …}`).
+const GENERIC_LEAF: &[&[u8]] = &[b"number", b"value", b"no", b"num", b"code", b"id", b"data", b"nr"];
+
+/// Per-worker scanner with reusable buffers.
+#[derive(Default)]
+pub struct Scanner {
+    pub limits: Limits,
+    pub counts: ScanCounts,
+    kw: KeyWords,
+    kw_parent: KeyWords,
+    anchored: Vec<bool>,
+    keyhit: Vec<bool>,
+    path: Vec<Seg>,
+    unesc: Vec<u8>,
+    own_ips: [Option<IpAddr>; 2],
+    findings: usize,
+}
+
+impl Scanner {
+    pub fn new(limits: Limits) -> Self {
+        Scanner { limits, ..Scanner::default() }
+    }
+
+    /// Scans a whole transaction, appending to `out`.
+    pub fn scan_transaction(&mut self, set: &SignatureSet, tx: &Transaction, out: &mut Vec<Found>) {
+        self.findings = 0;
+        self.own_ips = match tx.endpoints() {
+            Some((c, s)) => [Some(c.ip()), Some(s.ip())],
+            None => [None, None],
+        };
+        if tx.has_request {
+            for (i, seg) in tx.path.split('/').filter(|s| !s.is_empty()).take(64).enumerate() {
+                let v = percent_decode(seg.as_bytes());
+                self.value(set, REQ_PATH, None, None, &v, &mut || format!("segment[{i}]"), out, 0);
+            }
+            for (k, v) in &tx.query_params {
+                self.value(set, REQ_QUERY, Some(k.as_bytes()), None, v.as_bytes(), &mut || k.clone(), out, 0);
+            }
+            self.headers(set, tx.request_headers.iter(), REQ_HEADER, REQ_COOKIE, out);
+            let ct = tx.request_headers.get("content-type").unwrap_or("");
+            self.body_at(set, tx.decoded_request_body(), ct, REQ_BODY, out);
+        }
+        if tx.has_response {
+            self.headers(set, tx.response_headers.iter(), RESP_HEADER, RESP_COOKIE, out);
+            let ct = tx.response_headers.get("content-type").unwrap_or("");
+            self.body_at(set, tx.decoded_response_body(), ct, RESP_BODY, out);
+        }
+    }
+
+    fn headers<'h>(
+        &mut self,
+        set: &SignatureSet,
+        headers: impl Iterator<Item = (&'h str, &'h str)>,
+        hloc: Loc,
+        cloc: Loc,
+        out: &mut Vec<Found>,
+    ) {
+        for (name, value) in headers.take(128) {
+            if name.eq_ignore_ascii_case("cookie") {
+                for pair in value.split(';').take(64) {
+                    let (k, v) = pair.trim().split_once('=').unwrap_or((pair.trim(), ""));
+                    self.value(set, cloc, Some(k.as_bytes()), None, v.as_bytes(), &mut || k.to_owned(), out, 0);
+                }
+            } else if name.eq_ignore_ascii_case("set-cookie") {
+                let first = value.split(';').next().unwrap_or("");
+                let (k, v) = first.trim().split_once('=').unwrap_or((first.trim(), ""));
+                self.value(set, cloc, Some(k.as_bytes()), None, v.as_bytes(), &mut || k.to_owned(), out, 0);
+            } else {
+                let lname = name.to_ascii_lowercase();
+                self.value(set, hloc, Some(name.as_bytes()), None, value.as_bytes(), &mut || lname.clone(), out, 0);
+            }
+        }
+    }
+
+    /// Scans one body of the given content type.
+    pub fn body(&mut self, set: &SignatureSet, body: &[u8], ctype: &str, loc_name: BodyLoc, out: &mut Vec<Found>) {
+        let loc = match loc_name {
+            BodyLoc::Request => REQ_BODY,
+            BodyLoc::Response => RESP_BODY,
+        };
+        self.body_at(set, body, ctype, loc, out);
+    }
+
+    fn body_at(&mut self, set: &SignatureSet, body: &[u8], ctype: &str, loc: Loc, out: &mut Vec<Found>) {
+        if body.is_empty() {
+            return;
+        }
+        self.counts.bodies += 1;
+        let body = match body.get(..self.limits.max_scan_bytes) {
+            Some(b) if b.len() < body.len() => {
+                self.counts.cap_scan_bytes += 1;
+                b
+            }
+            _ => body,
+        };
+        self.counts.bytes_scanned += body.len() as u64;
+        // Multipart field names sit in `name="…"`, not in key position: such bodies are always walked.
+        let multipart = ctype.len() >= 10 && ctype.get(..10).is_some_and(|p| p.eq_ignore_ascii_case("multipart/"));
+        if !(multipart || set.any_pattern(body) || set.digit_sigs && numeric_candidate(body)) {
+            self.counts.bodies_clean += 1;
+            return;
+        }
+        self.counts.bodies_walked += 1;
+        let ct = ctype.to_ascii_lowercase();
+        if is_binary(&ct, body) {
+            self.counts.bodies_binary += 1;
+            return;
+        }
+        let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
+        if ct.contains("json") || (!ct.contains("form") && matches!(first, Some(b'{' | b'['))) {
+            self.json(set, body, loc, out, 0, "");
+        } else if ct.contains("x-www-form-urlencoded") {
+            self.form(set, body, loc, out);
+        } else if ct.starts_with("multipart/") {
+            self.multipart(set, body, &ct, ctype, loc, out);
+        } else {
+            self.text(set, body, loc, out);
+        }
+    }
+
+    fn json(&mut self, set: &SignatureSet, body: &[u8], loc: Loc, out: &mut Vec<Found>, depth: u8, prefix: &str) {
+        let mut path = std::mem::take(&mut self.path);
+        let limits = self.limits.clone();
+        let mut unesc = std::mem::take(&mut self.unesc);
+        let o = json::walk(body, limits.max_json_depth, limits.max_json_values, &mut path, |p, s| {
+            if self.findings >= limits.max_findings {
+                self.counts.cap_findings += 1;
+                return false;
+            }
+            let (key, parent) = keys_of(body, p);
+            let value: &[u8] = if s.escaped {
+                json::unescape(s.raw, &mut unesc);
+                &unesc
+            } else {
+                s.raw
+            };
+            let mut field = || {
+                let mut f = String::new();
+                json::render_path(body, p, &mut f);
+                format!("{prefix}{f}")
+            };
+            self.value(set, loc, key, parent, value, &mut field, out, depth);
+            true
+        });
+        self.counts.values += o.scalars as u64;
+        self.counts.cap_json_depth += u64::from(o.depth_capped);
+        self.counts.cap_json_values += u64::from(o.scalars_capped);
+        self.path = path;
+        self.unesc = unesc;
+    }
+
+    fn form(&mut self, set: &SignatureSet, body: &[u8], loc: Loc, out: &mut Vec<Found>) {
+        for pair in body.split(|b| *b == b'&').take(self.limits.max_text_lines) {
+            let (k, v) = match memchr::memchr(b'=', pair) {
+                Some(i) => (pair.get(..i).unwrap_or(&[]), pair.get(i + 1..).unwrap_or(&[])),
+                None => (pair, &[][..]),
+            };
+            let (k, v) = (percent_decode(k), percent_decode(v));
+            let name = String::from_utf8_lossy(&k).into_owned();
+            self.value(set, loc, Some(&k), None, &v, &mut || name.clone(), out, 0);
+        }
+    }
+
+    fn multipart(&mut self, set: &SignatureSet, body: &[u8], ct: &str, raw_ct: &str, loc: Loc, out: &mut Vec<Found>) {
+        let Some(i) = ct.find("boundary=") else { return self.text(set, body, loc, out) };
+        let b = raw_ct.get(i + 9..).unwrap_or("").split(';').next().unwrap_or("").trim().trim_matches('"');
+        if b.is_empty() || b.len() > 200 {
+            return self.text(set, body, loc, out);
+        }
+        let delim = format!("--{b}");
+        let finder = memchr::memmem::Finder::new(delim.as_bytes());
+        let starts: Vec<usize> = finder.find_iter(body).take(256).collect();
+        for w in starts.windows(2) {
+            let (Some(&a), Some(&z)) = (w.first(), w.get(1)) else { continue };
+            let part = body.get(a + delim.len()..z).unwrap_or(&[]);
+            let Some(hend) = memchr::memmem::find(part, b"\r\n\r\n") else { continue };
+            let head = String::from_utf8_lossy(part.get(..hend).unwrap_or(&[])).into_owned();
+            let content = part.get(hend + 4..).unwrap_or(&[]);
+            let content = content.strip_suffix(b"\r\n").unwrap_or(content);
+            let name = head
+                .split(';')
+                .find_map(|p| p.trim().strip_prefix("name="))
+                .map(|n| n.trim_matches('"').to_owned())
+                .unwrap_or_default();
+            let lower = head.to_ascii_lowercase();
+            if lower.contains("filename=") || content.len() > 4096 {
+                let pct = lower
+                    .lines()
+                    .find_map(|l| l.trim().strip_prefix("content-type:").map(|s| s.trim().to_owned()))
+                    .unwrap_or_default();
+                // Never multipart again: nesting depth would be attacker-chosen.
+                if pct.contains("json") {
+                    self.json(set, content, loc, out, 0, "");
+                } else {
+                    self.text(set, content, loc, out);
+                }
+            } else {
+                self.value(set, loc, Some(name.as_bytes()), None, content, &mut || name.clone(), out, 0);
+            }
+        }
+    }
+
+    /// Plain text, HTML, `.env`, YAML, logs: `key = value` / `key: value` lines are split so the key counts,
+    /// other lines are scanned as values.
+    fn text(&mut self, set: &SignatureSet, body: &[u8], loc: Loc, out: &mut Vec<Found>) {
+        for (n, line) in body.split(|b| *b == b'\n').enumerate() {
+            if n >= self.limits.max_text_lines {
+                self.counts.cap_text_lines += 1;
+                break;
+            }
+            if self.findings >= self.limits.max_findings {
+                break;
+            }
+            let line = line.trim_ascii();
+            // MIME boundaries and part headers carry long random digit runs (`=====4997562631461524592==`).
+            if line.is_empty() || line.starts_with(b"--") {
+                continue;
+            }
+            if let Some((k, v)) = split_kv(line) {
+                if k.len() > 8 && k.get(..8).is_some_and(|p| p.eq_ignore_ascii_case(b"content-")) {
+                    continue;
+                }
+                let name = String::from_utf8_lossy(k).into_owned();
+                self.value(set, loc, Some(k), None, v, &mut || name.clone(), out, 0);
+            } else {
+                self.value(set, loc, None, None, line, &mut || format!("line {}", n + 1), out, 0);
+            }
+        }
+    }
+
+    /// Classifies one value with its key (and the enclosing key, for generic leaf names).
+    #[allow(clippy::too_many_arguments)]
+    fn value(
+        &mut self,
+        set: &SignatureSet,
+        loc: Loc,
+        key: Option<&[u8]>,
+        parent: Option<&[u8]>,
+        value: &[u8],
+        field: &mut dyn FnMut() -> String,
+        out: &mut Vec<Found>,
+        depth: u8,
+    ) {
+        if value.is_empty() || self.findings >= self.limits.max_findings {
+            if !value.is_empty() {
+                self.counts.cap_findings += 1;
+            }
+            return;
+        }
+        let n = set.len();
+        self.keyhit.clear();
+        self.keyhit.resize(n, false);
+        self.anchored.resize(n, false);
+        if let Some(k) = key {
+            self.kw.split(k);
+            set.key_hits(&self.kw, &mut self.keyhit);
+            if let Some(p) = parent
+                && (self.kw.is_empty() || self.kw.iter().all(|w| GENERIC_LEAF.contains(&w)))
+            {
+                self.kw_parent.split(p);
+                set.key_hits(&self.kw_parent, &mut self.keyhit);
+            }
+        }
+        set.anchored(value, &mut self.anchored);
+        let digits = value.iter().filter(|b| b.is_ascii_digit()).count();
+        let mut field_s: Option<String> = None;
+        let mut matched_any = false;
+        let mut jwt_payloads: Vec<serde_json::Value> = Vec::new();
+        let mut cands: Vec<Cand> = Vec::new();
+        for pass in 0..2 {
+            // Pass 1: fallback signatures, only when nothing specific matched.
+            if pass == 1 && matched_any {
+                break;
+            }
+            for (si, sig) in set.sigs.iter().enumerate() {
+                if sig.fallback != (pass == 1) || !sig.in_scope(loc.scope) {
+                    continue;
+                }
+                let key_hit = self.keyhit.get(si).copied().unwrap_or(false);
+                if sig.key_required && !key_hit {
+                    continue;
+                }
+                if sig.has_anchors && !self.anchored.get(si).copied().unwrap_or(false) {
+                    continue;
+                }
+                if digits < usize::from(sig.digits_min) {
+                    continue;
+                }
+                let excluded = key.is_some() && sig.exclude_keys.iter().any(|x| self.kw.contains_seq(x));
+                if excluded && !key_hit {
+                    continue;
+                }
+                let mut conf = sig.confidence;
+                if key_hit {
+                    conf += sig.key_boost;
+                }
+                if !sig.context.is_empty() && key.is_some() && sig.context.iter().any(|c| self.kw.contains_word(c)) {
+                    conf += 0.05;
+                }
+                let conf = conf.min(1.0);
+                if conf < sig.min_confidence {
+                    continue;
+                }
+                self.counts.regex_runs += 1;
+                for caps in sig.regex.captures_iter(value).take(self.limits.max_matches_per_value) {
+                    let Some(m) = caps.get(1).or_else(|| caps.get(0)) else { continue };
+                    let v = m.as_bytes();
+                    if v.is_empty() {
+                        continue;
+                    }
+                    if let Some(val) = sig.validator
+                        && !val.check(v)
+                    {
+                        continue;
+                    }
+                    if sig.ty == "ip_address" && self.is_own_ip(v) {
+                        continue;
+                    }
+                    // `scheme://user:secret@host` is a credential, not an email `secret@host`.
+                    let before = value.get(..m.start()).unwrap_or(&[]);
+                    if sig.ty == "email" && before.ends_with(b":") && !before.ends_with(b"mailto:") {
+                        continue;
+                    }
+                    matched_any = true;
+                    let whole = caps.get(0).map_or((m.start(), m.end()), |w| (w.start(), w.end()));
+                    cands.push(Cand { sig: si as u16, outer: whole, inner: (m.start(), m.end()), conf });
+                }
+            }
+        }
+        // A match lying inside a longer match of another type is explained by it (`user:secret@host` in a
+        // URL is not an email); keep the outer one only.
+        for c in &cands {
+            let ty = set.sigs.get(usize::from(c.sig)).map_or("", |s| s.ty.as_str());
+            let inside = cands.iter().any(|d| {
+                d.outer.0 <= c.outer.0
+                    && c.outer.1 <= d.outer.1
+                    && d.outer.1 - d.outer.0 > c.outer.1 - c.outer.0
+                    && set.sigs.get(usize::from(d.sig)).is_some_and(|s| s.ty != ty)
+            });
+            if inside {
+                continue;
+            }
+            let v = value.get(c.inner.0..c.inner.1).unwrap_or(&[]);
+            if ty == "jwt"
+                && depth == 0
+                && let Some((_, p)) = jwt_parts(v)
+            {
+                jwt_payloads.push(p);
+            }
+            if self.findings >= self.limits.max_findings {
+                self.counts.cap_findings += 1;
+                break;
+            }
+            self.findings += 1;
+            let f = field_s.get_or_insert_with(&mut *field).clone();
+            out.push(Found { sig: c.sig, location: loc.name, field: f, value: v.to_vec(), confidence: c.conf });
+        }
+        // Claims inside a JWT count as data of the transaction (an email in an access token is an email).
+        if !jwt_payloads.is_empty() {
+            let base = field_s.get_or_insert_with(&mut *field).clone();
+            for p in jwt_payloads.iter().take(4) {
+                let text = serde_json::to_vec(p).unwrap_or_default();
+                let prefix = format!("{base}#jwt");
+                self.json(set, &text, loc, out, 1, &prefix);
+            }
+        }
+    }
+
+    fn is_own_ip(&self, v: &[u8]) -> bool {
+        let Ok(ip) = std::str::from_utf8(v).unwrap_or("").parse::<IpAddr>() else { return false };
+        self.own_ips.contains(&Some(ip))
+    }
+}
+
+/// A validated match before overlap resolution: whole-match and value (group 1) spans.
+struct Cand {
+    sig: u16,
+    outer: (usize, usize),
+    inner: (usize, usize),
+    conf: f32,
+}
+
+/// Which body of the transaction.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum BodyLoc {
+    Request,
+    Response,
+}
+
+/// The innermost object key of a JSON path, and the one above it.
+fn keys_of<'a>(body: &'a [u8], p: &[Seg]) -> (Option<&'a [u8]>, Option<&'a [u8]>) {
+    let mut it = p.iter().rev().filter_map(|s| match *s {
+        Seg::Key(a, b) => body.get(a..b),
+        _ => None,
+    });
+    (it.next(), it.next())
+}
+
+/// Media and archive types, or a body whose first 512 bytes hold NUL or mostly non-text bytes.
+fn is_binary(ct: &str, body: &[u8]) -> bool {
+    const TYPES: &[&str] = &[
+        "image/",
+        "audio/",
+        "video/",
+        "font/",
+        "application/pdf",
+        "application/zip",
+        "application/octet-stream",
+        "application/x-",
+    ];
+    if TYPES.iter().any(|t| ct.starts_with(t))
+        && !ct.contains("x-www-form-urlencoded")
+        && !ct.contains("javascript")
+        && !ct.contains("json")
+    {
+        return true;
+    }
+    let head = body.get(..512).unwrap_or(body);
+    let odd = head.iter().filter(|&&b| b < 0x09 || (0x0e..0x20).contains(&b)).count();
+    head.contains(&0) || odd * 10 > head.len()
+}
+
+/// `key = value`, `key: value`, `"key": "value",` with a plausible key (no spaces, at most 64 bytes).
+fn split_kv(line: &[u8]) -> Option<(&[u8], &[u8])> {
+    let i = line.iter().take(66).position(|b| *b == b'=' || *b == b':')?;
+    let k = line.get(..i)?.trim_ascii();
+    let k = k.strip_prefix(b"export ").unwrap_or(k).trim_matches_quotes();
+    if k.is_empty() || !k.iter().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(b)) {
+        return None;
+    }
+    let v = line.get(i + 1..)?.trim_ascii();
+    let v = v.strip_suffix(b",").unwrap_or(v).trim_ascii().trim_matches_quotes();
+    Some((k, v))
+}
+
+trait TrimQuotes {
+    fn trim_matches_quotes(&self) -> &Self;
+}
+
+impl TrimQuotes for [u8] {
+    fn trim_matches_quotes(&self) -> &[u8] {
+        let mut s = self;
+        while let Some(r) = s.strip_prefix(b"\"").or_else(|| s.strip_prefix(b"'")) {
+            s = r;
+        }
+        while let Some(r) = s.strip_suffix(b"\"").or_else(|| s.strip_suffix(b"'")) {
+            s = r;
+        }
+        s
+    }
+}
+
+pub fn percent_decode(b: &[u8]) -> Vec<u8> {
+    let hex = |c: u8| (c as char).to_digit(16);
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        match c {
+            b'%' => match (b.get(i + 1).and_then(|&x| hex(x)), b.get(i + 2).and_then(|&x| hex(x))) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                }
+                _ => {
+                    out.push(c);
+                    i += 1;
+                }
+            },
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            _ => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Digit bytes of a little-endian 8-byte word as high bits (exact, no false positives).
+#[inline]
+fn digit_mask(w: u64) -> u64 {
+    const LO7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let x = w ^ 0x3030_3030_3030_3030;
+    // High bit of t set where (x & 0x7f) >= 10; bytes with the high bit set are not digits either.
+    let t = (x & LO7).wrapping_add(0x7676_7676_7676_7676);
+    !(t | x) & HI
+}
+
+/// Whether `b` holds a digit run that could be one of the numeric data types (card, SSN, phone, IBAN,
+/// national ids, IP address). Shapes that are everywhere in clean API bodies are not: ISO dates, short
+/// numbers, digits inside hex/uuid tokens (a lowercase letter next to the run), bare numbers that cannot be
+/// a card (first digit 0, 1, 7, 8, 9) without a separator.
+pub fn numeric_candidate(b: &[u8]) -> bool {
+    let n = b.len();
+    let mut i = 0;
+    while i < n {
+        // Skip 8 bytes at a time while there is no digit.
+        if let Some(w) = b.get(i..i + 8) {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(w);
+            let m = digit_mask(u64::from_le_bytes(a));
+            if m == 0 {
+                i += 8;
+                continue;
+            }
+            i += (m.trailing_zeros() / 8) as usize;
+        } else if !b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+            continue;
+        }
+        // A run of digits and single separators.
+        let start = i;
+        let mut digits = 0usize;
+        let mut seps = 0usize;
+        let mut dots = 0usize;
+        let mut end = i;
+        while let Some(&c) = b.get(i) {
+            if c.is_ascii_digit() {
+                digits += 1;
+                i += 1;
+                end = i;
+            } else if matches!(c, b' ' | b'-' | b'.' | b'/' | b'(' | b')')
+                && b.get(i + 1).is_some_and(|x| x.is_ascii_digit() || *x == b'(' || *x == b' ')
+            {
+                seps += 1;
+                dots += usize::from(c == b'.');
+                i += 1;
+            } else {
+                break;
+            }
+        }
+        i = i.max(start + 1);
+        if digits < 6 {
+            continue;
+        }
+        let prev = start.checked_sub(1).and_then(|p| b.get(p)).copied().unwrap_or(b' ');
+        let next = b.get(end).copied().unwrap_or(b' ');
+        if prev.is_ascii_lowercase() || next.is_ascii_lowercase() {
+            continue;
+        }
+        let run = b.get(start..end).unwrap_or(&[]);
+        let iso_date = run.len() >= 10
+            && run.get(4) == Some(&b'-')
+            && run.get(7) == Some(&b'-')
+            && run.get(..4).is_some_and(|y| y.iter().all(u8::is_ascii_digit));
+        if iso_date && digits <= 12 {
+            continue;
+        }
+        let first = run.first().copied().unwrap_or(b'0');
+        let up = |c: u8| c.is_ascii_uppercase();
+        if digits >= 9 && (seps > 0 || (b'2'..=b'6').contains(&first) || prev == b'+' || up(prev) || up(next)) {
+            return true;
+        }
+        if (digits >= 7 && up(next)) || (up(prev) && up(next)) || (dots == 3 && seps == 3) {
+            return true;
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sensitive::signatures::{BUILTIN_PACKS, SignatureSet};
+
+    fn set() -> SignatureSet {
+        let packs: Vec<(String, String)> =
+            BUILTIN_PACKS.iter().map(|(f, t)| ((*f).to_owned(), (*t).to_owned())).collect();
+        SignatureSet::from_packs(&packs, &[]).unwrap()
+    }
+
+    /// (type, field, value) found in a JSON body.
+    fn json_finds(body: &str) -> Vec<(String, String, String)> {
+        let s = set();
+        let mut sc = Scanner::new(Limits::default());
+        let mut out = Vec::new();
+        sc.body(&s, body.as_bytes(), "application/json", BodyLoc::Response, &mut out);
+        out.into_iter()
+            .map(|f| {
+                let ty = s.sigs[usize::from(f.sig)].ty.clone();
+                (ty, f.field, String::from_utf8(f.value).unwrap())
+            })
+            .collect()
+    }
+
+    fn types(body: &str) -> Vec<String> {
+        let mut t: Vec<String> = json_finds(body).into_iter().map(|x| x.0).collect();
+        t.sort();
+        t.dedup();
+        t
+    }
+
+    fn one(key: &str, value: &str) -> Vec<String> {
+        types(&format!("{{{}:{}}}", serde_json::json!(key), serde_json::json!(value)))
+    }
+
+    #[test]
+    fn digit_mask_is_exact() {
+        for b in 0u8..=255 {
+            let w = u64::from_le_bytes([b, b'a', b, 0x80, b'/', b':', b, 0xff]);
+            let m = digit_mask(w);
+            let want = if b.is_ascii_digit() { 0x0080_0000_0080_0080u64 } else { 0 };
+            assert_eq!(m, want, "{b}");
+        }
+    }
+
+    #[test]
+    fn prefilter_skips_clean_api_json() {
+        let clean = br#"{"name":"Wireless Headphones","note":"card, address and token in prose","img":"https://cdn.example/a.jpg","id":10123,"sku":"SKU-04567","name":"Product 3","price":123.99,"created_at":"2024-01-15T08:10:00Z","uuid":"8f3a1b2c-1111-4222-8333-9a2b3c4d5e6f","ts":1705312800000}"#;
+        assert!(!numeric_candidate(clean));
+        assert!(!set().any_pattern(clean));
+        assert!(set().any_pattern(br#"{"homePhone":"x"}"#));
+        assert!(set().any_pattern(b"user_ssn=1"));
+        assert!(set().any_pattern(br#"{"ssn" : 1}"#));
+        assert!(!set().any_pattern(br#"{"x":"my ssn is"}"#));
+        for dirty in
+            [&b"{\"n\":\"4242 4242 4242 4242\"}"[..], b"x 536-22-1234 y", b"\"DE89370400440532013000\"", b"+4420794609"]
+        {
+            assert!(numeric_candidate(dirty), "{}", String::from_utf8_lossy(dirty));
+        }
+    }
+
+    #[test]
+    fn json_paths_and_types() {
+        let f =
+            json_finds(r#"{"customer":{"email":"jane.doe@example.com","cards":[{"number":"4242 4242 4242 4242"}]}}"#);
+        assert!(f.contains(&("email".into(), "$.customer.email".into(), "jane.doe@example.com".into())), "{f:?}");
+        assert!(f.contains(&("credit_card".into(), "$.customer.cards[0].number".into(), "4242 4242 4242 4242".into())));
+    }
+
+    #[test]
+    fn every_type_positive() {
+        assert_eq!(one("card", "4111111111111111"), ["credit_card"]);
+        assert_eq!(one("note", "pay with 5555-5555-5555-4444 please"), ["credit_card"]);
+        assert_eq!(one("x", "536-22-1234"), ["us_ssn"]);
+        assert_eq!(one("ssn", "536221234"), ["us_ssn"]);
+        assert_eq!(one("refund_iban", "DE89370400440532013000"), ["iban"]);
+        assert_eq!(one("acct", "GB82 WEST 1234 5698 7654 32"), ["iban"]);
+        assert_eq!(one("nino", "AB123456C"), ["uk_nino"]);
+        assert_eq!(one("dni", "12345678Z"), ["es_dni"]);
+        assert_eq!(one("aadhaar", "234123412346"), ["in_aadhaar"]);
+        assert_eq!(one("id_doc", "2341 2341 2346"), ["in_aadhaar"]);
+        assert_eq!(one("phone", "+1-202-555-0143"), ["phone"]);
+        assert_eq!(one("contact", "+44 20 7946 0958"), ["phone"]);
+        assert_eq!(one("mobilePhone", "(202) 555-0143"), ["phone"]);
+        assert_eq!(one("dateOfBirth", "1985-07-23"), ["date_of_birth"]);
+        assert_eq!(one("passport_number", "X1234567"), ["passport_number"]);
+        assert_eq!(one("driverLicenseNumber", "D123-4567-8901"), ["driver_licence"]);
+        assert_eq!(one("client_ip", "192.168.1.20"), ["ip_address"]);
+        assert_eq!(one("remote_addr", "2001:db8::8a2e:370:7334"), ["ip_address"]);
+        assert_eq!(one("peer", "203.0.113.9"), ["ip_address"]);
+        assert_eq!(one("address_line1", "221B Baker Street"), ["street_address"]);
+        assert_eq!(one("street", "Hauptstrasse 12"), ["street_address"]);
+        assert_eq!(one("password", "hunter2!"), ["password"]);
+        assert_eq!(one("db", "postgres://app:Xk9vQ2pL@db.internal:5432/shop"), ["password"]);
+        assert_eq!(one("k", "AKIAIOSFODNN7EXAMPLE"), ["aws_access_key_id"]);
+        assert_eq!(one("aws_secret_access_key", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"), ["aws_secret_access_key"]);
+        assert_eq!(one("k", "AIzaSyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q"), ["gcp_api_key"]);
+        assert_eq!(one("k", "ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789"), ["github_token"]);
+        assert_eq!(one("k", "glpat-aBcDeFgHiJ0123456789"), ["gitlab_token"]);
+        assert_eq!(one("k", "xoxb-123456789012-abcdefghijKLMN"), ["slack_token"]);
+        assert_eq!(one("k", "sk_live_51HExampleExampleExample"), ["stripe_key"]);
+        assert_eq!(one("pem", "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA"), ["private_key"]);
+        assert_eq!(one("client_secret", "a8F3kQ9zL2mX7pR4tV6w"), ["api_key"]);
+        assert_eq!(one("diagnosis_code", "E11.9"), ["diagnosis_code"]);
+        assert_eq!(one("email", "j@example.org"), ["email"]);
+    }
+
+    #[test]
+    fn decoys_negative() {
+        for (k, v) in [
+            ("card", "4242424242424241"),                     // Luhn fails
+            ("card", "1234567812345670"),                     // no issuer
+            ("ssn", "000-12-3456"),                           // area 000
+            ("ssn", "078-05-1120"),                           // Woolworth
+            ("x", "666-12-3456"),                             // area 666
+            ("iban", "DE89370400440532013001"),               // check digits
+            ("nino", "DA123456C"),                            // bad prefix
+            ("dni", "12345678A"),                             // wrong letter
+            ("aadhaar", "234123412347"),                      // Verhoeff fails
+            ("order_id", "2024-01-15"),                       // a date
+            ("phone", "12345"),                               // too short
+            ("count", "+12"),                                 // not a phone
+            ("public_key_id", "abcdefghijklmnopqrst"),        // `public` is not `lic`, `key id` excluded
+            ("compass", "north-north-west"),                  // `pass` inside `compass`
+            ("passwordHint", "my dog"),                       // hint excluded
+            ("password", "********"),                         // placeholder
+            ("version", "10.2.0.1"),                          // version, not an address
+            ("email", "logo@2x.png"),                         // asset name
+            ("uuid", "8f3a1b2c-1111-4222-8333-123456789012"), // digits in a uuid
+            ("dob", "1985-13-45"),                            // not a date
+            ("token_type", "Bearer"),
+            ("access_token", "short"),
+            ("ts", "1705312800000"),
+        ] {
+            assert_eq!(one(k, v), Vec::<String>::new(), "{k}={v}");
+        }
+    }
+
+    #[test]
+    fn jwt_claims_count() {
+        let t = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIiwiZW1haWwiOiJqYW5lQGV4YW1wbGUuY29tIn0.c2lnbmF0dXJl";
+        let f = json_finds(&format!(r#"{{"access_token":"{t}"}}"#));
+        let ty: Vec<_> = f.iter().map(|x| (x.0.as_str(), x.1.as_str())).collect();
+        assert!(ty.contains(&("jwt", "$.access_token")), "{ty:?}");
+        assert!(ty.contains(&("email", "$.access_token#jwt$.email")), "{ty:?}");
+        assert!(!ty.iter().any(|x| x.0 == "api_key"), "fallback not used when the JWT matched");
+    }
+
+    #[test]
+    fn headers_query_cookies_path_form_text() {
+        let s = set();
+        let mut sc = Scanner::new(Limits::default());
+        let tx = Transaction {
+            has_request: true,
+            has_response: true,
+            method: "POST".into(),
+            path: "/v1/users/jane.doe@example.com/cards".into(),
+            query_params: vec![("password".into(), "hunter2!".into()), ("page".into(), "2".into())],
+            request_headers: vec![
+                ("Authorization".to_owned(), "Basic dXNlcjpwYXNz".to_owned()),
+                ("Cookie".to_owned(), "sessionid=a8F3kQ9zL2mX7pR4tV6w; theme=dark".to_owned()),
+                ("Content-Type".to_owned(), "application/x-www-form-urlencoded".to_owned()),
+            ]
+            .into(),
+            request_body: b"user=jane&card_number=4111+1111+1111+1111".to_vec(),
+            response_headers: vec![("Content-Type".to_owned(), "text/plain".to_owned())].into(),
+            response_body: b"AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\nok\n".to_vec(),
+            ..Transaction::default()
+        };
+        let mut out = Vec::new();
+        sc.scan_transaction(&s, &tx, &mut out);
+        let got: Vec<(String, &str, String)> =
+            out.iter().map(|f| (s.sigs[usize::from(f.sig)].ty.clone(), f.location, f.field.clone())).collect();
+        for want in [
+            ("email", "request.path", "segment[2]"),
+            ("password", "request.query", "password"),
+            ("basic_auth", "request.header", "authorization"),
+            ("session_token", "request.cookie", "sessionid"),
+            ("credit_card", "request.body", "card_number"),
+            ("aws_secret_access_key", "response.body", "AWS_SECRET_ACCESS_KEY"),
+        ] {
+            assert!(got.iter().any(|g| (g.0.as_str(), g.1, g.2.as_str()) == want), "{want:?} not in {got:?}");
+        }
+        assert_eq!(got.len(), 6, "{got:?}");
+    }
+
+    #[test]
+    fn own_addresses_are_not_reported() {
+        let s = set();
+        let mut sc = Scanner::new(Limits::default());
+        let flow = crate::flow::FlowInfo {
+            uid: "C1".into(),
+            community_id: String::new(),
+            client: "10.0.0.1:5555".parse().unwrap(),
+            server: "10.20.3.7:8000".parse().unwrap(),
+            encap: crate::decode::Encap::default(),
+        };
+        let tx = Transaction {
+            flow: Some(std::sync::Arc::new(flow)),
+            has_request: true,
+            request_headers: vec![
+                ("Host".to_owned(), "10.20.3.7".to_owned()),
+                ("X-Forwarded-For".to_owned(), "203.0.113.9, 10.0.0.1".to_owned()),
+            ]
+            .into(),
+            ..Transaction::default()
+        };
+        let mut out = Vec::new();
+        sc.scan_transaction(&s, &tx, &mut out);
+        let vals: Vec<_> = out.iter().map(|f| String::from_utf8_lossy(&f.value).into_owned()).collect();
+        assert_eq!(vals, ["203.0.113.9"]);
+    }
+
+    #[test]
+    fn caps_bound_work() {
+        let s = set();
+        let mut sc = Scanner::new(Limits { max_findings: 3, ..Limits::default() });
+        let body: String = format!("[{}]", vec!["\"a@example.com\""; 50].join(","));
+        let mut out = Vec::new();
+        sc.body(&s, body.as_bytes(), "application/json", BodyLoc::Request, &mut out);
+        assert_eq!(out.len(), 3);
+        assert!(sc.counts.cap_findings > 0);
+    }
+
+    #[test]
+    fn hostile_bodies_do_not_panic() {
+        let s = set();
+        let mut sc = Scanner::new(Limits::default());
+        let mut out = Vec::new();
+        for b in [
+            &b"\xff\xfe{\"a\":\"\\u12"[..],
+            b"{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\"4111111111111111\"",
+            b"--x\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n4111111111111111\r\n--x--",
+            b"eyJhbGciOiJub25lIn0.eyJ9.",
+            b"%%%%=%%%%&&&==",
+        ] {
+            for ct in ["application/json", "multipart/form-data; boundary=x", "application/x-www-form-urlencoded", ""] {
+                sc.body(&s, b, ct, BodyLoc::Request, &mut out);
+            }
+        }
+    }
+}
