@@ -110,8 +110,8 @@ fn demo_capture_findings_and_no_leak() {
         "ASIAZ3EXAMPLE7QWERTY",
         "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
         "sk_live_51HExampleExampleExample",
+        // The Basic password; its user name ("partner-acme") is the actor identity alerts report by design.
         "Pa55w0rd!2024",
-        "partner-acme",
         "Xk9!vQ2#pL",
         "Summer2024!",
         "s3cr3t-signing-key",

@@ -175,7 +175,7 @@ impl Abuse {
                     Hit::new(self.headers)
                         .scope(Scope::Endpoint)
                         .at("response.header", "")
-                        .evidence(format!("sensitive response without {}", missing.join(", "))),
+                        .evidence(format!("missing {}", missing.join(", "))),
                 );
             }
         }

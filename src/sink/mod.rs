@@ -849,7 +849,8 @@ mod tests {
         }
         // Retries wait 5 s each: only the spool can have taken 500 records this fast.
         assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
-        assert!(m.snapshot().first().is_some_and(|s| s.spooled > 400));
+        // How many went to the spool at once depends on how many the sink task had already taken into its
+        // (retrying) batch: only the total after shutdown is fixed.
         m.shutdown();
         let s = m.snapshot().remove(0);
         assert_eq!((s.sent, s.spool_records, s.dropped), (0, 500, 0), "{s:?}");
