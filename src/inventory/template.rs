@@ -1,13 +1,18 @@
 //! Path templating: one tree per service, one node per path position.
 //!
 //! A segment becomes a parameter for one of three reasons:
-//! - **shape**: integers, UUIDs, hex ids and hashes, dates, e-mails, long mixed tokens with digits
+//! - **shape**: integers (signed, decimal), UUIDs, hex ids and hashes, dates, e-mails, long mixed tokens with digits
 //!   ([`shape`]); short words such as `v2`, `me`, `oauth2` stay literal;
 //! - **cardinality**: a node whose word children are many (`param_min_distinct`) and mostly rare (seen at
 //!   most twice) switches to word parameters (`/users/alice`, `/users/bob`, … → `/users/{userId}`); its
 //!   *stable* literals (at least `stable_min_hits` and `stable_share_percent` of the node's traffic, such as
 //!   `/users/me`) stay literal, the rest re-merge into the parameter with everything learned below them;
 //! - **pinning**: a configured or spec template's `{name}` takes any value at its position.
+//!
+//! Beside a parameter, only a *resource word* ([`resource_word`]: `me`, `findByStatus`, `export-csv`) may
+//! stay a literal. Anything else there is a value, however it looks: `true`, `null`, `AAA`, `0.5`,
+//! `null%2Cnull`, `__main__`, non-ASCII names; fuzzing clients send exactly these. A value that arrived
+//! before the parameter existed re-merges into it when the parameter appears.
 //!
 //! Bounds: at most `max_literal_children` literals per node (reaching it forces word parameters: counted and
 //! logged once), at most `max_nodes_per_service` nodes, `max_segments` segments per path. Transactions that
@@ -52,6 +57,9 @@ pub fn shape(seg: &str) -> Shape {
     if digits == b.len() {
         return if b.len() <= 20 { Shape::Integer } else { Shape::Token };
     }
+    if is_number(b) {
+        return if b.len() <= 24 { Shape::Integer } else { Shape::Token };
+    }
     if is_uuid(seg) {
         return Shape::Uuid;
     }
@@ -76,6 +84,38 @@ pub fn shape(seg: &str) -> Shape {
         }
     }
     Shape::Word
+}
+
+/// A signed or decimal number (`-17`, `0.5`, `+3`, `-1.25`): never a name. Unsigned integers are
+/// handled before; a leading `v` (`v1.2`) is a version, not a number.
+fn is_number(b: &[u8]) -> bool {
+    let rest = match b.first() {
+        Some(b'-' | b'+') => b.get(1..).unwrap_or_default(),
+        _ => b,
+    };
+    let (int, frac) = match rest.iter().position(|c| *c == b'.') {
+        Some(i) => (rest.get(..i).unwrap_or_default(), rest.get(i + 1..)),
+        None => (rest, None),
+    };
+    let all_digits = |x: &[u8]| !x.is_empty() && x.iter().all(u8::is_ascii_digit);
+    all_digits(int) && frac.is_none_or(all_digits)
+}
+
+/// Words that are values in every API, never resource names.
+const VALUE_WORDS: &[&str] = &["true", "false", "null", "nil", "none", "undefined", "nan", "infinity"];
+
+/// A segment that may be a literal beside a parameter: an ASCII identifier starting with a lowercase letter,
+/// of letters and digits with inner `-` or `_` (`me`, `v2`, `findByStatus`, `export-csv`, `by_name`), not
+/// all capitals, not a value word (`true`, `null`). Everything else at such a position (`AAA`, `0.5`,
+/// `null%2Cnull`, `__main__`, `%C2%92`) is a parameter value.
+pub fn resource_word(seg: &str) -> bool {
+    let b = seg.as_bytes();
+    b.len() <= 64
+        && b.first().is_some_and(u8::is_ascii_lowercase)
+        && b.last().is_some_and(u8::is_ascii_alphanumeric)
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_'))
+        && !b.windows(2).any(|w| matches!(w, [b'-' | b'_', b'-' | b'_']))
+        && !VALUE_WORDS.iter().any(|w| seg.eq_ignore_ascii_case(w))
 }
 
 fn is_version(s: &str) -> bool {
@@ -279,14 +319,21 @@ impl Node {
         }
     }
 
-    /// Re-merges the unstable literal children into the parameter (created with `name` when absent).
-    /// `all` folds every unpinned literal (a pinned parameter takes precedence).
-    fn fold(&mut self, name: &str, all: bool, caps: &TreeCaps, op_caps: &OpCaps) {
+    /// Re-merges literal children into the parameter (created with `name` when absent): which ones, `mode`
+    /// says. Pinned literals never move.
+    fn fold(&mut self, name: &str, mode: Fold, caps: &TreeCaps, op_caps: &OpCaps) {
         let total = self.hits.max(1);
         let keys: Vec<Box<str>> = self
             .children
             .iter()
-            .filter(|(_, c)| !c.pinned && (all || !stable(c, total, caps)))
+            .filter(|(k, c)| {
+                !c.pinned
+                    && match mode {
+                        Fold::All => true,
+                        Fold::Unstable => !resource_word(k) || !stable(c, total, caps),
+                        Fold::Values => !resource_word(k),
+                    }
+            })
             .map(|(k, _)| k.clone())
             .collect();
         if keys.is_empty() {
@@ -300,6 +347,18 @@ impl Node {
             }
         }
     }
+}
+
+/// Which literal children [`Node::fold`] moves into the parameter.
+#[derive(Clone, Copy)]
+enum Fold {
+    /// Every unpinned literal (a pinned parameter takes precedence).
+    All,
+    /// Cardinality: all but stable resource words (`/users/me`).
+    Unstable,
+    /// A parameter by shape: the literals that are values ([`resource_word`] says no); rare resource words
+    /// such as `/orders/export` stay.
+    Values,
 }
 
 /// Splits a path into segments: empty segments (`//`, a trailing `/`) are dropped.
@@ -351,6 +410,8 @@ impl Tree {
                 Step::Param
             } else if shape(seg) != Shape::Word || node.word_params {
                 if node.param.is_some() { Step::Param } else { Step::NewParam }
+            } else if node.param.is_some() && !resource_word(seg) {
+                Step::Param
             } else if learn {
                 Step::NewLit
             } else {
@@ -369,6 +430,10 @@ impl Tree {
                     }
                     node.param = Some(Box::new(Node::param_node(&name, false)));
                     nodes += 1;
+                    // Values that came before the parameter (`/pet/AAA` before `/pet/12`) join it now.
+                    let before = count_nodes(node);
+                    node.fold(&name, Fold::Values, caps, op_caps);
+                    nodes = (nodes + count_nodes(node)).saturating_sub(before);
                     Step::Param
                 }
                 Step::NewLit if node.children.len() >= caps.max_literal_children => {
@@ -376,7 +441,7 @@ impl Tree {
                     on_literal_cap();
                     node.word_params = true;
                     let before = count_nodes(node);
-                    node.fold(&hint(), false, caps, op_caps);
+                    node.fold(&hint(), Fold::Unstable, caps, op_caps);
                     nodes = (nodes + count_nodes(node)).saturating_sub(before);
                     Step::Param
                 }
@@ -395,7 +460,7 @@ impl Tree {
                             counters.cardinality_merges += 1;
                             node.word_params = true;
                             let before = count_nodes(node);
-                            node.fold(&hint(), false, caps, op_caps);
+                            node.fold(&hint(), Fold::Unstable, caps, op_caps);
                             nodes = (nodes + count_nodes(node)).saturating_sub(before);
                         }
                     }
@@ -512,7 +577,7 @@ impl Tree {
                     }
                     None => node.param = Some(Box::new(Node::param_node(seg, true))),
                 }
-                node.fold(seg, true, &caps, op_caps);
+                node.fold(seg, Fold::All, &caps, op_caps);
                 node = node.param.as_deref_mut().ok_or_else(|| BadTemplate("internal".into()))?;
             } else {
                 // A literal beside a pinned parameter stays apart (`/users/me` next to `/users/{id}`).
@@ -622,6 +687,105 @@ mod tests {
         for w in ["users", "me", "v1", "v2", "oauth2", "sha256", "iso8601", "payment-methods", "deadbeef", "2fa"] {
             assert_eq!(shape(w), Shape::Word, "{w}");
         }
+    }
+
+    #[test]
+    fn signed_and_decimal_numbers_are_integers() {
+        for v in ["-1826", "-9223372036854775808", "+3", "0.5", "-1.25"] {
+            assert_eq!(shape(v), Shape::Integer, "{v}");
+        }
+        for w in ["v1.2", "-", ".", "1.", ".5", "1.2.3"] {
+            assert_ne!(shape(w), Shape::Integer, "{w}");
+        }
+    }
+
+    #[test]
+    fn resource_words() {
+        for w in ["me", "v2", "findByStatus", "createWithArray", "export-csv", "by_name", "oauth2"] {
+            assert!(resource_word(w), "{w}");
+        }
+        for v in [
+            "AAA",
+            "Alice",
+            "true",
+            "null",
+            "False",
+            "null%2Cnull",
+            "__main__",
+            "_x",
+            "x-",
+            "a--b",
+            "%C2%92",
+            "é",
+            "0.5",
+            "",
+        ] {
+            assert!(!resource_word(v), "{v}");
+        }
+    }
+
+    /// What a fuzzing client (schemathesis, invalid data) puts where the spec has a parameter.
+    const FUZZED: &[&str] = &[
+        "AAA",
+        "null",
+        "true",
+        "false",
+        "0.5",
+        "null%2Cnull",
+        "-1826",
+        "%C2%92",
+        "X%C2%B2",
+        "__main__",
+        "a%20b",
+        "ZZ9",
+    ];
+
+    #[test]
+    fn fuzzed_values_join_an_existing_parameter() {
+        let mut t = Tree::default();
+        for i in 0..10 {
+            learn(&mut t, &format!("/pet/{i}"));
+            learn(&mut t, &format!("/posts/{i}/comments"));
+            learn(&mut t, "/pet/findByStatus");
+        }
+        for v in FUZZED {
+            assert_eq!(learn(&mut t, &format!("/pet/{v}")).unwrap(), "/pet/{petId}", "{v}");
+            assert_eq!(learn(&mut t, &format!("/posts/{v}/comments")).unwrap(), "/posts/{postId}/comments", "{v}");
+        }
+        assert_eq!(templates(&t), ["/pet/findByStatus", "/pet/{petId}", "/posts/{postId}/comments"]);
+    }
+
+    #[test]
+    fn fuzzed_values_seen_first_re_merge_when_the_parameter_appears() {
+        let mut t = Tree::default();
+        learn(&mut t, "/pet/findByStatus");
+        for v in FUZZED {
+            // No parameter yet: a literal for now (`-1826` and `0.5` are numbers: a parameter at once).
+            learn(&mut t, &format!("/pet/{v}"));
+            learn(&mut t, &format!("/posts/{v}/comments"));
+        }
+        learn(&mut t, "/pet/12");
+        learn(&mut t, "/posts/12/comments");
+        assert_eq!(templates(&t), ["/pet/findByStatus", "/pet/{petId}", "/posts/{postId}/comments"]);
+        // Everything learned under the values is in the parameter now.
+        assert_eq!(t.find_mut("/posts/{postId}/comments").unwrap().hits, FUZZED.len() as u64 + 1);
+    }
+
+    #[test]
+    fn fuzzed_values_never_stay_beside_a_cardinality_parameter() {
+        // Usernames are words: cardinality makes the parameter; junk beside it never stays, even when hit
+        // often, and a stable resource word does.
+        let mut t = Tree::default();
+        for _ in 0..20 {
+            learn(&mut t, "/user/login");
+            learn(&mut t, "/user/AAA");
+            learn(&mut t, "/user/null");
+        }
+        for i in 0..40 {
+            learn(&mut t, &format!("/user/name{}x", char::from(b'a' + (i % 26) as u8).to_string().repeat(1 + i / 26)));
+        }
+        assert_eq!(templates(&t), ["/user/login", "/user/{userId}"]);
+        assert_eq!(learn(&mut t, "/user/__main__").unwrap(), "/user/{userId}");
     }
 
     #[test]
