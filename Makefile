@@ -18,8 +18,12 @@ deps:
 demo: deps
 	$(CARGO) build --release --quiet
 	./target/release/mirador replay pcaps/demo.pcap --out $(OUT)
-	@echo; echo "== $(OUT)/transactions.jsonl (first 3 of $$(wc -l < $(OUT)/transactions.jsonl))"; head -n 3 $(OUT)/transactions.jsonl
-	@echo; echo "== $(OUT)/flows.jsonl (first 2 of $$(wc -l < $(OUT)/flows.jsonl))"; head -n 2 $(OUT)/flows.jsonl
+	@echo; echo "== $(OUT)/alerts.jsonl: $$(wc -l < $(OUT)/alerts.jsonl) alerts, by rule"
+	@python3 -c 'import collections,json,sys; c=collections.Counter((a["owasp"],a["type"],a["severity"]) for a in map(json.loads,open(sys.argv[1]))); [print(f"  {n:4}  {o}  {t:28} {s}") for (o,t,s),n in sorted(c.items())]' $(OUT)/alerts.jsonl
+	@echo; echo "== $(OUT)/findings.jsonl: $$(wc -l < $(OUT)/findings.jsonl) findings (redacted), first 2"; head -n 2 $(OUT)/findings.jsonl
+	@echo; echo "== $(OUT)/openapi/: inventory as OpenAPI 3.1, one file per service"
+	@python3 -c 'import json,pathlib,sys; [print(f"  {p.name}: "+", ".join(f"{m.upper()} {t}" for t,ops in json.load(open(p))["paths"].items() for m in ops if m in ("get","put","post","delete","patch"))) for p in sorted(pathlib.Path(sys.argv[1]).glob("*.json"))]' $(OUT)/openapi
+	@echo; echo "== $(OUT)/transactions.jsonl (first 1 of $$(wc -l < $(OUT)/transactions.jsonl))"; head -n 1 $(OUT)/transactions.jsonl
 
 test: deps
 	$(CARGO) test --all-targets
