@@ -160,6 +160,9 @@ pub struct AnalysisSettings {
     pub detect: crate::detect::Settings,
     /// `[state] dir`; `None` when the run keeps no state (replay).
     pub state_dir: Option<std::path::PathBuf>,
+    /// The output directory of a live run, where analyzers refresh their files periodically; `None` in
+    /// replay (files are written once, at the end).
+    pub live_out_dir: Option<std::path::PathBuf>,
 }
 
 /// An analyzer could not start: a signature pack, a spec or its state is unusable. The message names the

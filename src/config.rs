@@ -334,13 +334,15 @@ impl Default for Config {
 }
 
 impl Config {
-    /// The analyzers' settings; `keep_state` is false for replay (nothing persisted under `[state] dir`).
+    /// The analyzers' settings; `keep_state` is false for replay (nothing persisted under `[state] dir`, files
+    /// written once at the end) and true for live runs.
     pub fn analysis_settings(&self, keep_state: bool) -> crate::analyzer::AnalysisSettings {
         crate::analyzer::AnalysisSettings {
             inventory: self.inventory.clone(),
             sensitive: self.sensitive.clone(),
             detect: self.detect.clone(),
             state_dir: keep_state.then(|| self.state.dir.clone()),
+            live_out_dir: keep_state.then(|| self.output.dir.clone()),
         }
     }
 

@@ -195,6 +195,11 @@ pub struct Inventory {
     save_interval_ns: u64,
     last_save_ns: Arc<AtomicU64>,
     store: Option<Arc<Mutex<store::Store>>>,
+    /// Live runs: the output directory the OpenAPI documents and inventory.json are rewritten in every
+    /// `save_interval`, so an operator sees the inventory without stopping the sensor.
+    export_dir: Option<std::path::PathBuf>,
+    /// One worker exports at a time; the others skip.
+    exporting: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The key of a transaction's service (see the module doc).
@@ -267,6 +272,8 @@ impl Inventory {
             max_services: s.max_services,
             save_interval_ns: u64::try_from(s.save_interval.as_nanos()).unwrap_or(u64::MAX).max(1),
             last_save_ns: Arc::new(AtomicU64::new(0)),
+            export_dir: None,
+            exporting: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             store: None,
         })
     }
@@ -457,24 +464,7 @@ impl Inventory {
 
     /// Writes `DIR/openapi/<service>.json` and `DIR/inventory.json`, and saves the store.
     pub fn conclude(&self, dir: &Path) -> std::io::Result<()> {
-        let docs = self.openapi();
-        let odir = dir.join("openapi");
-        std::fs::create_dir_all(&odir)?;
-        let mut used = std::collections::BTreeSet::new();
-        for (k, doc) in &docs {
-            let mut name = openapi::file_name(k);
-            let mut i = 2;
-            while !used.insert(name.clone()) {
-                name = format!("{}-{i}", openapi::file_name(k));
-                i += 1;
-            }
-            let mut text = serde_json::to_vec_pretty(doc).map_err(std::io::Error::other)?;
-            text.push(b'\n');
-            std::fs::write(odir.join(format!("{name}.json")), text)?;
-        }
-        let mut text = serde_json::to_vec_pretty(&self.inventory_json()).map_err(std::io::Error::other)?;
-        text.push(b'\n');
-        std::fs::write(dir.join("inventory.json"), text)?;
+        self.export(dir)?;
         self.save();
         Ok(())
     }
@@ -542,21 +532,70 @@ impl Inventory {
         }
     }
 
-    /// Saves when `save_interval` of packet time has passed; one worker does it, the others skip.
+    /// Writes `openapi/<service>.json` and `inventory.json` under `dir` (each file written whole, then renamed
+    /// into place, so a reader never sees half a document).
+    pub fn export(&self, dir: &Path) -> std::io::Result<()> {
+        let docs = self.openapi();
+        let odir = dir.join("openapi");
+        std::fs::create_dir_all(&odir)?;
+        let mut used = std::collections::BTreeSet::new();
+        for (k, doc) in &docs {
+            let mut name = openapi::file_name(k);
+            let mut i = 2;
+            while !used.insert(name.clone()) {
+                name = format!("{}-{i}", openapi::file_name(k));
+                i += 1;
+            }
+            let mut text = serde_json::to_vec_pretty(doc).map_err(std::io::Error::other)?;
+            text.push(b'\n');
+            write_whole(&odir.join(format!("{name}.json")), &text)?;
+        }
+        let mut text = serde_json::to_vec_pretty(&self.inventory_json()).map_err(std::io::Error::other)?;
+        text.push(b'\n');
+        write_whole(&dir.join("inventory.json"), &text)?;
+        Ok(())
+    }
+
+    /// Live runs: also rewrite the OpenAPI documents and inventory.json in `dir` every `save_interval`.
+    pub fn export_periodically_to(&mut self, dir: &Path) {
+        self.export_dir = Some(dir.to_owned());
+    }
+
+    /// Every `save_interval` of packet time: saves the store and, in live runs, rewrites the exported files;
+    /// one worker does it, the others skip.
     pub fn tick(&self, now: Timestamp) {
-        let Some(store) = &self.store else { return };
+        if self.store.is_none() && self.export_dir.is_none() {
+            return;
+        }
         let last = self.last_save_ns.load(Ordering::Relaxed);
         if last == 0 {
             self.last_save_ns.store(now.0, Ordering::Relaxed);
             return;
         }
-        if now.0 < last.saturating_add(self.save_interval_ns) {
+        if now.0 < last.saturating_add(self.save_interval_ns) || self.exporting.swap(true, Ordering::AcqRel) {
             return;
         }
-        let Ok(st) = store.try_lock() else { return };
         self.last_save_ns.store(now.0, Ordering::Relaxed);
-        self.save_locked(&st);
+        if let Some(store) = &self.store
+            && let Ok(st) = store.try_lock()
+        {
+            self.save_locked(&st);
+        }
+        if let Some(dir) = &self.export_dir
+            && let Err(e) = self.export(dir)
+        {
+            tracing::error!(dir = %dir.display(), error = %e, "Writing the inventory files failed.");
+        }
+        self.exporting.store(false, Ordering::Release);
     }
+}
+
+/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`.
+fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
 }
 
 /// The analyzer one worker runs.
@@ -590,6 +629,9 @@ pub fn register_inventory(reg: &mut Registry, s: &AnalysisSettings) -> Result<In
     let mut inv = Inventory::new(&s.inventory)?;
     if let Some(dir) = &s.state_dir {
         inv.attach_store(&dir.join("inventory.sqlite"))?;
+    }
+    if let Some(dir) = &s.live_out_dir {
+        inv.export_periodically_to(dir);
     }
     let a = inv.clone();
     reg.register("inventory", move || Box::new(InventoryAnalyzer::new(a.clone())));
@@ -792,5 +834,27 @@ mod tests {
             )
             .unwrap();
         assert_eq!(n, 10);
+    }
+
+    #[test]
+    fn live_runs_rewrite_the_inventory_files_every_save_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut inv = Inventory::new(&Settings::default()).unwrap();
+        inv.export_periodically_to(dir.path());
+        let s = 1_000_000_000u64;
+        run(&inv, &tx("GET", "api.example.com", "/users/1", 200, 1.0));
+        inv.tick(Timestamp(1000 * s));
+        assert!(!dir.path().join("inventory.json").exists(), "the first tick only starts the clock");
+        inv.tick(Timestamp(1030 * s));
+        assert!(!dir.path().join("inventory.json").exists(), "not before save_interval (60 s)");
+        inv.tick(Timestamp(1061 * s));
+        let doc = std::fs::read_to_string(dir.path().join("openapi/api.example.com.json")).unwrap();
+        assert!(doc.contains("/users/{userId}") || doc.contains("/users/1"), "{doc}");
+        run(&inv, &tx("POST", "api.example.com", "/orders", 201, 2.0));
+        inv.tick(Timestamp(1122 * s));
+        let j: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join("inventory.json")).unwrap()).unwrap();
+        assert_eq!(j["services"][0]["operations"].as_array().map(Vec::len), Some(2), "{j}");
+        assert!(!dir.path().join("inventory.json.tmp").exists());
     }
 }
