@@ -72,7 +72,9 @@ def main():
         with open(cfg, "w") as f:
             f.write('[detect]\ndedup_window = "0s"\n')
         out = os.path.join(tmp, "out")
-        subprocess.run([a.mirador, "replay", a.pcap, "--config", cfg, "--out", out], check=True,
+        # One worker: the unauthenticated-access baseline is order dependent (sqlmap's 500 credential-less
+        # requests, handled first by another worker, would dilute it before the scripted client's calls).
+        subprocess.run([a.mirador, "replay", a.pcap, "--config", cfg, "--out", out, "--workers", "1"], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         txs = read_jsonl(os.path.join(out, "transactions.jsonl"))
         alerts = read_jsonl(os.path.join(out, "alerts.jsonl"))
