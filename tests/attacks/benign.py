@@ -3,9 +3,9 @@
 
     python3 tests/attacks/benign.py /work/bench/api-small.pcap [--mirador target/debug/mirador] [--json]
 
-Replays with `[detect] dedup_window = "0s"` (every hit is its own alert naming its transaction; the default
-window would hide all but ten transactions per aggregated alert) and counts the transactions, as
-(uid, trans_depth), that some alert references. Excluded from the benign set, because the generator sends
+Replays with the shipped detection settings (alerts aggregated per rule, actor and endpoint over 5 minutes,
+each naming up to ten transactions), or with `--dedup 0s` (every hit its own alert naming its transaction:
+the strict count), and counts the transactions, as (uid, trans_depth), that some alert references. Excluded from the benign set, because the generator sends
 them on purpose (/work/shared/bench/gen/api_mix.lua, README): the scanner probes (/.env, /wp-login.php,
 /api/v1/admin/users/export, /actuator/env, /api/v0/users/1, all 404) and the unauthenticated debug endpoint
 that leaks secrets (/api/internal/debug/config, a planted shadow API). Alerts on those are reported apart.
@@ -33,12 +33,13 @@ def main():
     ap.add_argument("--mirador", default="target/debug/mirador")
     ap.add_argument("--max-rate", type=float, default=0.001)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--dedup", help='[detect] dedup_window for the run, e.g. "0s" (default: the shipped 5m)')
     ap.add_argument("--out", help="keep the replay output here (default: a temporary directory)")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         cfg = os.path.join(tmp, "benign.toml")
         with open(cfg, "w") as f:
-            f.write('[detect]\ndedup_window = "0s"\n')
+            f.write(f'[detect]\ndedup_window = "{a.dedup}"\n' if a.dedup else "")
         out = a.out or os.path.join(tmp, "out")
         subprocess.run([a.mirador, "replay", a.pcap, "--config", cfg, "--out", out], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
