@@ -584,11 +584,7 @@ impl Engine {
                             serde_json::Value::Number(n) => Some(n.to_string()),
                             _ => None,
                         })
-                        .map(|s| format!("jwt:{}", truncate_escaped(s.as_bytes(), 64)))
-                        // An opaque or undecodable token still names one client: without it, every
-                        // client behind one address (a gateway, a NAT, a load generator) is one actor
-                        // and their ordinary reads add up to an enumeration.
-                        .or_else(|| (!cred.is_empty()).then(|| format!("token:{}", self.keyed_hash(cred))));
+                        .map(|s| format!("jwt:{}", truncate_escaped(s.as_bytes(), 64)));
                     self.creds.update(key, || (j.clone(), id.clone()), |_| ());
                     (j, id)
                 });
@@ -930,11 +926,6 @@ mod tests {
         let f = e.facts(&tx("GET", "/", &[("X-API-Key", "pk_live_secret")], "", 200, 1.0), &TxContext::default());
         let id = f.actor.identity.unwrap();
         assert!(id.starts_with("apikey:") && !id.contains("secret") && id.len() == 19, "{id}");
-        // An opaque bearer token: a hashed identity, never the token.
-        let f =
-            e.facts(&tx("GET", "/", &[("Authorization", "Bearer opaque-abc")], "", 200, 1.0), &TxContext::default());
-        let id = f.actor.identity.unwrap();
-        assert!(id.starts_with("token:") && !id.contains("opaque"), "{id}");
         let f = e.facts(&tx("GET", "/", &[], "", 200, 1.0), &TxContext::default());
         assert!(!f.authenticated && f.actor.identity.is_none());
         assert_eq!(f.actor.ip.as_deref(), Some("10.0.0.1"));
