@@ -186,3 +186,142 @@ fn corpus_does_not_flood() {
     assert!(attacks * 100 <= txs, "{attacks} attack alerts in {txs} transactions");
     assert!(total * 10 <= txs, "{total} alerts in {txs} transactions");
 }
+
+/// Transactions as (uid, trans_depth): keep-alive clients (sqlmap, wrk) put many on one connection.
+type TxKey = (String, u64);
+
+fn tx_key(v: &Value) -> TxKey {
+    (v["uid"].as_str().unwrap_or("").to_owned(), v["trans_depth"].as_u64().unwrap_or(1))
+}
+
+/// Rule ids of the alerts referencing each transaction.
+fn rules_by_tx(all: &[Value]) -> std::collections::HashMap<TxKey, BTreeSet<String>> {
+    let mut m: std::collections::HashMap<TxKey, BTreeSet<String>> = Default::default();
+    for a in all {
+        for t in a["transactions"].as_array().into_iter().flatten() {
+            m.entry(tx_key(t)).or_default().insert(a["rule_id"].as_str().unwrap_or("").to_owned());
+        }
+    }
+    m
+}
+
+fn no_dedup_config(dir: &tempfile::TempDir) -> String {
+    let cfg = dir.path().join("nodedup.toml");
+    std::fs::write(&cfg, "[detect]\ndedup_window = \"0s\"\n").unwrap();
+    cfg.to_str().unwrap().to_owned()
+}
+
+/// Real attack traffic (tests/attacks/capture.sh: sqlmap and a scripted curl client against json-server
+/// behind nginx): recall on the attack requests, labelled by their `X-Test-Id` header, as score.py counts it.
+#[test]
+fn real_attack_capture_recall() {
+    let pcap = std::env::var_os("MIRADOR_ATTACK_PCAP")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| repo().join("tests/attacks/attacks.pcap"));
+    if !pcap.exists() {
+        eprintln!("skipping: {} not found (regenerate it with sudo tests/attacks/capture.sh)", pcap.display());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = no_dedup_config(&dir);
+    // One worker, as score.py: the unauthenticated-access baseline depends on the order of transactions.
+    let run = replay(&[&pcap], &["--config", &cfg, "--workers", "1"]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let by_tx = rules_by_tx(&alerts(&run));
+    let (mut sent, mut hit) = (0usize, 0usize);
+    let mut bursts: std::collections::BTreeMap<String, bool> = Default::default();
+    let mut missed = Vec::new();
+    for tx in run.jsonl("transactions.jsonl") {
+        let Some(label) = tx["request_headers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|h| h[0].as_str().is_some_and(|k| k.eq_ignore_ascii_case("x-test-id")))
+            .and_then(|h| h[1].as_str())
+        else {
+            continue;
+        };
+        let class = if label == "sqlmap" {
+            let query = tx["uri"].as_str().unwrap_or("").split_once('?').map_or("", |(_, q)| q);
+            // sqlmap's plain baseline and random-number requests are not attacks.
+            if query.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.=&-".contains(&b)) {
+                continue;
+            }
+            "sqlmap"
+        } else {
+            label.rsplit_once('-').map_or(label, |(c, _)| c)
+        };
+        let got = by_tx.get(&tx_key(&tx));
+        if class == "failed_auth_a" || class == "stuffing" {
+            *bursts.entry(class.to_owned()).or_default() |= got.is_some_and(|g| g.contains("failed_auth_burst"));
+            continue;
+        }
+        let want: Vec<&str> = match class {
+            "sqlmap" => ATTACK_RULES.to_vec(),
+            "unauth" => vec!["unauthenticated_access"],
+            c if ATTACK_RULES.contains(&c) => vec![c],
+            _ => continue,
+        };
+        sent += 1;
+        if got.is_some_and(|g| want.iter().any(|w| g.contains(*w))) {
+            hit += 1;
+        } else {
+            missed.push(format!("{class} {}", tx["uri"]));
+        }
+    }
+    assert!(sent > 500, "{sent} attack requests: is this the capture of tests/attacks/capture.sh?");
+    assert_eq!(bursts.len(), 2, "{bursts:?}");
+    assert!(bursts.values().all(|b| *b), "failed-auth bursts not detected: {bursts:?}");
+    let recall = (hit + bursts.len()) as f64 / (sent + bursts.len()) as f64;
+    assert!(recall >= 0.95, "recall {recall:.3}; missed: {missed:#?}");
+}
+
+/// The bench capture (real nginx + wrk API traffic, ../bench/api-small.pcap), replayed with the shipped
+/// settings. The generator's planted requests (scanner probes and the leaking debug endpoint, see
+/// ../shared/bench/gen/README.md) are not benign and are left out. Attack, unauthenticated-access and
+/// failed-auth alerts must stay at or under 0.1% of benign transactions; all rules together are bounded
+/// at 5% for now (today about 3%: BOLA from the single load-generator address walking random user ids,
+/// missing security headers and e-mails in query strings, which are true of this traffic), a known gap
+/// against the 0.1% target.
+#[test]
+fn bench_capture_benign_rate() {
+    let pcap = std::env::var_os("MIRADOR_BENIGN_PCAP")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| repo().join("../bench/api-small.pcap"));
+    if !pcap.exists() {
+        eprintln!("skipping: {} not found (the bench capture, /work/shared/bench/gen/make_capture.sh)", pcap.display());
+        return;
+    }
+    const PLANTED: &[&str] = &[
+        "/.env",
+        "/wp-login.php",
+        "/api/v1/admin/users/export",
+        "/actuator/env",
+        "/api/v0/users/1",
+        "/api/internal/debug/config",
+    ];
+    let run = replay(&[&pcap], &[]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let by_tx = rules_by_tx(&alerts(&run));
+    let (mut benign, mut alerted, mut attack_alerted) = (0usize, 0usize, 0usize);
+    let mut per_rule: std::collections::BTreeMap<String, usize> = Default::default();
+    for tx in run.jsonl("transactions.jsonl") {
+        let path = tx["uri"].as_str().unwrap_or("").split('?').next().unwrap_or("");
+        if PLANTED.contains(&path) {
+            continue;
+        }
+        benign += 1;
+        if let Some(rules) = by_tx.get(&tx_key(&tx)) {
+            alerted += 1;
+            attack_alerted += usize::from(rules.iter().any(|r| {
+                ATTACK_RULES.contains(&r.as_str()) || r == "unauthenticated_access" || r == "failed_auth_burst"
+            }));
+            for r in rules {
+                *per_rule.entry(r.clone()).or_default() += 1;
+            }
+        }
+    }
+    assert!(benign > 10_000, "{benign}");
+    assert!(attack_alerted * 1000 <= benign, "{attack_alerted} of {benign}: {per_rule:?}");
+    assert!(alerted * 20 <= benign, "{alerted} of {benign} benign transactions alerted: {per_rule:?}");
+}

@@ -131,6 +131,28 @@ struct OpAuth {
     authenticated: u64,
 }
 
+/// Share of recent answers to an actor that must be 401/403 for a burst to count: a busy client (a NAT
+/// gateway, a service with one expired key among many) piles up failures by volume alone, while guessing
+/// credentials fails nearly every time. The share is a moving average over about the last ten answers.
+const FAILED_AUTH_MIN_SHARE: f32 = 0.5;
+/// Weight of the newest answer in that moving average.
+const FAILED_AUTH_SHARE_WEIGHT: f32 = 0.1;
+
+/// One actor's authentication failures.
+#[derive(Default)]
+struct Failures {
+    window: WindowCount,
+    /// Moving average of "the answer was 401/403" over the actor's answers since its first failure.
+    share: f32,
+}
+
+impl Failures {
+    fn observe(&mut self, failed: bool) {
+        let x = if failed { 1.0 } else { 0.0 };
+        self.share += FAILED_AUTH_SHARE_WEIGHT * (x - self.share);
+    }
+}
+
 pub struct Access {
     failed: RuleId,
     alg_none: RuleId,
@@ -141,7 +163,7 @@ pub struct Access {
     in_url: RuleId,
     unauth: RuleId,
     bola: RuleId,
-    failures: Bounded<String, WindowCount>,
+    failures: Bounded<String, Failures>,
     weak_cache: Bounded<u64, bool>,
     cleartext_seen: Bounded<String, bool>,
     ops: Bounded<String, OpAuth>,
@@ -188,14 +210,29 @@ impl Access {
     }
 
     fn failed_auth(&self, f: &Facts, em: &mut Emitter<'_>) {
-        if !matches!(f.status, Some(401 | 403)) || !em.on(self.failed) {
+        let Some(status) = f.status else { return };
+        if !em.on(self.failed) {
+            return;
+        }
+        let failed = matches!(status, 401 | 403);
+        // Keyed by address alone: stuffing rotates the identities it tries.
+        let key = f.actor.ip.clone().unwrap_or_default();
+        if !failed {
+            // Only actors that already failed are followed, so a success costs a lookup, not an entry.
+            if self.failures.get(&key, |_| ()).is_some() {
+                self.failures.update(key, Failures::default, |s| s.observe(false));
+            }
             return;
         }
         let window = em.rules.window(self.failed);
-        // Keyed by address alone: stuffing rotates the identities it tries.
-        let key = f.actor.ip.clone().unwrap_or_default();
-        let n = self.failures.update(key, WindowCount::default, |w| w.add(f.ts, window)).unwrap_or(0);
-        if n as f64 >= em.rules.threshold(self.failed) {
+        let (n, share) = self
+            .failures
+            .update(key, Failures::default, |s| {
+                s.observe(true);
+                (s.window.add(f.ts, window), s.share)
+            })
+            .unwrap_or((0, 0.0));
+        if n as f64 >= em.rules.threshold(self.failed) && share >= FAILED_AUTH_MIN_SHARE {
             em.raise(
                 Hit::new(self.failed)
                     .scope(Scope::Actor)
@@ -290,6 +327,7 @@ impl Access {
             return;
         }
         let key = format!("{}\n{}", f.host, f.endpoint);
+        let warmup = self.warmup.max(1);
         let prior = self
             .ops
             .update(key, OpAuth::default, |o| {
@@ -300,7 +338,7 @@ impl Access {
             })
             .unwrap_or((0, 0));
         let (seen, authed) = prior;
-        if f.authenticated || !f.success() || seen < self.warmup.max(1) {
+        if f.authenticated || !f.success() || seen < warmup {
             return;
         }
         let frac = authed as f64 / seen as f64;
@@ -442,7 +480,7 @@ impl Detector for Access {
 
     fn on_tick(&self, now: f64) {
         let w = self.max_window;
-        self.failures.retain(|_, c| c.last().is_some_and(|l| l as f64 + w >= now));
+        self.failures.retain(|_, c| c.window.last().is_some_and(|l| l as f64 + w >= now));
         self.walks.retain(|_, iw| iw.ids.last().is_some_and(|(_, t, _)| *t + w >= now));
     }
 
@@ -572,6 +610,25 @@ mod tests {
             !ids(&fired(&e, &tx("GET", "/v1/products", &[], "", 200, 40.0)))
                 .contains(&"unauthenticated_access".to_owned())
         );
+    }
+
+    #[test]
+    fn failures_among_many_successes_are_no_burst() {
+        let e = engine(Settings::default());
+        // A busy client: one answer in twelve is a 401 (a missing token), two hundred 401s in all.
+        let mut burst = false;
+        for i in 0..2400u32 {
+            let status = if i % 12 == 0 { 401 } else { 200 };
+            let a = ids(&fired(&e, &tx("GET", "/v1/items", &[], "", status, f64::from(i) * 0.01)));
+            burst |= a.contains(&"failed_auth_burst".to_owned());
+        }
+        assert!(!burst);
+        // The same client then guessing: consecutive failures raise.
+        let mut got = Vec::new();
+        for i in 0..12u32 {
+            got.push(ids(&fired(&e, &tx("POST", "/v1/login", &[], "", 401, 30.0 + f64::from(i) * 0.1))));
+        }
+        assert!(got.last().unwrap().contains(&"failed_auth_burst".to_owned()), "{got:?}");
     }
 
     /// A transaction from `ip`.

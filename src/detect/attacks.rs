@@ -169,6 +169,19 @@ mod tests {
         ids(&fired(&e, &t))
     }
 
+    /// Percent-encodes everything but unreserved characters, as a client library would.
+    fn pct(s: &str) -> String {
+        s.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect()
+    }
+
     fn attack_ids(uri: &str, headers: &[(&str, &str)], body: &str) -> Vec<String> {
         let pack: Vec<String> = super::super::rules::load_attack_pack("a", super::super::rules::DEFAULT_ATTACK_PACK)
             .unwrap()
@@ -189,6 +202,29 @@ mod tests {
         assert!(attack_ids("/p?q=select%20a%20union%20rep", &[], "").is_empty());
     }
 
+    /// sqlmap 1.10 payloads that the first pack missed (captured by tests/attacks/capture.sh), and look-alikes
+    /// from ordinary input that must stay quiet.
+    #[test]
+    fn sqli_sqlmap_payloads() {
+        for p in [
+            "1)) RLIKE (SELECT (CASE WHEN (6026=9836) THEN 1 ELSE 0x28 END)) AND ((8041=8041",
+            "(CASE WHEN 7185=8314 THEN 7185 ELSE NULL END)",
+            "1 AND GTID_SUBSET(CONCAT(0x717a787871,(SELECT (ELT(2876=2876,1))),0x7162787671),2876)",
+            "1;DECLARE @x CHAR(9);SET @x=0x303a303a31;WAITFOR DELAY @x--",
+            "1;SELECT DBMS_PIPE.RECEIVE_MESSAGE(CHR(86)||CHR(65)||CHR(76)||CHR(113),1) FROM DUAL--",
+            "1 AND 8394=DBMS_PIPE.RECEIVE_MESSAGE(CHR(72)||CHR(118)||CHR(85)||CHR(109),1)",
+            "1)) ORDER BY 1#",
+            "1' AND 'GvaG'='GvaG",
+        ] {
+            let uri = format!("/posts?id={}", pct(p));
+            assert_eq!(attack_ids(&uri, &[], ""), ["sqli"], "{p}");
+        }
+        for q in ["in case when it rains then stay", "salt; select a brand", "char(10) and chr(13)", "order by date"] {
+            let uri = format!("/s?q={}", pct(q));
+            assert!(attack_ids(&uri, &[], "").is_empty(), "{q}");
+        }
+    }
+
     #[test]
     fn xss() {
         assert_eq!(
@@ -199,6 +235,9 @@ mod tests {
         assert_eq!(attack_ids("/s?next=javascript:alert(document.domain)", &[], ""), ["xss"]);
         assert!(attack_ids("/s?q=a%20%3C%20b%20and%20c%20%3E%20d", &[], "").is_empty());
         assert!(attack_ids("/s?q=onerror%20handling%20guide", &[], "").is_empty());
+        // Breaking out of a JavaScript string literal.
+        assert_eq!(attack_ids("/s?q=%27-alert%281%29-%27", &[], ""), ["xss"]);
+        assert!(attack_ids("/s?q=it%27s%20an%20alert(y)%20cat", &[], "").is_empty());
     }
 
     #[test]
@@ -232,6 +271,8 @@ mod tests {
         assert_eq!(attack_ids("/fetch?url=gopher://x:25/_HELO", &[], ""), ["ssrf"]);
         assert_eq!(attack_ids("/fetch?url=http://2852039166/", &[], ""), ["ssrf"]);
         assert_eq!(attack_ids("/fetch?url=http://[::1]/", &[], ""), ["ssrf"]);
+        // A local file fetched through a URL parameter (also path traversal).
+        assert!(attack_ids("/fetch?url=file%3A%2F%2F%2Fetc%2Fhosts", &[], "").contains(&"ssrf".to_owned()));
         assert!(attack_ids("/fetch?url=https://cdn.shop.example/p/1.jpg", &[], "").is_empty());
         // Not in headers: a Referer from an intranet app is normal.
         assert!(attack_ids("/x", &[("Referer", "http://10.1.2.3/app")], "").is_empty());
@@ -282,6 +323,8 @@ mod tests {
             ["template_injection"]
         );
         assert!(attack_ids("/hello?tpl={{name}}", &[], "").is_empty());
+        assert_eq!(attack_ids("/hello?name=%7B%25%20print(7*7)%20%25%7D", &[], ""), ["template_injection"]);
+        assert!(attack_ids("/hello?q=%7B%25%20if%20user%20%25%7D", &[], "").is_empty());
     }
 
     #[test]
