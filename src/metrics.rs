@@ -256,7 +256,7 @@ fn emit(cause: DropReason, count: u64) {
             cause = cause_label,
             config_key,
             count,
-            "HTTP memory budget spent: bodies are counted but not captured, heads cut short, flag http_memcap (raise http.memcap_bytes)."
+            "HTTP memory budget spent: bodies are counted but not captured, flag http_memcap (raise http.memcap_bytes)."
         ),
     }
 }

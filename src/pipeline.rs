@@ -264,7 +264,9 @@ impl Pipeline {
             records: STREAMS.iter().map(|s| (*s, AtomicU64::new(0))).collect(),
             by_type: Mutex::new(BTreeMap::new()),
         });
-        let queue = opts.queue_transactions.max(1);
+        // The queues carry batches: `queue_transactions` bounds transactions in flight (and so the bodies they
+        // hold from the HTTP budget), not batches of them.
+        let queue = opts.queue_transactions.div_ceil(BATCH).max(2);
         let (work, work_rx) = bounded::<WorkItem>(queue);
         // Lines queue deeper than transactions: a transaction may yield several lines.
         let (out, out_rx) = bounded::<OutItem>(queue * 2);

@@ -71,8 +71,8 @@ pub struct HttpConfig {
     /// Content-Encoding decoder caps (`[http.decompress]`).
     pub decompress: DecompressConfig,
     /// HTTP memory held at once, all flows together: head buffers, and captured and decoded bodies (in
-    /// parsers, in queues and in the analyzers). When spent, bodies are counted but not captured and heads
-    /// are cut short (flag `http_memcap`, counted as drops `http_memcap`).
+    /// parsers, in queues and in the analyzers). When spent, bodies are counted but not captured (flag
+    /// `http_memcap`, counted as drops `http_memcap`); heads count but are never cut (framing needs them).
     pub memcap_bytes: usize,
     /// The running budget `memcap_bytes` is drawn from: shared by every parser built from this
     /// configuration (and its clones), so all shards draw from one budget.
@@ -633,7 +633,7 @@ mod tests {
     }
 
     #[test]
-    fn heads_draw_from_the_http_budget_and_give_it_back() {
+    fn heads_count_in_the_http_budget_but_are_never_cut() {
         let c = Arc::new(HttpConfig { memcap_bytes: 1000, ..HttpConfig::default() });
         let text = format!(
             ">>>\nGET /big HTTP/1.1\nX-Pad: {}\n\n<<<\nHTTP/1.1 200 OK\nContent-Length: 2\n\nok\\\n",
@@ -641,11 +641,13 @@ mod tests {
         );
         let (txs, stats) = run_events(&parse_fixture(text.as_bytes()), Arc::clone(&c));
         assert_eq!(txs.len(), 1);
-        assert!(txs[0].flags.has(Flag::HTTP_MEMCAP), "{:?}", txs[0].flags.names());
-        assert_eq!((txs[0].method.as_str(), txs[0].status), ("GET", Some(200)), "the head is cut, not lost");
-        assert_eq!(stats.memcap_hits, 1);
+        // A cut head would lose the transaction's framing: heads are bounded by max_header_bytes instead.
+        assert!(!txs[0].flags.has(Flag::HTTP_MEMCAP), "{:?}", txs[0].flags.names());
+        assert_eq!((txs[0].method.as_str(), txs[0].status), ("GET", Some(200)));
+        assert_eq!(txs[0].request_headers.get("x-pad").map(str::len), Some(3000));
+        assert_eq!(stats.memcap_hits, 0);
         drop(txs);
-        assert_eq!(c.budget.used(), 0);
+        assert_eq!(c.budget.used(), 0, "the head's bytes were given back");
     }
 
     #[test]

@@ -85,8 +85,6 @@ struct Side {
     gap_pending: bool,
     /// `head`'s bytes, leased from the HTTP budget; given back when the head is done.
     head_lease: HttpLease,
-    /// The current head was cut short by the HTTP budget.
-    head_memcap: bool,
 }
 
 impl Side {
@@ -103,13 +101,11 @@ impl Side {
             seen_data: false,
             gap_pending: false,
             head_lease: HttpLease::default(),
-            head_memcap: false,
         }
     }
     fn reset_head(&mut self) {
         self.head.clear();
         self.head_lease = HttpLease::default();
-        self.head_memcap = false;
         // A hostile 64 KiB head must not pin that much per idle connection.
         if self.head.capacity() > 8192 {
             self.head = Vec::new();
@@ -355,9 +351,9 @@ impl HttpParser {
         let side = self.side(s);
         let end = side.scan.scan(d);
         let take = end.unwrap_or(d.len());
-        let mut room = max_head.saturating_sub(side.head.len());
+        let room = max_head.saturating_sub(side.head.len());
         let piece = d.get(..take).unwrap_or(d);
-        room = self.lease_head(s, room.min(piece.len()));
+        self.lease_head(s, room.min(piece.len()));
         let side = self.side(s);
         side.head.extend_from_slice(piece.get(..room.min(piece.len())).unwrap_or(&[]));
         let too_long = piece.len() > room;
@@ -427,9 +423,7 @@ impl HttpParser {
         if end.is_some() {
             let head_bytes = std::mem::take(&mut self.side(s).head);
             let mut head = parse_head(&head_bytes, self.cfg.max_headers, false);
-            if self.side(s).head_memcap {
-                head.flags.set(Flag::HTTP_MEMCAP);
-            } else if too_long || head_bytes.len() >= max_head {
+            if too_long || head_bytes.len() >= max_head {
                 head.flags.set(Flag::HEADER_TOO_LONG);
             }
             let side = self.side(s);
@@ -444,27 +438,16 @@ impl HttpParser {
         consumed
     }
 
-    /// Leases up to `n` more head bytes of side `s` from the HTTP budget; returns how many it got (fewer than
-    /// `n` when the budget is spent: the head is cut short, counted once per head).
-    fn lease_head(&mut self, s: usize, n: usize) -> usize {
+    /// Accounts `n` more head bytes of side `s` in the HTTP budget. A head is never cut for the budget: it is
+    /// bounded by `max_header_bytes` and lives until it is parsed, and a cut head would lose the transaction's
+    /// framing. What it holds still counts, so bodies see the budget as spent while many heads are open.
+    fn lease_head(&mut self, s: usize, n: usize) {
         let (cfg, side) = match self.sides.get_mut(s.min(1)) {
             Some(side) => (&self.cfg, side),
             None => unreachable_side(),
         };
-        if n == 0 || side.head_memcap {
-            return 0;
-        }
-        // Exact leases for heads (no step): most are small, and many flows may be in the middle of one.
-        if side.head_lease.take_in_steps(&cfg.budget, n, cfg.memcap_bytes, 0) {
-            return n;
-        }
-        // What is left of the budget still goes to this head: a cut head keeps its start line.
-        let left = cfg.memcap_bytes.saturating_sub(cfg.budget.used()).min(n);
-        let got =
-            if left > 0 && side.head_lease.take_in_steps(&cfg.budget, left, cfg.memcap_bytes, 0) { left } else { 0 };
-        side.head_memcap = true;
-        self.stats.memcap_hits += 1;
-        got
+        // Never refused (no cap): heads count against bodies, not the other way round.
+        let _ = side.head_lease.take_in_steps(&cfg.budget, n, usize::MAX, 0);
     }
 
     /// A complete request head.

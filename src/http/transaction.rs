@@ -47,8 +47,7 @@ impl Flag {
     pub const CHUNK_TOO_BIG: Flag = Flag(30);
     pub const INVALID_TRAILER: Flag = Flag(31);
     pub const BARE_CR: Flag = Flag(32);
-    /// A body's capture stopped early or a head was cut short: the process-wide HTTP memory budget
-    /// (`http.memcap_bytes`) was spent.
+    /// A body's capture stopped early: the process-wide HTTP memory budget (`http.memcap_bytes`) was spent.
     pub const HTTP_MEMCAP: Flag = Flag(33);
 
     const NAMES: [&'static str; 34] = [
