@@ -107,4 +107,19 @@ fn demo_capture_against_its_spec() {
     );
     // Every documented field the traffic carries is documented: no other request-body drift.
     assert!(!drift.iter().any(|d| d["location"] == "request.body" && d["name"] != "$.billing_email"), "{drift:#?}");
+    // Shadow and zombie operations are alerts too (API9:2023), with the observed statistics.
+    let alerts = run.jsonl("alerts.jsonl");
+    let inv: Vec<(String, String, u64)> = alerts
+        .iter()
+        .filter(|a| a["owasp"] == "API9:2023" && a["location"] == "spec")
+        .map(|a| {
+            assert!(a["id"].as_str().is_some_and(|id| id.len() == 36), "{a}");
+            assert_eq!(a["host"], applied[0], "{a}");
+            let what = format!("{} {}", a["method"].as_str().unwrap(), a["endpoint"].as_str().unwrap());
+            (a["type"].as_str().unwrap().to_owned(), what, a["count"].as_u64().unwrap_or(0))
+        })
+        .collect();
+    assert_eq!(inv.len(), 2, "{inv:?}");
+    assert!(inv.iter().any(|(t, w, n)| t == "shadow_api" && w == "POST /v1/refunds" && *n > 0), "{inv:?}");
+    assert!(inv.iter().any(|(t, w, n)| t == "zombie_api" && w == "GET /payments/{paymentId}" && *n > 0), "{inv:?}");
 }

@@ -234,7 +234,78 @@ pub fn write_report(dir: &Path, specs: &[Spec]) -> io::Result<()> {
     let json = serde_json::to_vec_pretty(&report).map_err(io::Error::other)?;
     let tmp = dir.join(".spec-diff.json.tmp");
     std::fs::write(&tmp, json)?;
-    std::fs::rename(&tmp, dir.join("spec-diff.json"))
+    std::fs::rename(&tmp, dir.join("spec-diff.json"))?;
+    append_alerts(dir, &report)
+}
+
+/// Alerts written per run at most (shadow and zombie operations of every service together).
+const MAX_SPEC_ALERTS: usize = 1000;
+
+/// Shadow and zombie operations as alerts (OWASP API9:2023, improper inventory management), appended to
+/// `DIR/alerts.jsonl`: the diff needs the whole run's inventory, so it runs after the streaming outputs closed
+/// (these alerts reach the files, not the SIEM sinks; `spec-diff.json` has every detail).
+fn append_alerts(dir: &Path, report: &Report) -> io::Result<()> {
+    use std::io::Write as _;
+    let stats = |observed: Option<&Value>| {
+        let st = observed.and_then(|o| o.get("x-mirador-stats"));
+        let num = |k: &str| st.and_then(|s| s.get(k)).cloned().unwrap_or(Value::Null);
+        (num("count"), num("first_seen"), num("last_seen"))
+    };
+    let mut lines = Vec::new();
+    for sr in &report.services {
+        let Some(service) = &sr.service else { continue };
+        let shadows = sr.diff.shadow.iter().map(|sh| {
+            let (count, first, last) = stats(Some(&Value::Object(sh.observed.clone())));
+            ("shadow_api", "Undocumented API operation in use (shadow API)", &sh.method, &sh.path, count, first, last)
+        });
+        let zombies = sr.diff.zombie.iter().map(|z| {
+            let (count, first, last) = stats(z.observed.first());
+            (
+                "zombie_api",
+                "Deprecated API operation still called (zombie API)",
+                &z.method,
+                &z.template,
+                count,
+                first,
+                last,
+            )
+        });
+        for (rule, title, method, endpoint, count, first, last) in shadows.chain(zombies) {
+            if lines.len() >= MAX_SPEC_ALERTS {
+                tracing::warn!(cap = MAX_SPEC_ALERTS, "Spec-diff alerts capped; spec-diff.json lists every operation.");
+                break;
+            }
+            let line = serde_json::json!({
+                "id": uuid::Uuid::now_v7().to_string(),
+                "ts": last,
+                "rule_id": rule,
+                "type": rule,
+                "title": title,
+                "severity": "medium",
+                "confidence": 0.9,
+                "owasp": "API9:2023",
+                "host": service,
+                "method": method.to_ascii_uppercase(),
+                "endpoint": endpoint,
+                "location": "spec",
+                "evidence": format!("{} {endpoint} against {}", method.to_ascii_uppercase(), sr.specs.join(", ")),
+                "count": count,
+                "first_seen": first,
+                "last_seen": last,
+            });
+            lines.push(line);
+        }
+    }
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let mut f =
+        std::io::BufWriter::new(std::fs::OpenOptions::new().create(true).append(true).open(dir.join("alerts.jsonl"))?);
+    for l in &lines {
+        serde_json::to_writer(&mut f, l).map_err(io::Error::other)?;
+        f.write_all(b"\n")?;
+    }
+    f.flush()
 }
 
 #[cfg(test)]
