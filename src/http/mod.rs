@@ -37,6 +37,8 @@ pub mod decompress;
 pub mod fixture;
 mod parser;
 mod transaction;
+/// `%XX` and `+` decoding of query and form values, shared with the analyzers.
+pub(crate) use transaction::percent_decode;
 
 pub use decompress::DecompressConfig;
 pub use fixture::{FixtureEvent, parse_fixture, run_fixture};

@@ -256,30 +256,6 @@ pub fn media_type(ct: &str) -> String {
     if t.is_empty() || t.len() > 100 || !t.contains('/') { "application/octet-stream".to_owned() } else { t }
 }
 
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while let Some(&c) = b.get(i) {
-        match c {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(v) => {
-                        out.push(v);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            _ => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 fn object_of(fields: impl Iterator<Item = (String, Schema)>, caps: &OpCaps, c: &mut OpCounters) -> Schema {
     let mut o = ObjectStats { count: 1, ..ObjectStats::default() };
     for (k, v) in fields {
@@ -317,8 +293,8 @@ fn body_schema(ct: &str, body: &[u8], caps: &OpCaps, c: &mut OpCounters) -> Sche
         let text = String::from_utf8_lossy(body);
         let fields = text.split('&').filter(|p| !p.is_empty()).take(caps.schema.max_properties * 2).map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            let k = percent_decode(k);
-            let v = percent_decode(v);
+            let k = crate::http::percent_decode(k);
+            let v = crate::http::percent_decode(v);
             let s = Schema::from_text(&v, &k, true);
             (k, s)
         });

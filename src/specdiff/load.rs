@@ -219,25 +219,6 @@ fn url_path(url: &str) -> String {
     }
 }
 
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while let Some(&c) = b.get(i) {
-        if c == b'%'
-            && let Some(h) = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok())
-            && let Ok(v) = u8::from_str_radix(h, 16)
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(c);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 struct Norm<'a> {
     root: &'a Value,
     dialect: Dialect,
@@ -266,7 +247,7 @@ impl<'a> Norm<'a> {
                 self.stats.external_refs += 1;
                 return Ok(Deref::External);
             };
-            let target = percent_decode(frag);
+            let target = crate::detect::input::percent_decode(frag).into_owned();
             match self.root.pointer(&target) {
                 Some(t) => {
                     cur = t;
@@ -1076,6 +1057,6 @@ components:
         assert_eq!(url_path("/"), "");
         assert_eq!(url_path("v2"), "/v2");
         assert_eq!(url_path("//h/x?y"), "/x");
-        assert_eq!(percent_decode("/paths/~1a%7Bid%7D"), "/paths/~1a{id}");
+        assert_eq!(crate::detect::input::percent_decode("/paths/~1a%7Bid%7D"), "/paths/~1a{id}");
     }
 }
