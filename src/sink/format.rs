@@ -49,16 +49,9 @@ impl Stream {
     }
 }
 
-/// Severity levels, in order. Records carry them as strings ("high") or numbers (0..=10 CVSS-like, or 1..=5).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Info,
-    Low,
-    Medium,
-    High,
-    Critical,
-}
+/// The detections' severity levels, in order. Records carry them as strings ("high") or numbers (0..=10
+/// CVSS-like, or 1..=5): the impl below reads both.
+pub use crate::detect::rules::Severity;
 
 impl Severity {
     pub fn parse(s: &str) -> Option<Severity> {
