@@ -75,6 +75,9 @@ pub struct Stats {
     pub decode: DecodeStats,
     pub flows: FlowStats,
     pub http: HttpStats,
+    /// Time and transactions per analyzer (filled at the end of a run; empty in live snapshots).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub analyzers: Vec<AnalyzerCounters>,
 }
 
 /// One shard: owns its decoder and flow table; no locks.
@@ -122,6 +125,7 @@ impl Sensor {
             decode: self.decoder.stats().clone(),
             flows: self.table.stats(),
             http: self.table.http_stats().clone(),
+            analyzers: Vec::new(),
         }
     }
 }
@@ -725,7 +729,13 @@ impl Engine {
                     Some(fh) => (fh.0.clone(), fh.1.clone(), 0),
                     None => s.snapshot(),
                 };
-                let st = Stats { capture: s.capture.clone(), decode: s.decoder.stats().clone(), flows, http };
+                let st = Stats {
+                    capture: s.capture.clone(),
+                    decode: s.decoder.stats().clone(),
+                    flows,
+                    http,
+                    analyzers: Vec::new(),
+                };
                 (st, mem)
             }
         }
@@ -831,6 +841,8 @@ fn conclude(
     if let Some(t) = &opts.telemetry {
         t.publish(&stats, &counters);
     }
+    let mut stats = stats;
+    stats.analyzers = counters.analyzers.clone();
     write_json_file(&out_dir.join("stats.json"), &stats)?;
     Ok(ReplaySummary {
         flows: lines.get("flows").copied().unwrap_or(0),
