@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use op::{Observation, OpCaps, OpCounters, Operation};
+pub use op::{BodySample, Observation, OpCaps, OpCounters, Operation};
 pub use schema::{Schema, SchemaCaps};
 pub use template::{Shape, Tree, TreeCaps, TreeCounters, check_template, param_name, shape};
 
@@ -63,6 +63,10 @@ pub struct Settings {
     pub max_data_classes: usize,
     /// Bodies longer than this are not parsed into schemas.
     pub max_body_bytes: usize,
+    /// Every body of an operation (requests) and of each of its status codes (responses) is parsed into
+    /// the schema until this many were seen, then one in `body_sample_rate` (1 = all).
+    pub body_samples_full: u64,
+    pub body_sample_rate: u64,
     pub schema_max_depth: usize,
     pub schema_max_properties: usize,
     /// Elements of each array sampled for its item schema.
@@ -101,6 +105,8 @@ impl Default for Settings {
             max_status_codes: o.max_status_codes,
             max_data_classes: o.max_data_classes,
             max_body_bytes: o.max_body_bytes,
+            body_samples_full: o.body_samples_full,
+            body_sample_rate: o.body_sample_rate,
             schema_max_depth: o.schema.max_depth,
             schema_max_properties: o.schema.max_properties,
             schema_max_array_items: o.schema.max_array_items,
@@ -140,6 +146,8 @@ impl Settings {
             max_status_codes: self.max_status_codes,
             max_data_classes: self.max_data_classes,
             max_body_bytes: self.max_body_bytes,
+            body_samples_full: self.body_samples_full,
+            body_sample_rate: self.body_sample_rate.max(1),
         }
     }
 }
@@ -165,6 +173,13 @@ pub struct InventoryStats {
     pub templating: TreeCounters,
     /// Store loads and saves that failed (logged).
     pub store_errors: u64,
+    /// Bodies counted (content type, presence) but not parsed into the schema: their location already had
+    /// `body_samples_full` samples and this one was not the one-in-`body_sample_rate` (by design, not a loss).
+    #[serde(default)]
+    pub bodies_sampled_out: u64,
+    /// Parsed bodies whose template was merged into a broader one before they could be added (rare).
+    #[serde(default)]
+    pub bodies_lost_to_remerge: u64,
 }
 
 #[derive(Default)]
@@ -327,8 +342,11 @@ impl Inventory {
         let learn = tx.status.is_some_and(|s| s != 404);
         let method = method_key(&tx.method);
         let (tree_caps, op_caps) = (self.tree_caps, self.op_caps);
+        let (has_req, has_resp) = (obs.request_body.is_some(), obs.response_body.is_some());
+        let status = obs.status;
         let mut new_service = false;
         let mut new_op = false;
+        let mut want = (false, false);
         let endpoint = {
             let mut guard = self.lock();
             let m = &mut *guard;
@@ -379,11 +397,13 @@ impl Inventory {
                     match node.ops.iter_mut().find(|(m, _)| &**m == method) {
                         Some((_, op)) => {
                             op.observe(obs, &op_caps);
+                            want = op.wants_bodies(has_req, status, has_resp, &op_caps);
                             stats.recorded += 1;
                         }
                         None if learn && ops_now < tree_caps.max_operations && n_ops < 16 => {
                             let mut op = Operation::default();
                             op.observe(obs, &op_caps);
+                            want = op.wants_bodies(has_req, status, has_resp, &op_caps);
                             node.ops.push((method.into(), op));
                             stats.recorded += 1;
                             added = 1;
@@ -397,8 +417,26 @@ impl Inventory {
                 None => None,
             };
             svc.tree.operations += added;
+            stats.bodies_sampled_out += u64::from(has_req && !want.0) + u64::from(has_resp && !want.1);
             endpoint
         };
+        // Bodies are parsed outside the lock, then merged into the operation found again by its template.
+        if (want.0 || want.1)
+            && let Some(ep) = &endpoint
+        {
+            let sample = BodySample::from_tx(tx, want, &op_caps);
+            let mut m = self.lock();
+            let found = m
+                .services
+                .get_mut(&key)
+                .and_then(|s| s.tree.find_mut(ep))
+                .and_then(|node| node.ops.iter_mut().find(|(m, _)| &**m == method));
+            match found {
+                Some((_, op)) => op.merge_bodies(sample, &op_caps),
+                // The template was merged into a broader one between the two locks: this sample is lost.
+                None => m.stats.bodies_lost_to_remerge += 1,
+            }
+        }
         if new_service {
             out.push(record("inventory", &serde_json::json!({"ts": tx.ts, "kind": "new_service", "service": key})));
         }

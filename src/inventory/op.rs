@@ -23,6 +23,11 @@ pub struct OpCaps {
     pub max_data_classes: usize,
     /// Bodies longer than this are not parsed (their content type is still recorded).
     pub max_body_bytes: usize,
+    /// Every body of an operation (request) or of one of its status codes (response) is parsed into the
+    /// schema until this many were seen ...
+    pub body_samples_full: u64,
+    /// ... then one in this many (1 = every body).
+    pub body_sample_rate: u64,
 }
 
 impl Default for OpCaps {
@@ -34,6 +39,8 @@ impl Default for OpCaps {
             max_status_codes: 24,
             max_data_classes: 64,
             max_body_bytes: 256 * 1024,
+            body_samples_full: 256,
+            body_sample_rate: 16,
         }
     }
 }
@@ -382,23 +389,58 @@ impl Observation {
                 o.cookies.push((k.to_owned(), Schema::from_text(v, k, false)));
             }
         }
-        let req = tx.decoded_request_body();
-        if !req.is_empty() {
+        // Bodies are only noted here (content type, one sample): parsing them is the costly part, and
+        // whether this transaction's bodies are sampled depends on its operation (`Operation::wants_bodies`).
+        if !tx.decoded_request_body().is_empty() {
             let ct = media_type(tx.request_headers.get("content-type").unwrap_or(""));
-            let s = body_schema(&ct, req, caps, &mut o.counters);
-            o.request_body = Some((ct, s));
+            o.request_body = Some((ct, Schema { seen: 1, ..Schema::default() }));
         }
-        if tx.has_response {
-            let resp = tx.decoded_response_body();
-            if !resp.is_empty() {
-                let ct = media_type(tx.response_headers.get("content-type").unwrap_or(""));
-                let s = body_schema(&ct, resp, caps, &mut o.counters);
-                o.response_body = Some((ct, s));
-            }
+        if tx.has_response && !tx.decoded_response_body().is_empty() {
+            let ct = media_type(tx.response_headers.get("content-type").unwrap_or(""));
+            o.response_body = Some((ct, Schema { seen: 1, ..Schema::default() }));
         }
         o.auth = auth_schemes(tx);
         o
     }
+}
+
+/// The parsed bodies of one transaction, for [`Operation::merge_bodies`].
+#[derive(Debug, Default)]
+pub struct BodySample {
+    pub request: Option<(String, Schema)>,
+    pub status: Option<u16>,
+    pub response: Option<(String, Schema)>,
+    pub counters: OpCounters,
+}
+
+impl BodySample {
+    /// Parses the bodies `want` names (request, response) into schemas.
+    pub fn from_tx(tx: &Transaction, want: (bool, bool), caps: &OpCaps) -> BodySample {
+        let mut b = BodySample { status: tx.status, ..BodySample::default() };
+        if want.0 {
+            let ct = media_type(tx.request_headers.get("content-type").unwrap_or(""));
+            let s = body_schema(&ct, tx.decoded_request_body(), caps, &mut b.counters);
+            b.request = Some((ct, s));
+        }
+        if want.1 && tx.has_response {
+            let ct = media_type(tx.response_headers.get("content-type").unwrap_or(""));
+            let s = body_schema(&ct, tx.decoded_response_body(), caps, &mut b.counters);
+            b.response = Some((ct, s));
+        }
+        b
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.request.is_none() && self.response.is_none()
+    }
+}
+
+/// Whether the `n`-th body of a location is parsed: all of the first `body_samples_full`, then one in
+/// `body_sample_rate`. A schema has converged within the first few hundred samples; afterwards a sample
+/// still catches fields that appear later (drift) while the parse, most of the inventory's cost, is paid
+/// on a sixteenth of the traffic.
+fn sampled(n: u64, caps: &OpCaps) -> bool {
+    n <= caps.body_samples_full || caps.body_sample_rate <= 1 || n.is_multiple_of(caps.body_sample_rate)
 }
 
 fn merge_param(map: &mut BTreeMap<Box<str>, Schema>, k: String, s: Schema, caps: &OpCaps, c: &mut OpCounters) {
@@ -422,6 +464,30 @@ fn merge_content(map: &mut BTreeMap<Box<str>, Schema>, k: Box<str>, s: Schema, c
 }
 
 impl Operation {
+    /// Which bodies of the transaction just observed (`observe` ran) should be parsed: (request, response).
+    pub fn wants_bodies(&self, o_request: bool, status: Option<u16>, o_response: bool, caps: &OpCaps) -> (bool, bool) {
+        let req = o_request && sampled(self.count, caps);
+        let resp = o_response && status.and_then(|st| self.responses.get(&st)).is_some_and(|r| sampled(r.count, caps));
+        (req, resp)
+    }
+
+    /// Adds parsed bodies to the schemas of the transaction `observe` already counted: its content types
+    /// and `seen` were recorded then, so only the structure is merged here.
+    pub fn merge_bodies(&mut self, b: BodySample, caps: &OpCaps) {
+        let mut c = b.counters;
+        if let Some((ct, mut s)) = b.request {
+            s.seen = 0;
+            merge_content(&mut self.request, ct.into(), s, caps, &mut c);
+        }
+        if let (Some(st), Some((ct, mut s))) = (b.status, b.response)
+            && let Some(r) = self.responses.get_mut(&st)
+        {
+            s.seen = 0;
+            merge_content(&mut r.content, ct.into(), s, caps, &mut c);
+        }
+        self.capped.add(&c);
+    }
+
     /// Adds one transaction.
     pub fn observe(&mut self, o: Observation, caps: &OpCaps) {
         if self.count == 0 || o.ts < self.first_seen {
@@ -560,6 +626,36 @@ impl Operation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `Inventory::learn` does for one transaction: observe, then the sampled bodies.
+    fn learn_one(op: &mut Operation, t: &Transaction, caps: &OpCaps) {
+        let o = Observation::from_tx(t, caps);
+        let (req, st, resp) = (o.request_body.is_some(), o.status, o.response_body.is_some());
+        op.observe(o, caps);
+        let want = op.wants_bodies(req, st, resp, caps);
+        op.merge_bodies(BodySample::from_tx(t, want, caps), caps);
+    }
+
+    #[test]
+    fn bodies_are_sampled_after_the_full_count_and_counts_stay_exact() {
+        let caps = OpCaps { body_samples_full: 2, body_sample_rate: 3, ..OpCaps::default() };
+        let mut op = Operation::default();
+        // Body number n carries field `fN`: the schema shows which bodies were parsed.
+        for n in 1..=9 {
+            let body = format!(r#"{{"f{n}":1}}"#);
+            let t = tx("POST", "/x", &[("Content-Type", "application/json")], &body, 200, &body);
+            learn_one(&mut op, &t, &caps);
+        }
+        let req = &op.request["application/json"];
+        assert_eq!(req.seen, 9, "every body counted");
+        let props: Vec<&str> = req.object.as_ref().unwrap().props.keys().map(|k| &**k).collect();
+        assert_eq!(props, ["f1", "f2", "f3", "f6", "f9"]);
+        let resp = &op.responses[&200].content["application/json"];
+        assert_eq!(resp.seen, 9);
+        assert_eq!(resp.object.as_ref().unwrap().props.len(), 5);
+        // A sampled object's fields are required against the parsed samples only.
+        assert_eq!(resp.object.as_ref().unwrap().count, 5);
+    }
     use crate::http::Headers;
 
     fn tx(method: &str, path: &str, headers: &[(&str, &str)], body: &str, status: u16, resp: &str) -> Transaction {
@@ -613,7 +709,7 @@ mod tests {
             r#"{"id":"123e4567-e89b-12d3-a456-426614174000"}"#,
         );
         t.query_params = vec![("page".into(), "2".into())];
-        op.observe(Observation::from_tx(&t, &caps), &caps);
+        learn_one(&mut op, &t, &caps);
         let t2 = tx(
             "POST",
             "/orders",
@@ -622,7 +718,7 @@ mod tests {
             400,
             "",
         );
-        op.observe(Observation::from_tx(&t2, &caps), &caps);
+        learn_one(&mut op, &t2, &caps);
         assert_eq!(op.count, 2);
         assert!(op.headers.contains_key("x-request-id"));
         assert!(!op.headers.contains_key("accept"));
