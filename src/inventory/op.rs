@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::schema::{ObjectStats, Schema, SchemaCaps, SchemaCounters};
 use super::sketch::{Hll, Latency, hash64};
@@ -288,9 +287,9 @@ fn body_schema(ct: &str, body: &[u8], caps: &OpCaps, c: &mut OpCounters) -> Sche
         return unparsed;
     }
     if ct.contains("json") {
-        return match serde_json::from_slice::<Value>(body) {
-            Ok(v) => Schema::from_value(&v, "", &caps.schema, &mut c.schema),
-            Err(_) => {
+        return match Schema::from_json(body, &caps.schema, &mut c.schema) {
+            Some(s) => s,
+            None => {
                 c.bodies_unparsed += 1;
                 unparsed
             }
