@@ -203,7 +203,8 @@ fn replay_delivers_every_record_once_keyed_by_service() {
 
     // The second sink: OCSF, alerts of medium severity and above only, one message per alert.
     let sev_ok = |a: &Value| matches!(a["severity"].as_str(), Some("medium" | "high" | "critical"));
-    let want_ocsf: HashSet<&str> = recs["alerts"].iter().filter(|a| sev_ok(a)).map(|a| a["id"].as_str().unwrap()).collect();
+    let want_ocsf: HashSet<&str> =
+        recs["alerts"].iter().filter(|a| sev_ok(a)).map(|a| a["id"].as_str().unwrap()).collect();
     assert!(!want_ocsf.is_empty());
     let ocsf = consume(&bootstrap, "mirador-ocsf", 1, want_ocsf.len(), Duration::from_secs(1), Duration::from_secs(20));
     assert_eq!(ocsf.len(), want_ocsf.len());
