@@ -6,8 +6,9 @@
 //! not the Apache Kafka broker: none can be installed on this machine (its jars are on Maven Central, which is
 //! not reachable here, and no Debian, PyPI or npm package carries them), see the README's sinks section.
 //! What is checked is what a broker can see of the sink: every record exactly once while the broker is up,
-//! the message key (the service), the `stream` and `sensor` headers, the configured format, and an outage
-//! (broker down for a whole run, back during the next) that loses nothing.
+//! the message key (the service), the `stream` and `sensor` headers, the configured format, an outage
+//! (broker down in the middle of a run, back during the next) that loses nothing, a record too large for the
+//! broker (dropped and counted, not blocking), and a fatal producer error (a new producer is started).
 //!
 //! Run: `cargo test --features kafka --test kafka`.
 
@@ -375,5 +376,47 @@ fn oversized_record_is_dropped_not_blocking() {
     eprintln!("oversized record: received {eps:?}, {snap:?}");
     assert!(eps.contains(&"/v1/0".to_owned()) && eps.contains(&"/v1/2".to_owned()), "{eps:?}");
     assert_eq!(snap.dropped, 1, "{snap:?}");
+    assert_eq!(snap.spool_records, 0, "{snap:?}");
+}
+
+/// The broker answers a produce with an error the idempotent producer cannot recover from
+/// (OUT_OF_ORDER_SEQUENCE_NUMBER: librdkafka raises a fatal error and the producer refuses every later
+/// record). The sink starts a new producer and the spooled records go through.
+#[test]
+fn fatal_producer_error_starts_a_new_producer() {
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    let mock = cluster(&[("mirador", 1)]);
+    let bootstrap = mock.bootstrap_servers();
+    mock.request_errors(RDKafkaApiKey::Produce, &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER]);
+    let tmp = tempfile::tempdir().unwrap();
+    let s = SinkSettings {
+        name: "fleet".into(),
+        kind: SinkType::Kafka,
+        brokers: Some(bootstrap.clone()),
+        topic: Some("mirador".into()),
+        ..Default::default()
+    };
+    let g = SinkGlobal {
+        request_timeout: Duration::from_secs(2),
+        flush_timeout: Duration::from_secs(10),
+        retry_initial: Duration::from_millis(50),
+        retry_max: Duration::from_millis(200),
+        ..Default::default()
+    };
+    let opts = SinkOptions { global: g, sinks: vec![s], spool_dir: tmp.path().join("spool") };
+    let m = SinkManager::start(&opts).unwrap();
+    for i in 0..3 {
+        let mut l = serde_json::to_vec(&serde_json::json!({"kind": "new_operation", "service": "svc.example",
+            "method": "GET", "endpoint": format!("/v1/{i}")}))
+        .unwrap();
+        l.push(b'\n');
+        m.offer("inventory", &l);
+    }
+    let got = consume(&bootstrap, "mirador", 1, 3, Duration::from_millis(500), Duration::from_secs(20));
+    m.shutdown();
+    let snap = m.snapshot().remove(0);
+    let eps: HashSet<String> = got.iter().map(|g| g.json()["endpoint"].as_str().unwrap().to_owned()).collect();
+    eprintln!("fatal producer error: received {} messages {eps:?}, {snap:?}", got.len());
+    assert_eq!(eps.len(), 3, "{eps:?} {snap:?}");
     assert_eq!(snap.spool_records, 0, "{snap:?}");
 }
