@@ -527,6 +527,7 @@ pub struct KafkaOut {
     /// Records the cluster can never take (larger than `message.max.bytes`, refused as invalid): counted as
     /// dropped, never retried, so one of them cannot hold back the records behind it.
     pub rejected: u64,
+    warned: bool,
 }
 
 /// Errors that the same record would get again on every try.
@@ -561,6 +562,7 @@ impl KafkaOut {
             observer,
             timeout: g.request_timeout,
             rejected: 0,
+            warned: false,
         })
     }
 
@@ -569,8 +571,8 @@ impl KafkaOut {
         use rdkafka::message::{Header, OwnedHeaders};
         use rdkafka::producer::{FutureRecord, Producer as _};
         if let Some((code, reason)) = self.producer.client().fatal_error() {
-            // The idempotent producer stops for good on e.g. a sequence gap the broker cannot explain; the
-            // batch that failed is in the spool, a new producer (new producer id) sends it again.
+            // The idempotent producer stops for good on e.g. a sequence gap the broker cannot explain, and
+            // refuses every record after it; a new producer (new producer id) takes the retried batch.
             tracing::warn!(topic = %self.topic, error = %code, reason = %reason, "Kafka producer failed for good: starting a new one.");
             self.producer = self.config.create().map_err(|e| e.to_string())?;
         }
@@ -612,8 +614,8 @@ impl KafkaOut {
         Ok(())
     }
 
-    fn warn_rejected(&self, e: &rdkafka::error::KafkaError, bytes: usize) {
-        if self.rejected == 0 {
+    fn warn_rejected(&mut self, e: &rdkafka::error::KafkaError, bytes: usize) {
+        if !std::mem::replace(&mut self.warned, true) {
             tracing::warn!(topic = %self.topic, error = %e, bytes, "Kafka refused a record for good (counted as dropped; logged once).");
         }
     }
@@ -627,4 +629,29 @@ pub fn kafka_key(v: &Value) -> String {
         .filter(|s| !s.is_empty())
         .unwrap_or("-")
         .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_key_is_the_service() {
+        assert_eq!(kafka_key(&json!({"service": "api.example", "host": "x"})), "api.example");
+        assert_eq!(kafka_key(&json!({"host": "10.0.0.1:8080"})), "10.0.0.1:8080");
+        assert_eq!(kafka_key(&json!({"service": ""})), "-");
+        assert_eq!(kafka_key(&json!({"service": 3})), "-");
+    }
+
+    #[cfg(feature = "kafka")]
+    #[test]
+    fn kafka_permanent_errors_are_the_ones_a_retry_cannot_fix() {
+        use rdkafka::error::KafkaError::MessageProduction as P;
+        use rdkafka::types::RDKafkaErrorCode as C;
+        assert!(kafka_permanent(&P(C::MessageSizeTooLarge)));
+        assert!(kafka_permanent(&P(C::InvalidRecord)));
+        assert!(!kafka_permanent(&P(C::QueueFull)));
+        assert!(!kafka_permanent(&P(C::MessageTimedOut)));
+        assert!(!kafka_permanent(&P(C::OutOfOrderSequenceNumber)));
+    }
 }
