@@ -625,12 +625,9 @@ async fn attempt(shared: &SinkShared, t: &mut Transport, batch: &[Arc<Event>], t
             c.latency_nanos.fetch_add(ns, Ordering::Relaxed);
             c.latency_count.fetch_add(1, Ordering::Relaxed);
             c.latency_max_nanos.fetch_max(ns, Ordering::Relaxed);
-            c.sent.fetch_add(batch.len() as u64, Ordering::Relaxed);
-            if let Transport::Http(h) = t
-                && h.rejected > 0
-            {
-                c.dropped.fetch_add(std::mem::take(&mut h.rejected), Ordering::Relaxed);
-            }
+            let rejected = t.take_rejected();
+            c.sent.fetch_add((batch.len() as u64).saturating_sub(rejected), Ordering::Relaxed);
+            c.dropped.fetch_add(rejected, Ordering::Relaxed);
             true
         }
         Err(e) => {

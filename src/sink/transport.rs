@@ -58,6 +58,16 @@ impl Transport {
         })
     }
 
+    /// Records refused for good since the last call (counted as dropped by the caller).
+    pub fn take_rejected(&mut self) -> u64 {
+        match self {
+            Transport::Http(h) => std::mem::take(&mut h.rejected),
+            #[cfg(feature = "kafka")]
+            Transport::Kafka(k) => std::mem::take(&mut k.rejected),
+            _ => 0,
+        }
+    }
+
     pub async fn send(&mut self, batch: &[Arc<Event>]) -> Result<(), String> {
         match self {
             Transport::File(f) => f.send(batch),
@@ -508,10 +518,26 @@ impl HttpOut {
 #[cfg(feature = "kafka")]
 pub struct KafkaOut {
     producer: rdkafka::producer::FutureProducer,
+    /// Kept to build a new producer after a fatal error (librdkafka's producer is unusable after one).
+    config: rdkafka::config::ClientConfig,
     topic: String,
     format: Format,
     observer: Observer,
     timeout: Duration,
+    /// Records the cluster can never take (larger than `message.max.bytes`, refused as invalid): counted as
+    /// dropped, never retried, so one of them cannot hold back the records behind it.
+    pub rejected: u64,
+    warned: bool,
+}
+
+/// Errors that the same record would get again on every try.
+#[cfg(feature = "kafka")]
+fn kafka_permanent(e: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(C::MessageSizeTooLarge | C::InvalidMessageSize | C::InvalidRecord | C::InvalidMessage)
+    )
 }
 
 #[cfg(feature = "kafka")]
@@ -530,34 +556,68 @@ impl KafkaOut {
         let producer = c.create().map_err(|e| e.to_string())?;
         Ok(KafkaOut {
             producer,
+            config: c,
             topic: s.topic.clone().unwrap_or_else(|| "mirador".to_owned()),
             format: s.format,
             observer,
             timeout: g.request_timeout,
+            rejected: 0,
+            warned: false,
         })
     }
 
     async fn send(&mut self, batch: &[Arc<Event>]) -> Result<(), String> {
-        use rdkafka::producer::FutureRecord;
+        use rdkafka::Message as _;
+        use rdkafka::message::{Header, OwnedHeaders};
+        use rdkafka::producer::{FutureRecord, Producer as _};
+        if let Some((code, reason)) = self.producer.client().fatal_error() {
+            // The idempotent producer stops for good on e.g. a sequence gap the broker cannot explain, and
+            // refuses every record after it; a new producer (new producer id) takes the retried batch.
+            tracing::warn!(topic = %self.topic, error = %code, reason = %reason, "Kafka producer failed for good: starting a new one.");
+            self.producer = self.config.create().map_err(|e| e.to_string())?;
+        }
+        let mut rejected = 0;
         let mut pending = Vec::with_capacity(batch.len());
         for e in batch {
             let payload = self.format.render(e.stream, &e.value, &self.observer);
-            // Keyed by service so one partition holds a service's history (fleet-wide inventory rebuild).
+            // Keyed by service so one partition holds a service's history (fleet-wide inventory rebuild); the
+            // headers tell a consumer of a shared topic which stream and which sensor a record comes from.
             let key = kafka_key(&e.value);
-            let rec = FutureRecord::to(&self.topic).payload(&payload).key(&key);
-            let f = self.producer.send_result(rec).map_err(|(err, _)| err.to_string())?;
-            pending.push(f);
+            let headers = OwnedHeaders::new_with_capacity(2)
+                .insert(Header { key: "stream", value: Some(e.stream.name()) })
+                .insert(Header { key: "sensor", value: Some(self.observer.hostname.as_str()) });
+            let rec = FutureRecord::to(&self.topic).payload(&payload).key(&key).headers(headers);
+            match self.producer.send_result(rec) {
+                Ok(f) => pending.push(f),
+                Err((err, _)) if kafka_permanent(&err) => {
+                    self.warn_rejected(&err, payload.len());
+                    rejected += 1;
+                }
+                Err((err, _)) => return Err(err.to_string()),
+            }
         }
         let deadline = tokio::time::Instant::now() + self.timeout;
         for f in pending {
             match tokio::time::timeout_at(deadline, f).await {
                 Ok(Ok(Ok(_))) => {}
+                Ok(Ok(Err((e, m)))) if kafka_permanent(&e) => {
+                    self.warn_rejected(&e, m.payload().map_or(0, <[u8]>::len));
+                    rejected += 1;
+                }
                 Ok(Ok(Err((e, _)))) => return Err(e.to_string()),
                 Ok(Err(_)) => return Err("producer gone".into()),
                 Err(_) => return Err("delivery timed out".into()),
             }
         }
+        // Counted only when the batch is through: a failed batch is tried again and would count them twice.
+        self.rejected += rejected;
         Ok(())
+    }
+
+    fn warn_rejected(&mut self, e: &rdkafka::error::KafkaError, bytes: usize) {
+        if !std::mem::replace(&mut self.warned, true) {
+            tracing::warn!(topic = %self.topic, error = %e, bytes, "Kafka refused a record for good (counted as dropped; logged once).");
+        }
     }
 }
 
@@ -569,4 +629,29 @@ pub fn kafka_key(v: &Value) -> String {
         .filter(|s| !s.is_empty())
         .unwrap_or("-")
         .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_key_is_the_service() {
+        assert_eq!(kafka_key(&json!({"service": "api.example", "host": "x"})), "api.example");
+        assert_eq!(kafka_key(&json!({"host": "10.0.0.1:8080"})), "10.0.0.1:8080");
+        assert_eq!(kafka_key(&json!({"service": ""})), "-");
+        assert_eq!(kafka_key(&json!({"service": 3})), "-");
+    }
+
+    #[cfg(feature = "kafka")]
+    #[test]
+    fn kafka_permanent_errors_are_the_ones_a_retry_cannot_fix() {
+        use rdkafka::error::KafkaError::MessageProduction as P;
+        use rdkafka::types::RDKafkaErrorCode as C;
+        assert!(kafka_permanent(&P(C::MessageSizeTooLarge)));
+        assert!(kafka_permanent(&P(C::InvalidRecord)));
+        assert!(!kafka_permanent(&P(C::QueueFull)));
+        assert!(!kafka_permanent(&P(C::MessageTimedOut)));
+        assert!(!kafka_permanent(&P(C::OutOfOrderSequenceNumber)));
+    }
 }
