@@ -874,8 +874,8 @@ kinds = ["alerts", "findings"]
     }
 }
 
-/// No broker can be had here (see README): the producer's behaviour against a broker that is down is that
-/// every record ends in the spool, and a restart finds them there.
+/// A broker address nothing listens on: every record ends in the spool, and a restart finds them there
+/// (delivery to a live broker, and an outage in the middle of a replay, are in tests/kafka.rs).
 #[cfg(feature = "kafka")]
 #[test]
 fn kafka_broker_down_spools() {
