@@ -174,6 +174,16 @@ pub struct SetupError(pub String);
 /// The analyzers shipped today, in chain order: inventory, sensitive data, detections.
 pub fn builtin(settings: &AnalysisSettings) -> Result<Registry, SetupError> {
     let mut reg = Registry::new();
+    if !settings.inventory.enabled {
+        if !settings.inventory.specs.is_empty() {
+            return Err(SetupError(
+                "[inventory] specs (or --spec) need the inventory, but [inventory] enabled = false".into(),
+            ));
+        }
+        crate::sensitive::register(&mut reg, settings)?;
+        crate::detect::register(&mut reg, settings)?;
+        return Ok(reg);
+    }
     let inventory = crate::inventory::register_inventory(&mut reg, settings)?;
     // The owner's templates take precedence over learned ones (a spec's path with text and a parameter in one
     // segment cannot be pinned: it is still diffed).
@@ -193,6 +203,17 @@ pub fn builtin(settings: &AnalysisSettings) -> Result<Registry, SetupError> {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn the_inventory_can_be_turned_off_but_not_under_a_spec() {
+        let mut s = AnalysisSettings::default();
+        assert_eq!(builtin(&s).unwrap().names(), ["inventory", "sensitive", "detect"]);
+        s.inventory.enabled = false;
+        assert_eq!(builtin(&s).unwrap().names(), ["sensitive", "detect"]);
+        s.inventory.specs = vec!["api.yaml".into()];
+        let e = builtin(&s).err().expect("a spec without the inventory is a configuration error");
+        assert!(e.0.contains("[inventory] enabled = false"), "{e}");
+    }
 
     #[test]
     fn reload_and_conclude_hooks_all_run_and_report_failures() {

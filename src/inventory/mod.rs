@@ -40,6 +40,9 @@ use crate::http::Transaction;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
+    /// Off: no inventory, no spec diff, and the later analyzers see no endpoint template (for measuring the
+    /// pipeline without it, or a sensor that only raises alerts).
+    pub enabled: bool,
     /// Services (hosts) kept; transactions of further services are not learned (counted).
     pub max_services: usize,
     /// Path-tree nodes per service.
@@ -92,6 +95,7 @@ impl Default for Settings {
         let t = TreeCaps::default();
         let o = OpCaps::default();
         Settings {
+            enabled: true,
             max_services: 256,
             max_nodes_per_service: t.max_nodes,
             max_operations_per_service: t.max_operations,
