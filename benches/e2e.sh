@@ -4,6 +4,7 @@
 #
 #   sudo benches/e2e.sh            (makes the capture with ../shared/bench/gen/make_capture.sh if missing)
 #   CAPTURE=/path/api-big.pcap benches/e2e.sh
+#   STAGES=1 CAPTURE=... benches/e2e.sh     (also: the pipeline alone, then each analyzer added in turn)
 #
 # Prints Gbit/s, packets/s and transactions/s per core, peak RSS, and checks that every transaction nginx
 # logged (the capture's .truth.txt) came out, by method, status and protocol. Exits 1 if any is missing.
@@ -13,6 +14,7 @@ BENCH_DIR="${BENCH_DIR:-${TMPDIR:-/tmp}/mirador-bench}"
 CAPTURE="${CAPTURE:-$BENCH_DIR/api-big.pcap}"
 TRUTH="${CAPTURE%.pcap}.truth.txt"
 OUT="$BENCH_DIR/out"
+mkdir -p "$BENCH_DIR"
 
 if [ ! -f "$CAPTURE" ]; then
     gen="$HERE/../shared/bench/gen/make_capture.sh"
@@ -38,7 +40,8 @@ rm -rf "$OUT"
 /usr/bin/time -v "$BIN" replay "$CAPTURE" --out "$OUT" 2> "$BENCH_DIR/time.txt" >/dev/null || true
 t2=$(date +%s.%N)
 
-python3 - "$CAPTURE" "$TRUTH" "$OUT" "$BENCH_DIR/time.txt" "$t0" "$t1" "$t2" <<'PY'
+status=0
+python3 - "$CAPTURE" "$TRUTH" "$OUT" "$BENCH_DIR/time.txt" "$t0" "$t1" "$t2" <<'PY' || status=$?
 import collections, json, os, re, sys
 cap, truth, out, timef, t0, t1, t2 = sys.argv[1:]
 t0, t1, t2 = float(t0), float(t1), float(t2)
@@ -90,3 +93,20 @@ if os.path.exists(truth):
     print("every transaction out" if missing == 0 else f"{missing} transactions missing")
 sys.exit(1 if missing else 0)
 PY
+if [ "${STAGES:-0}" = 1 ]; then
+    # What each analyzer costs: the same replay with the chain cut after each stage, CPU and wall time.
+    cfg="$BENCH_DIR/stages"
+    mkdir -p "$cfg"
+    printf '[inventory]\nenabled = false\n[sensitive]\nenabled = false\n[detect]\nenabled = false\n' > "$cfg/pipeline.toml"
+    printf '[sensitive]\nenabled = false\n[detect]\nenabled = false\n' > "$cfg/inventory.toml"
+    printf '[detect]\nenabled = false\n' > "$cfg/sensitive.toml"
+    : > "$cfg/detect.toml"
+    for stage in pipeline inventory sensitive detect; do
+        rm -rf "$OUT"
+        /usr/bin/time -f "%e %U %S %M" -o "$cfg/$stage.time" "$BIN" replay "$CAPTURE" --config "$cfg/$stage.toml" --out "$OUT" >/dev/null 2>&1 || true
+        read -r wall user sys rss < "$cfg/$stage.time"
+        python3 -c "import sys; w,u,s,r,b=map(float,sys.argv[1:6]); print(f'  up to {sys.argv[6]:<10} {w:6.2f} s wall {u+s:6.2f} s CPU {b*8/w/1e9:5.2f} Gbit/s  peak RSS {r/1024:4.0f} MiB')" \
+            "$wall" "$user" "$sys" "$rss" "$(stat -c %s "$CAPTURE")" "$stage"
+    done
+fi
+exit $status
