@@ -39,6 +39,15 @@ struct OpClasses {
     classes: Vec<String>,
 }
 
+/// Operations answered 404 to one actor, remembered with the time of the first 404: (operation, time).
+#[derive(Default)]
+struct NotFounds {
+    paths: Vec<(u64, f64)>,
+}
+
+/// Distinct 404 operations remembered per actor; far above any threshold that makes sense.
+const MAX_NOT_FOUND_PATHS: usize = 256;
+
 /// Classes remembered per operation.
 const MAX_CLASSES: usize = 64;
 
@@ -52,13 +61,16 @@ pub struct Abuse {
     errors: RuleId,
     pii: RuleId,
     size: RuleId,
-    requests: Bounded<String, WindowCount>,
-    not_founds: Bounded<String, WindowCount>,
-    server_errors: Bounded<String, WindowCount>,
-    sizes: Bounded<String, SizeStats>,
+    /// By actor.
+    requests: Bounded<u64, WindowCount>,
+    /// By actor.
+    not_founds: Bounded<u64, NotFounds>,
+    /// By operation.
+    server_errors: Bounded<u64, WindowCount>,
+    sizes: Bounded<u64, SizeStats>,
     new_pii: RuleId,
     headers: RuleId,
-    classes: Bounded<String, OpClasses>,
+    classes: Bounded<u64, OpClasses>,
     warmup: u64,
     max_window: f64,
 }
@@ -88,9 +100,9 @@ impl Abuse {
 
     fn count(
         &self,
-        map: &Bounded<String, WindowCount>,
+        map: &Bounded<u64, WindowCount>,
         rule: RuleId,
-        key: String,
+        key: u64,
         scope: Scope,
         what: &str,
         em: &mut Emitter<'_>,
@@ -105,6 +117,39 @@ impl Abuse {
         }
     }
 
+    /// Directory busting asks for many paths that do not exist: distinct operations (method and template)
+    /// answered 404 to one actor count, not 404s on the ids of one operation (objects that do not exist,
+    /// which `bola_enumeration` judges).
+    fn not_found(&self, em: &mut Emitter<'_>) {
+        let f = em.facts;
+        if !em.on(self.not_found) {
+            return;
+        }
+        let window = em.rules.window(self.not_found);
+        let n = self
+            .not_founds
+            .update(f.actor_id, NotFounds::default, |s| {
+                s.paths.retain(|(_, t)| t + window >= f.ts);
+                if s.paths.iter().any(|(op, _)| *op == f.op_id) {
+                    return None;
+                }
+                if s.paths.len() >= MAX_NOT_FOUND_PATHS {
+                    s.paths.remove(0);
+                }
+                s.paths.push((f.op_id, f.ts));
+                Some(s.paths.len())
+            })
+            .flatten();
+        if let Some(n) = n.filter(|n| *n as f64 >= em.rules.threshold(self.not_found)) {
+            em.raise(
+                Hit::new(self.not_found)
+                    .scope(Scope::Actor)
+                    .events(n as u64)
+                    .evidence(format!("{n} distinct paths answered 404 within {window}s")),
+            );
+        }
+    }
+
     fn excessive(&self, tx: &Transaction, em: &mut Emitter<'_>) {
         let f = em.facts;
         if !f.success() || !em.on(self.size) {
@@ -112,7 +157,7 @@ impl Abuse {
         }
         let len = tx.response_body_decoded_len.unwrap_or(tx.response_body_len);
         let threshold = em.rules.threshold(self.size);
-        let key = format!("{}\n{}", f.host, f.endpoint);
+        let key = f.op_id;
         let warmup = self.warmup.max(2);
         let verdict = self.sizes.update(key, SizeStats::default, |s| {
             let x = len as f64;
@@ -151,8 +196,7 @@ impl Abuse {
         if resp.peek().is_none() {
             // Still one more response of the operation.
             if em.on(self.new_pii) {
-                let key = format!("{}\n{}", f.host, f.endpoint);
-                self.classes.update(key, OpClasses::default, |o| o.responses += 1);
+                self.classes.update(f.op_id, OpClasses::default, |o| o.responses += 1);
             }
             return;
         }
@@ -174,6 +218,7 @@ impl Abuse {
                 em.raise(
                     Hit::new(self.headers)
                         .scope(Scope::Endpoint)
+                        .once(0)
                         .at("response.header", "")
                         .evidence(format!("missing {}", missing.join(", "))),
                 );
@@ -183,11 +228,12 @@ impl Abuse {
             return;
         }
         let found: Vec<&super::super::analyzer::DataClassHit> = resp.collect();
-        let key = format!("{}\n{}", f.host, f.endpoint);
-        let warmup = self.warmup.max(1);
+        // A class absent from n responses is, with 95% confidence, rarer than 3/n (the rule of three): the
+        // baseline must be long enough that a rare but ordinary class has shown up in it.
+        let warmup = (em.rules.threshold(self.new_pii) as u64).max(self.warmup).max(1);
         let new = self
             .classes
-            .update(key, OpClasses::default, |o| {
+            .update(f.op_id, OpClasses::default, |o| {
                 let learned = o.responses >= warmup;
                 o.responses += 1;
                 let mut new = Vec::new();
@@ -221,14 +267,12 @@ impl Detector for Abuse {
 
     fn on_transaction(&self, tx: &Transaction, ctx: &TxContext, em: &mut Emitter<'_>) {
         let f = em.facts;
-        self.count(&self.requests, self.rate, f.actor_key.clone(), Scope::Actor, "requests", em);
+        self.count(&self.requests, self.rate, f.actor_id, Scope::Actor, "requests", em);
         if f.status == Some(404) {
-            let key = f.actor.ip.clone().unwrap_or_default();
-            self.count(&self.not_founds, self.not_found, key, Scope::Actor, "answers 404", em);
+            self.not_found(em);
         }
         if f.status.is_some_and(|s| s >= 500) {
-            let key = format!("{}\n{}", f.host, f.endpoint);
-            self.count(&self.server_errors, self.errors, key, Scope::Endpoint, "answers 5xx", em);
+            self.count(&self.server_errors, self.errors, f.op_id, Scope::Endpoint, "answers 5xx", em);
         }
         if em.on(self.pii) {
             let mut hits = ctx.data_classes.iter().filter(|d| {
@@ -241,6 +285,8 @@ impl Detector for Abuse {
                 classes.dedup();
                 em.raise(
                     Hit::new(self.pii)
+                        .scope(Scope::Endpoint)
+                        .once(0)
                         .at("request.query", first.field.clone())
                         .evidence(format!("{} in the URL (value not shown)", classes.join(", "))),
                 );
@@ -252,10 +298,10 @@ impl Detector for Abuse {
 
     fn on_tick(&self, now: f64) {
         let w = self.max_window;
-        let keep = |_: &String, c: &mut WindowCount| c.last().is_some_and(|l| l as f64 + w >= now);
+        let keep = |_: &u64, c: &mut WindowCount| c.last().is_some_and(|l| l as f64 + w >= now);
         self.requests.retain(keep);
-        self.not_founds.retain(keep);
         self.server_errors.retain(keep);
+        self.not_founds.retain(|_, n| n.paths.last().is_some_and(|(_, t)| t + w >= now));
     }
 
     fn cap_hits(&self) -> u64 {
@@ -353,7 +399,8 @@ mod tests {
             category: "pii".into(),
         };
         let ctx = TxContext { data_classes: vec![dc("email")], ..Default::default() };
-        for i in 0..25 {
+        // The baseline is the rule's threshold (300 responses): a class absent from them is rarer than 1%.
+        for i in 0..300 {
             let t = with_response(
                 tx("GET", "/v1/users", &[], "", 200, f64::from(i)),
                 &[("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff")],
@@ -369,8 +416,19 @@ mod tests {
         assert!(n["evidence"].as_str().unwrap().starts_with("ssn"), "{n}");
         let m = a.iter().find(|a| a["rule_id"] == "missing_security_headers").expect("headers");
         assert!(m["evidence"].as_str().unwrap().contains("no-store"));
-        // Known from now on.
-        assert!(!has(&fired_ctx(&e, &t, &ctx), "new_pii_in_response"));
+        // Known from now on; the missing headers are a property of the operation, reported once.
+        let a = fired_ctx(&e, &t, &ctx);
+        assert!(!has(&a, "new_pii_in_response") && !has(&a, "missing_security_headers"), "{a:?}");
+        // Before the baseline, a class is learnt silently.
+        let e = engine(Settings::default());
+        for i in 0..250 {
+            let ctx =
+                TxContext { data_classes: vec![dc(if i < 240 { "email" } else { "iban" })], ..Default::default() };
+            assert!(!has(
+                &fired_ctx(&e, &tx("GET", "/v1/users", &[], "", 200, f64::from(i)), &ctx),
+                "new_pii_in_response"
+            ));
+        }
     }
 
     #[test]

@@ -227,8 +227,10 @@ pub struct Misconfig {
     debug: RuleId,
     probe: RuleId,
     scanner: RuleId,
-    versions_seen: Bounded<String, bool>,
-    probes: Bounded<String, (Vec<u64>, f64)>,
+    /// (service, header, value) hashes already reported.
+    versions_seen: Bounded<u64, ()>,
+    /// By address.
+    probes: Bounded<u64, (Vec<u64>, f64)>,
     hasher: foldhash::fast::RandomState,
 }
 
@@ -287,14 +289,16 @@ impl Misconfig {
             if !disclosing {
                 continue;
             }
-            let shown = truncate_escaped(v.as_bytes(), 64);
-            let key = format!("{}\n{n}\n{shown}", em.facts.host);
-            let first =
-                self.versions_seen.update(key, || false, |seen| !std::mem::replace(seen, true)).unwrap_or(false);
-            if first {
+            let key = std::hash::BuildHasher::hash_one(&self.hasher, (&*em.facts.service, &n, v));
+            if self.versions_seen.get(&key, |_| ()).is_some() {
+                continue;
+            }
+            if self.versions_seen.update(key, || (), |_| ()).is_some() {
+                let shown = truncate_escaped(v.as_bytes(), 64);
                 em.raise(
                     Hit::new(self.version)
                         .scope(Scope::Host)
+                        .once(key)
                         .at("response.header", name)
                         .evidence(format!("{name}: {shown}")),
                 );
@@ -317,13 +321,14 @@ impl Misconfig {
         }
         let origin = origin.trim();
         let req_origin = tx.request_headers.get("origin").map(str::trim);
-        let host = em.facts.host.as_str();
+        let host = &*em.facts.host;
         let reflected = req_origin.is_some_and(|o| o == origin && !o.ends_with(&format!("//{host}")));
         if origin == "*" || origin.eq_ignore_ascii_case("null") || reflected {
             let what = if reflected { "reflects the request Origin" } else { "allows any origin" };
             em.raise(
                 Hit::new(self.cors)
                     .scope(Scope::Endpoint)
+                    .once(0)
                     .at("response.header", "Access-Control-Allow-Origin")
                     .evidence(format!("{what} ({}) with credentials", truncate_escaped(origin.as_bytes(), 64))),
             );
@@ -354,7 +359,7 @@ impl Misconfig {
         if em.on(self.probe) && PROBE_PATHS.iter().any(|p| lower.starts_with(p)) {
             let window = em.rules.window(self.probe);
             let h = std::hash::BuildHasher::hash_one(&self.hasher, &lower);
-            let key = f.actor.ip.clone().unwrap_or_default();
+            let key = f.ip_id;
             let n = self
                 .probes
                 .update(
@@ -373,7 +378,7 @@ impl Misconfig {
                 )
                 .unwrap_or(0);
             if n as f64 >= em.rules.threshold(self.probe) {
-                em.raise(Hit::new(self.probe).scope(Scope::Actor).at("request.path", "").events(n as u64).evidence(
+                em.raise(Hit::new(self.probe).scope(Scope::Address).at("request.path", "").events(n as u64).evidence(
                     format!("{n} well-known sensitive paths, e.g. {}", truncate_escaped(tx.path.as_bytes(), 64)),
                 ));
             }
@@ -493,6 +498,9 @@ mod tests {
         let e = engine(Settings::default());
         let bad = [("Access-Control-Allow-Origin", "*"), ("Access-Control-Allow-Credentials", "true")];
         assert!(has(&fired(&e, &resp(200, &bad, "")), "cors_credentials"));
+        // A property of the operation: reported once.
+        assert!(!has(&fired(&e, &resp(200, &bad, "")), "cors_credentials"));
+        let e = engine(Settings::default());
         let mut t = resp(
             200,
             &[("Access-Control-Allow-Origin", "https://evil.example"), ("Access-Control-Allow-Credentials", "true")],

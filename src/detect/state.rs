@@ -66,6 +66,12 @@ impl<K: Hash + Eq, V> Bounded<K, V> {
         m.get(k).map(f)
     }
 
+    /// Runs `f` on the entry of `k` when present, mutably.
+    pub fn get_mut<R>(&self, k: &K, f: impl FnOnce(&mut V) -> R) -> Option<R> {
+        let mut m = self.shard(k).lock().unwrap_or_else(|e| e.into_inner());
+        m.get_mut(k).map(f)
+    }
+
     /// Keeps the entries for which `keep` is true.
     pub fn retain(&self, mut keep: impl FnMut(&K, &mut V) -> bool) {
         for s in &self.shards {
