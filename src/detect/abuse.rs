@@ -203,8 +203,7 @@ impl Abuse {
         if em.on(self.headers) && f.success() {
             let h = &tx.response_headers;
             let cache_ok = h.get("cache-control").is_some_and(|v| {
-                let v = v.to_ascii_lowercase();
-                v.contains("no-store") || v.contains("private")
+                super::contains_ignore_ascii_case(v, "no-store") || super::contains_ignore_ascii_case(v, "private")
             });
             let nosniff = h.get("x-content-type-options").is_some_and(|v| v.trim().eq_ignore_ascii_case("nosniff"));
             let mut missing = Vec::new();

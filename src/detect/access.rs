@@ -202,8 +202,9 @@ const BFLA_MIN_POPULATION: u64 = 10;
 fn privileged(tx: &Transaction) -> bool {
     !matches!(tx.method.as_str(), "GET" | "HEAD" | "OPTIONS")
         || tx.path.split('/').any(|s| {
-            let s = s.to_ascii_lowercase();
-            matches!(s.as_str(), "admin" | "administrator" | "manage" | "management" | "internal" | "superuser")
+            ["admin", "administrator", "manage", "management", "internal", "superuser"]
+                .iter()
+                .any(|p| s.eq_ignore_ascii_case(p))
         })
 }
 

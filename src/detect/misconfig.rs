@@ -199,10 +199,7 @@ fn verbose_candidate(body: &[u8]) -> bool {
 fn textual(tx: &Transaction) -> bool {
     match tx.response_headers.get("content-type") {
         None => true,
-        Some(ct) => {
-            let ct = ct.to_ascii_lowercase();
-            ["json", "text", "html", "xml", "problem"].iter().any(|t| ct.contains(t))
-        }
+        Some(ct) => ["json", "text", "html", "xml", "problem"].iter().any(|t| super::contains_ignore_ascii_case(ct, t)),
     }
 }
 
@@ -280,15 +277,16 @@ impl Misconfig {
             return;
         }
         for (name, v) in tx.response_headers.iter() {
-            let n = name.to_ascii_lowercase();
-            let disclosing = match n.as_str() {
-                "server" | "x-powered-by" | "x-generator" | "x-runtime-version" => VERSION.is_match(v),
-                "x-aspnet-version" | "x-aspnetmvc-version" => true,
-                _ => false,
+            let is = |names: &[&str]| names.iter().any(|n| name.eq_ignore_ascii_case(n));
+            let disclosing = if is(&["server", "x-powered-by", "x-generator", "x-runtime-version"]) {
+                VERSION.is_match(v)
+            } else {
+                is(&["x-aspnet-version", "x-aspnetmvc-version"])
             };
             if !disclosing {
                 continue;
             }
+            let n = name.to_ascii_lowercase();
             let key = std::hash::BuildHasher::hash_one(&self.hasher, (&*em.facts.service, &n, v));
             if self.versions_seen.get(&key, |_| ()).is_some() {
                 continue;
@@ -337,12 +335,14 @@ impl Misconfig {
 
     fn debug_endpoints(&self, tx: &Transaction, em: &mut Emitter<'_>) {
         let f = em.facts;
-        let lower = tx.path.to_ascii_lowercase();
+        let path = tx.path.as_str();
         if f.success() && em.on(self.debug) {
-            let segs = || lower.split('/').filter(|s| !s.is_empty());
-            let debug = segs().find(|s| DEBUG_SEGMENTS.contains(s));
-            let admin = if f.authenticated { None } else { segs().find(|s| ADMIN_SEGMENTS.contains(s)) };
+            let segs = || path.split('/').filter(|s| !s.is_empty());
+            let among = |set: &[&str], s: &str| set.iter().any(|d| s.eq_ignore_ascii_case(d));
+            let debug = segs().find(|s| among(DEBUG_SEGMENTS, s));
+            let admin = if f.authenticated { None } else { segs().find(|s| among(ADMIN_SEGMENTS, s)) };
             if let Some(seg) = debug.or(admin) {
+                let seg = seg.to_ascii_lowercase();
                 em.raise(
                     Hit::new(self.debug)
                         .scope(Scope::Endpoint)
@@ -356,9 +356,11 @@ impl Misconfig {
                 );
             }
         }
-        if em.on(self.probe) && PROBE_PATHS.iter().any(|p| lower.starts_with(p)) {
+        if em.on(self.probe)
+            && PROBE_PATHS.iter().any(|p| path.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p)))
+        {
             let window = em.rules.window(self.probe);
-            let h = std::hash::BuildHasher::hash_one(&self.hasher, &lower);
+            let h = std::hash::BuildHasher::hash_one(&self.hasher, path.to_ascii_lowercase());
             let key = f.ip_id;
             let n = self
                 .probes

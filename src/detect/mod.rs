@@ -163,7 +163,7 @@ pub struct Facts<'a> {
     /// the query).
     pub authenticated: bool,
     /// `bearer`, `basic`, other Authorization schemes lower-cased.
-    pub auth_scheme: Option<String>,
+    pub auth_scheme: Option<std::borrow::Cow<'static, str>>,
     pub jwt: Option<Arc<Jwt>>,
     pub status: Option<u16>,
 }
@@ -651,7 +651,7 @@ impl Engine {
                 });
                 jwt = j;
                 identity = id;
-                auth_scheme = Some("bearer".to_owned());
+                auth_scheme = Some(Cow::Borrowed("bearer"));
             } else if scheme.eq_ignore_ascii_case("basic") {
                 let (_, id) = self.credential(2, cred, |cred| {
                     let id = match basic_user(cred) {
@@ -661,9 +661,9 @@ impl Engine {
                     (None, Some(id))
                 });
                 identity = id;
-                auth_scheme = Some("basic".to_owned());
+                auth_scheme = Some(Cow::Borrowed("basic"));
             } else {
-                auth_scheme = Some(truncate_escaped(scheme.to_ascii_lowercase().as_bytes(), 16));
+                auth_scheme = Some(Cow::Owned(truncate_escaped(scheme.to_ascii_lowercase().as_bytes(), 16)));
             }
         }
         if let Some(k) = api_key {
@@ -708,12 +708,7 @@ impl Engine {
     }
 
     /// A credential's decoded form and identity, from the cache or computed by `make` and cached.
-    fn credential(
-        &self,
-        tag: u8,
-        cred: &str,
-        make: impl FnOnce(&str) -> (Option<Jwt>, Option<String>),
-    ) -> Credential {
+    fn credential(&self, tag: u8, cred: &str, make: impl FnOnce(&str) -> (Option<Jwt>, Option<String>)) -> Credential {
         use std::hash::BuildHasher as _;
         let key = self.hasher.hash_one((tag, cred));
         if let Some(c) = self.creds.get(&key, |c| c.clone()) {
