@@ -3,7 +3,7 @@
 //! far larger than the operation's baseline (bulk extraction).
 
 use super::rules::{RuleId, Rules};
-use super::state::{Bounded, WindowCount};
+use super::state::{Bounded, Peers, WindowCount};
 use super::{Detector, Emitter, Hit, Scope, Settings, TxContext};
 use crate::http::Transaction;
 
@@ -39,6 +39,18 @@ struct OpClasses {
     classes: Vec<String>,
 }
 
+/// One actor's requests in the rate window, and the count last added to the peers.
+#[derive(Default)]
+struct Rate {
+    window: WindowCount,
+    counted: u64,
+}
+
+/// Other actors before the typical rate means something.
+const RATE_MIN_PEERS: u64 = 5;
+/// An actor is an outlier when it sends this many times the typical rate.
+const RATE_PEER_FACTOR: f64 = 4.0;
+
 /// Operations answered 404 to one actor, remembered with the time of the first 404: (operation, time).
 #[derive(Default)]
 struct NotFounds {
@@ -62,7 +74,9 @@ pub struct Abuse {
     pii: RuleId,
     size: RuleId,
     /// By actor.
-    requests: Bounded<u64, WindowCount>,
+    requests: Bounded<u64, Rate>,
+    /// Every actor's request count in its window.
+    rate_peers: std::sync::Mutex<Peers>,
     /// By actor.
     not_founds: Bounded<u64, NotFounds>,
     /// By operation.
@@ -87,6 +101,7 @@ impl Abuse {
             pii: id("pii_in_query"),
             size: id("excessive_response"),
             requests: Bounded::new(cap, "[detect] max_tracked_keys"),
+            rate_peers: Default::default(),
             not_founds: Bounded::new(cap, "[detect] max_tracked_keys"),
             server_errors: Bounded::new(cap, "[detect] max_tracked_keys"),
             sizes: Bounded::new(cap, "[detect] max_tracked_keys"),
@@ -117,12 +132,44 @@ impl Abuse {
         }
     }
 
-    /// Directory busting asks for many paths that do not exist: distinct operations (method and template)
-    /// answered 404 to one actor count, not 404s on the ids of one operation (objects that do not exist,
-    /// which `bola_enumeration` judges).
+    /// An actor sending far more than its peers. Every client of a load test, a batch job or a busy
+    /// integration sends many requests a minute; what stands out is one sending several times what is
+    /// typical (with fewer than `RATE_MIN_PEERS` other actors, the threshold alone decides).
+    fn rate(&self, em: &mut Emitter<'_>) {
+        let f = em.facts;
+        if !em.on(self.rate) {
+            return;
+        }
+        let window = em.rules.window(self.rate);
+        let Some((before, n)) = self.requests.update(f.actor_id, Rate::default, |r| {
+            let n = r.window.add(f.ts, window);
+            (std::mem::replace(&mut r.counted, n), n)
+        }) else {
+            return;
+        };
+        let typical = {
+            let mut p = self.rate_peers.lock().unwrap_or_else(|e| e.into_inner());
+            p.adjust(before, n);
+            p.typical_other(n, RATE_MIN_PEERS)
+        };
+        if (n as f64) < em.rules.threshold(self.rate) {
+            return;
+        }
+        let mut ev = format!("{n} requests within {window}s");
+        match typical {
+            Some(t) if (n as f64) < RATE_PEER_FACTOR * t => return,
+            Some(t) => ev.push_str(&format!("; other actors about {t:.0}")),
+            None => {}
+        }
+        em.raise(Hit::new(self.rate).scope(Scope::Actor).events(n).evidence(ev));
+    }
+
+    /// Directory busting asks for many paths that do not exist: distinct literal operations (method and
+    /// a template without parameters) answered 404 to one actor count. A 404 on an operation with an id
+    /// parameter is an object that does not exist (`bola_enumeration` judges those).
     fn not_found(&self, em: &mut Emitter<'_>) {
         let f = em.facts;
-        if !em.on(self.not_found) {
+        if !em.on(self.not_found) || f.template.contains('{') {
             return;
         }
         let window = em.rules.window(self.not_found);
@@ -266,7 +313,7 @@ impl Detector for Abuse {
 
     fn on_transaction(&self, tx: &Transaction, ctx: &TxContext, em: &mut Emitter<'_>) {
         let f = em.facts;
-        self.count(&self.requests, self.rate, f.actor_id, Scope::Actor, "requests", em);
+        self.rate(em);
         if f.status == Some(404) {
             self.not_found(em);
         }
@@ -298,7 +345,20 @@ impl Detector for Abuse {
     fn on_tick(&self, now: f64) {
         let w = self.max_window;
         let keep = |_: &u64, c: &mut WindowCount| c.last().is_some_and(|l| l as f64 + w >= now);
-        self.requests.retain(keep);
+        let mut idle = Vec::new();
+        self.requests.retain(|_, r| {
+            let k = r.window.last().is_some_and(|l| l as f64 + w >= now);
+            if !k {
+                idle.push(r.counted);
+            }
+            k
+        });
+        if !idle.is_empty() {
+            let mut p = self.rate_peers.lock().unwrap_or_else(|e| e.into_inner());
+            for c in idle {
+                p.adjust(c, 0);
+            }
+        }
         self.server_errors.retain(keep);
         self.not_founds.retain(|_, n| n.paths.last().is_some_and(|(_, t)| t + w >= now));
     }
@@ -368,6 +428,34 @@ mod tests {
             .filter(|i| has(&fired(&e, &tx("GET", "/x", &[], "", 200, f64::from(*i) * 0.1)), "rate_anomaly"))
             .count();
         assert_eq!(n, 51);
+    }
+
+    #[test]
+    fn rate_anomaly_against_peers() {
+        let e = engine(Settings::default());
+        // Twenty clients of a load test, each 1,000 requests a minute: none stands out.
+        let mut any = false;
+        for i in 0..20_000u32 {
+            let auth = format!("Bearer c{}", i % 20);
+            let t = tx("GET", "/v1/items", &[("Authorization", &auth)], "", 200, f64::from(i) * 0.003);
+            any |= has(&fired(&e, &t), "rate_anomaly");
+        }
+        assert!(!any);
+        // One sending five times that does.
+        let hit = (0..5000u32).any(|i| {
+            let t = tx("GET", "/v1/items", &[("Authorization", "Bearer hot")], "", 200, 60.0 + f64::from(i) * 0.01);
+            has(&fired(&e, &t), "rate_anomaly")
+        });
+        assert!(hit);
+    }
+
+    #[test]
+    fn not_found_on_ids_is_no_directory_busting() {
+        let e = engine(Settings::default());
+        for i in 0..30 {
+            let t = tx("GET", &format!("/v1/users/{}", 1000 + i), &[], "", 404, f64::from(i));
+            assert!(!has(&fired(&e, &t), "not_found_burst"));
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::hash::{BuildHasher, Hash, Hasher};
 
 use super::rules::{RuleId, Rules};
-use super::state::{Bounded, WindowCount};
+use super::state::{Bounded, Peers, WindowCount};
 use super::{Detector, Emitter, Facts, Hit, Scope, Settings, TxContext};
 use crate::http::Transaction;
 
@@ -106,39 +106,6 @@ struct IdWalk {
     counted: u64,
     /// The operation (to take `counted` back out of its peers when the walk expires).
     op: u64,
-}
-
-/// Distinct-id counts of the actors of one operation (their current windows), for what is typical there.
-#[derive(Clone, Copy, Default)]
-struct Peers {
-    actors: u64,
-    sum: u64,
-    sum_sq: u64,
-}
-
-impl Peers {
-    /// One actor's count went from `before` to `now`.
-    fn adjust(&mut self, before: u64, now: u64) {
-        if before == 0 && now > 0 {
-            self.actors += 1;
-        } else if before > 0 && now == 0 {
-            self.actors = self.actors.saturating_sub(1);
-        }
-        self.sum = (self.sum + now).saturating_sub(before);
-        self.sum_sq = (self.sum_sq + now * now).saturating_sub(before * before);
-    }
-
-    /// The typical count of the other actors, as a request sees it (the mean weighted by each actor's
-    /// own count: Σn²/Σn, so that the many one-request actors do not make everybody else look like an
-    /// outlier); `None` below `BOLA_MIN_PEERS` other actors.
-    fn typical_other(&self, mine: u64) -> Option<f64> {
-        let others = self.actors.saturating_sub(1);
-        let sum = self.sum.saturating_sub(mine);
-        if others < BOLA_MIN_PEERS || sum == 0 {
-            return None;
-        }
-        Some(self.sum_sq.saturating_sub(mine * mine) as f64 / sum as f64)
-    }
 }
 
 /// Other actors on an operation before what is typical there means something.
@@ -510,7 +477,7 @@ impl Access {
         } else {
             // Random ids: many actors legitimately read many objects (a NAT address, a back-office
             // service). Enumeration is an actor reading far more distinct objects than its peers do.
-            match peers.typical_other(n) {
+            match peers.typical_other(n, BOLA_MIN_PEERS) {
                 Some(typical) if (n as f64) < BOLA_PEER_FACTOR * typical => return,
                 Some(typical) => ev.push_str(&format!(", peers about {typical:.0}")),
                 // Too few peers to compare with: the threshold alone decides.

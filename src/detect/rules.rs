@@ -281,7 +281,7 @@ pub const BUILTIN: &[Builtin] = &[
         "T1499",
         600.0,
         60.0,
-        "threshold: requests from one actor within window seconds"
+        "threshold: requests from one actor within window seconds; with 5 or more other actors, also 4x what is typical of them"
     ),
     rule!(
         "not_found_burst",
@@ -293,7 +293,7 @@ pub const BUILTIN: &[Builtin] = &[
         "T1595.003",
         10.0,
         60.0,
-        "threshold: distinct operations (method and template) answered 404 to one actor within window seconds"
+        "threshold: distinct literal operations (method and a template without id parameters) answered 404 to one actor within window seconds"
     ),
     rule!(
         "server_error_spike",
