@@ -106,7 +106,14 @@ struct IdWalk {
     counted: u64,
     /// The operation (to take `counted` back out of its peers when the walk expires).
     op: u64,
+    /// New ids since the walk was last judged.
+    unjudged: u64,
 }
+
+/// Walks up to this many ids are judged on every new id ...
+const BOLA_JUDGE_ALWAYS: u64 = 64;
+/// ... longer ones every this many new ids.
+const BOLA_JUDGE_EVERY: u64 = 16;
 
 /// Other actors on an operation before what is typical there means something.
 const BOLA_MIN_PEERS: u64 = 5;
@@ -434,17 +441,22 @@ impl Access {
             || IdWalk { op: f.op_id, ..IdWalk::default() },
             |w| {
                 w.ids.retain(|x| x.ts + window >= f.ts);
-                if !w.ids.iter().any(|x| x.hash == h) {
+                let new = !w.ids.iter().any(|x| x.hash == h);
+                if new {
                     if w.ids.len() >= MAX_IDS {
                         w.ids.remove(0);
                     }
                     w.ids.push(IdSeen { hash: h, ts: f.ts, num, refused });
+                    w.unjudged += 1;
                 }
                 let n = w.ids.len() as u64;
                 let before = std::mem::replace(&mut w.counted, n);
-                if (n as f64) < threshold {
+                // A repeated id adds nothing to judge. Judging sorts the ids: past `BOLA_JUDGE_ALWAYS` ids a
+                // walk is judged again every `BOLA_JUDGE_EVERY` new ids, not on each.
+                if !new || (n as f64) < threshold || (n > BOLA_JUDGE_ALWAYS && w.unjudged < BOLA_JUDGE_EVERY) {
                     return (before, n, None);
                 }
+                w.unjudged = 0;
                 let mut nums: Vec<u64> = w.ids.iter().filter_map(|x| x.num).collect();
                 nums.sort_unstable();
                 let steps =
