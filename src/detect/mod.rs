@@ -15,6 +15,11 @@
 //! of latency in live mode. `dedup_window = "0s"` emits every hit at once. When the pending table is full
 //! (`max_pending_alerts`) a new alert is emitted at once, unaggregated, never dropped.
 //!
+//! **Actors** are the client address plus the credential presented (see [`Actor`]): the users behind one
+//! NAT or proxy address are not one client. **Posture findings** ([`Hit::once`]: missing security headers,
+//! personal data in query strings, CORS, versions, cleartext credentials) are properties of an operation or
+//! service and are reported once, with one example transaction.
+//!
 //! **Evidence** never holds a credential: tokens, keys and passwords are described (kind, length), not
 //! shown. Attack payloads are shown cut to `evidence_bytes` with non-printable bytes escaped.
 
