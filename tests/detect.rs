@@ -278,11 +278,11 @@ fn real_attack_capture_recall() {
 
 /// The bench capture (real nginx + wrk API traffic, ../bench/api-small.pcap), replayed with the shipped
 /// settings. The generator's planted requests (scanner probes and the leaking debug endpoint, see
-/// ../shared/bench/gen/README.md) are not benign and are left out. Attack, unauthenticated-access and
-/// failed-auth alerts must stay at or under 0.1% of benign transactions; all rules together are bounded
-/// at 5% for now (today about 3%: BOLA from the single load-generator address walking random user ids,
-/// missing security headers and e-mails in query strings, which are true of this traffic), a known gap
-/// against the 0.1% target.
+/// ../shared/bench/gen/README.md) are not benign and are left out. At most 0.1% of the benign transactions
+/// may be referenced by an alert (today about 0.08%: the posture findings of this server, missing security
+/// headers, e-mails in a query string and credentials on plain HTTP, each once per operation or service with
+/// one example). CI has no bench capture: `detect::tests::one_address_many_clients_benign_rate` checks the
+/// same traffic shape without it.
 #[test]
 fn bench_capture_benign_rate() {
     let pcap = std::env::var_os("MIRADOR_BENIGN_PCAP")
@@ -323,5 +323,5 @@ fn bench_capture_benign_rate() {
     }
     assert!(benign > 10_000, "{benign}");
     assert!(attack_alerted * 1000 <= benign, "{attack_alerted} of {benign}: {per_rule:?}");
-    assert!(alerted * 20 <= benign, "{alerted} of {benign} benign transactions alerted: {per_rule:?}");
+    assert!(alerted * 1000 <= benign, "{alerted} of {benign} benign transactions alerted: {per_rule:?}");
 }

@@ -3,7 +3,7 @@
 //! far larger than the operation's baseline (bulk extraction).
 
 use super::rules::{RuleId, Rules};
-use super::state::{Bounded, WindowCount};
+use super::state::{Bounded, Peers, WindowCount};
 use super::{Detector, Emitter, Hit, Scope, Settings, TxContext};
 use crate::http::Transaction;
 
@@ -39,6 +39,27 @@ struct OpClasses {
     classes: Vec<String>,
 }
 
+/// One actor's requests in the rate window, and the count last added to the peers.
+#[derive(Default)]
+struct Rate {
+    window: WindowCount,
+    counted: u64,
+}
+
+/// Other actors before the typical rate means something.
+const RATE_MIN_PEERS: u64 = 5;
+/// An actor is an outlier when it sends this many times the typical rate.
+const RATE_PEER_FACTOR: f64 = 4.0;
+
+/// Operations answered 404 to one actor, remembered with the time of the first 404: (operation, time).
+#[derive(Default)]
+struct NotFounds {
+    paths: Vec<(u64, f64)>,
+}
+
+/// Distinct 404 operations remembered per actor; far above any threshold that makes sense.
+const MAX_NOT_FOUND_PATHS: usize = 256;
+
 /// Classes remembered per operation.
 const MAX_CLASSES: usize = 64;
 
@@ -52,13 +73,18 @@ pub struct Abuse {
     errors: RuleId,
     pii: RuleId,
     size: RuleId,
-    requests: Bounded<String, WindowCount>,
-    not_founds: Bounded<String, WindowCount>,
-    server_errors: Bounded<String, WindowCount>,
-    sizes: Bounded<String, SizeStats>,
+    /// By actor.
+    requests: Bounded<u64, Rate>,
+    /// Every actor's request count in its window.
+    rate_peers: std::sync::Mutex<Peers>,
+    /// By actor.
+    not_founds: Bounded<u64, NotFounds>,
+    /// By operation.
+    server_errors: Bounded<u64, WindowCount>,
+    sizes: Bounded<u64, SizeStats>,
     new_pii: RuleId,
     headers: RuleId,
-    classes: Bounded<String, OpClasses>,
+    classes: Bounded<u64, OpClasses>,
     warmup: u64,
     max_window: f64,
 }
@@ -75,6 +101,7 @@ impl Abuse {
             pii: id("pii_in_query"),
             size: id("excessive_response"),
             requests: Bounded::new(cap, "[detect] max_tracked_keys"),
+            rate_peers: Default::default(),
             not_founds: Bounded::new(cap, "[detect] max_tracked_keys"),
             server_errors: Bounded::new(cap, "[detect] max_tracked_keys"),
             sizes: Bounded::new(cap, "[detect] max_tracked_keys"),
@@ -88,9 +115,9 @@ impl Abuse {
 
     fn count(
         &self,
-        map: &Bounded<String, WindowCount>,
+        map: &Bounded<u64, WindowCount>,
         rule: RuleId,
-        key: String,
+        key: u64,
         scope: Scope,
         what: &str,
         em: &mut Emitter<'_>,
@@ -105,6 +132,71 @@ impl Abuse {
         }
     }
 
+    /// An actor sending far more than its peers. Every client of a load test, a batch job or a busy
+    /// integration sends many requests a minute; what stands out is one sending several times what is
+    /// typical (with fewer than `RATE_MIN_PEERS` other actors, the threshold alone decides).
+    fn rate(&self, em: &mut Emitter<'_>) {
+        let f = em.facts;
+        if !em.on(self.rate) {
+            return;
+        }
+        let window = em.rules.window(self.rate);
+        let Some((before, n)) = self.requests.update(f.actor_id, Rate::default, |r| {
+            let n = r.window.add(f.ts, window);
+            (std::mem::replace(&mut r.counted, n), n)
+        }) else {
+            return;
+        };
+        let typical = {
+            let mut p = self.rate_peers.lock().unwrap_or_else(|e| e.into_inner());
+            p.adjust(before, n);
+            p.typical_other(n, RATE_MIN_PEERS)
+        };
+        if (n as f64) < em.rules.threshold(self.rate) {
+            return;
+        }
+        let mut ev = format!("{n} requests within {window}s");
+        match typical {
+            Some(t) if (n as f64) < RATE_PEER_FACTOR * t => return,
+            Some(t) => ev.push_str(&format!("; other actors about {t:.0}")),
+            None => {}
+        }
+        em.raise(Hit::new(self.rate).scope(Scope::Actor).events(n).evidence(ev));
+    }
+
+    /// Directory busting asks for many paths that do not exist: distinct literal operations (method and
+    /// a template without parameters) answered 404 to one actor count. A 404 on an operation with an id
+    /// parameter is an object that does not exist (`bola_enumeration` judges those).
+    fn not_found(&self, em: &mut Emitter<'_>) {
+        let f = em.facts;
+        if !em.on(self.not_found) || f.template.contains('{') {
+            return;
+        }
+        let window = em.rules.window(self.not_found);
+        let n = self
+            .not_founds
+            .update(f.actor_id, NotFounds::default, |s| {
+                s.paths.retain(|(_, t)| t + window >= f.ts);
+                if s.paths.iter().any(|(op, _)| *op == f.op_id) {
+                    return None;
+                }
+                if s.paths.len() >= MAX_NOT_FOUND_PATHS {
+                    s.paths.remove(0);
+                }
+                s.paths.push((f.op_id, f.ts));
+                Some(s.paths.len())
+            })
+            .flatten();
+        if let Some(n) = n.filter(|n| *n as f64 >= em.rules.threshold(self.not_found)) {
+            em.raise(
+                Hit::new(self.not_found)
+                    .scope(Scope::Actor)
+                    .events(n as u64)
+                    .evidence(format!("{n} distinct paths answered 404 within {window}s")),
+            );
+        }
+    }
+
     fn excessive(&self, tx: &Transaction, em: &mut Emitter<'_>) {
         let f = em.facts;
         if !f.success() || !em.on(self.size) {
@@ -112,7 +204,7 @@ impl Abuse {
         }
         let len = tx.response_body_decoded_len.unwrap_or(tx.response_body_len);
         let threshold = em.rules.threshold(self.size);
-        let key = format!("{}\n{}", f.host, f.endpoint);
+        let key = f.op_id;
         let warmup = self.warmup.max(2);
         let verdict = self.sizes.update(key, SizeStats::default, |s| {
             let x = len as f64;
@@ -151,16 +243,14 @@ impl Abuse {
         if resp.peek().is_none() {
             // Still one more response of the operation.
             if em.on(self.new_pii) {
-                let key = format!("{}\n{}", f.host, f.endpoint);
-                self.classes.update(key, OpClasses::default, |o| o.responses += 1);
+                self.classes.update(f.op_id, OpClasses::default, |o| o.responses += 1);
             }
             return;
         }
         if em.on(self.headers) && f.success() {
             let h = &tx.response_headers;
             let cache_ok = h.get("cache-control").is_some_and(|v| {
-                let v = v.to_ascii_lowercase();
-                v.contains("no-store") || v.contains("private")
+                super::contains_ignore_ascii_case(v, "no-store") || super::contains_ignore_ascii_case(v, "private")
             });
             let nosniff = h.get("x-content-type-options").is_some_and(|v| v.trim().eq_ignore_ascii_case("nosniff"));
             let mut missing = Vec::new();
@@ -174,6 +264,7 @@ impl Abuse {
                 em.raise(
                     Hit::new(self.headers)
                         .scope(Scope::Endpoint)
+                        .once(0)
                         .at("response.header", "")
                         .evidence(format!("missing {}", missing.join(", "))),
                 );
@@ -183,11 +274,12 @@ impl Abuse {
             return;
         }
         let found: Vec<&super::super::analyzer::DataClassHit> = resp.collect();
-        let key = format!("{}\n{}", f.host, f.endpoint);
-        let warmup = self.warmup.max(1);
+        // A class absent from n responses is, with 95% confidence, rarer than 3/n (the rule of three): the
+        // baseline must be long enough that a rare but ordinary class has shown up in it.
+        let warmup = (em.rules.threshold(self.new_pii) as u64).max(self.warmup).max(1);
         let new = self
             .classes
-            .update(key, OpClasses::default, |o| {
+            .update(f.op_id, OpClasses::default, |o| {
                 let learned = o.responses >= warmup;
                 o.responses += 1;
                 let mut new = Vec::new();
@@ -221,14 +313,12 @@ impl Detector for Abuse {
 
     fn on_transaction(&self, tx: &Transaction, ctx: &TxContext, em: &mut Emitter<'_>) {
         let f = em.facts;
-        self.count(&self.requests, self.rate, f.actor_key.clone(), Scope::Actor, "requests", em);
+        self.rate(em);
         if f.status == Some(404) {
-            let key = f.actor.ip.clone().unwrap_or_default();
-            self.count(&self.not_founds, self.not_found, key, Scope::Actor, "answers 404", em);
+            self.not_found(em);
         }
         if f.status.is_some_and(|s| s >= 500) {
-            let key = format!("{}\n{}", f.host, f.endpoint);
-            self.count(&self.server_errors, self.errors, key, Scope::Endpoint, "answers 5xx", em);
+            self.count(&self.server_errors, self.errors, f.op_id, Scope::Endpoint, "answers 5xx", em);
         }
         if em.on(self.pii) {
             let mut hits = ctx.data_classes.iter().filter(|d| {
@@ -241,6 +331,8 @@ impl Detector for Abuse {
                 classes.dedup();
                 em.raise(
                     Hit::new(self.pii)
+                        .scope(Scope::Endpoint)
+                        .once(0)
                         .at("request.query", first.field.clone())
                         .evidence(format!("{} in the URL (value not shown)", classes.join(", "))),
                 );
@@ -252,10 +344,23 @@ impl Detector for Abuse {
 
     fn on_tick(&self, now: f64) {
         let w = self.max_window;
-        let keep = |_: &String, c: &mut WindowCount| c.last().is_some_and(|l| l as f64 + w >= now);
-        self.requests.retain(keep);
-        self.not_founds.retain(keep);
+        let keep = |_: &u64, c: &mut WindowCount| c.last().is_some_and(|l| l as f64 + w >= now);
+        let mut idle = Vec::new();
+        self.requests.retain(|_, r| {
+            let k = r.window.last().is_some_and(|l| l as f64 + w >= now);
+            if !k {
+                idle.push(r.counted);
+            }
+            k
+        });
+        if !idle.is_empty() {
+            let mut p = self.rate_peers.lock().unwrap_or_else(|e| e.into_inner());
+            for c in idle {
+                p.adjust(c, 0);
+            }
+        }
         self.server_errors.retain(keep);
+        self.not_founds.retain(|_, n| n.paths.last().is_some_and(|(_, t)| t + w >= now));
     }
 
     fn cap_hits(&self) -> u64 {
@@ -326,6 +431,34 @@ mod tests {
     }
 
     #[test]
+    fn rate_anomaly_against_peers() {
+        let e = engine(Settings::default());
+        // Twenty clients of a load test, each 1,000 requests a minute: none stands out.
+        let mut any = false;
+        for i in 0..20_000u32 {
+            let auth = format!("Bearer c{}", i % 20);
+            let t = tx("GET", "/v1/items", &[("Authorization", &auth)], "", 200, f64::from(i) * 0.003);
+            any |= has(&fired(&e, &t), "rate_anomaly");
+        }
+        assert!(!any);
+        // One sending five times that does.
+        let hit = (0..5000u32).any(|i| {
+            let t = tx("GET", "/v1/items", &[("Authorization", "Bearer hot")], "", 200, 60.0 + f64::from(i) * 0.01);
+            has(&fired(&e, &t), "rate_anomaly")
+        });
+        assert!(hit);
+    }
+
+    #[test]
+    fn not_found_on_ids_is_no_directory_busting() {
+        let e = engine(Settings::default());
+        for i in 0..30 {
+            let t = tx("GET", &format!("/v1/users/{}", 1000 + i), &[], "", 404, f64::from(i));
+            assert!(!has(&fired(&e, &t), "not_found_burst"));
+        }
+    }
+
+    #[test]
     fn pii_in_query_from_data_classes() {
         let e = engine(Settings::default());
         let dc = |loc: &'static str, cat: &str| DataClassHit {
@@ -353,7 +486,8 @@ mod tests {
             category: "pii".into(),
         };
         let ctx = TxContext { data_classes: vec![dc("email")], ..Default::default() };
-        for i in 0..25 {
+        // The baseline is the rule's threshold (300 responses): a class absent from them is rarer than 1%.
+        for i in 0..300 {
             let t = with_response(
                 tx("GET", "/v1/users", &[], "", 200, f64::from(i)),
                 &[("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff")],
@@ -369,8 +503,19 @@ mod tests {
         assert!(n["evidence"].as_str().unwrap().starts_with("ssn"), "{n}");
         let m = a.iter().find(|a| a["rule_id"] == "missing_security_headers").expect("headers");
         assert!(m["evidence"].as_str().unwrap().contains("no-store"));
-        // Known from now on.
-        assert!(!has(&fired_ctx(&e, &t, &ctx), "new_pii_in_response"));
+        // Known from now on; the missing headers are a property of the operation, reported once.
+        let a = fired_ctx(&e, &t, &ctx);
+        assert!(!has(&a, "new_pii_in_response") && !has(&a, "missing_security_headers"), "{a:?}");
+        // Before the baseline, a class is learnt silently.
+        let e = engine(Settings::default());
+        for i in 0..250 {
+            let ctx =
+                TxContext { data_classes: vec![dc(if i < 240 { "email" } else { "iban" })], ..Default::default() };
+            assert!(!has(
+                &fired_ctx(&e, &tx("GET", "/v1/users", &[], "", 200, f64::from(i)), &ctx),
+                "new_pii_in_response"
+            ));
+        }
     }
 
     #[test]

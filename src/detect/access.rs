@@ -5,7 +5,7 @@
 use std::hash::{BuildHasher, Hash, Hasher};
 
 use super::rules::{RuleId, Rules};
-use super::state::{Bounded, WindowCount};
+use super::state::{Bounded, Peers, WindowCount};
 use super::{Detector, Emitter, Facts, Hit, Scope, Settings, TxContext};
 use crate::http::Transaction;
 
@@ -89,10 +89,66 @@ pub fn is_credential_param(name: &str) -> bool {
 /// Ids remembered per actor and template for enumeration; far above any threshold that makes sense.
 const MAX_IDS: usize = 512;
 
+struct IdSeen {
+    hash: u64,
+    /// Packet time of the first request for it within the window.
+    ts: f64,
+    /// The id as a number, when it is one (for sequential walks).
+    num: Option<u64>,
+    /// Answered 403 or 404.
+    refused: bool,
+}
+
 #[derive(Default)]
 struct IdWalk {
-    /// (id hash, packet time, numeric value).
-    ids: Vec<(u64, f64, Option<u64>)>,
+    ids: Vec<IdSeen>,
+    /// The id count last added to the operation's [`Peers`].
+    counted: u64,
+    /// The operation (to take `counted` back out of its peers when the walk expires).
+    op: u64,
+    /// New ids since the walk was last judged.
+    unjudged: u64,
+}
+
+/// Walks up to this many ids are judged on every new id ...
+const BOLA_JUDGE_ALWAYS: u64 = 64;
+/// ... longer ones every this many new ids.
+const BOLA_JUDGE_EVERY: u64 = 16;
+
+/// Other actors on an operation before what is typical there means something.
+const BOLA_MIN_PEERS: u64 = 5;
+/// An actor is enumerating when it touches this many times more distinct ids than is typical.
+const BOLA_PEER_FACTOR: f64 = 4.0;
+
+/// Operations public by design, by the last literal segment of their template: signing in or up, token
+/// exchange, health probes. Credential-less successes there are the point of them.
+const PUBLIC_SEGMENTS: &[&str] = &[
+    "login",
+    "signin",
+    "sign-in",
+    "logout",
+    "signup",
+    "sign-up",
+    "register",
+    "token",
+    "oauth",
+    "authorize",
+    "forgot-password",
+    "reset-password",
+    "password-reset",
+    "health",
+    "healthz",
+    "healthcheck",
+    "livez",
+    "readyz",
+    "ping",
+];
+
+fn public_by_design(template: &str) -> bool {
+    template
+        .rsplit('/')
+        .find(|s| !s.is_empty())
+        .is_some_and(|s| PUBLIC_SEGMENTS.iter().any(|p| s.eq_ignore_ascii_case(p)))
 }
 
 /// What an actor did so far (for BFLA).
@@ -120,8 +176,9 @@ const BFLA_MIN_POPULATION: u64 = 10;
 fn privileged(tx: &Transaction) -> bool {
     !matches!(tx.method.as_str(), "GET" | "HEAD" | "OPTIONS")
         || tx.path.split('/').any(|s| {
-            let s = s.to_ascii_lowercase();
-            matches!(s.as_str(), "admin" | "administrator" | "manage" | "management" | "internal" | "superuser")
+            ["admin", "administrator", "manage", "management", "internal", "superuser"]
+                .iter()
+                .any(|p| s.eq_ignore_ascii_case(p))
         })
 }
 
@@ -163,14 +220,22 @@ pub struct Access {
     in_url: RuleId,
     unauth: RuleId,
     bola: RuleId,
-    failures: Bounded<String, Failures>,
+    /// By address.
+    failures: Bounded<u64, Failures>,
     weak_cache: Bounded<u64, bool>,
-    cleartext_seen: Bounded<String, bool>,
-    ops: Bounded<String, OpAuth>,
-    walks: Bounded<(String, String), IdWalk>,
+    /// Services already reported (by hash).
+    cleartext_seen: Bounded<u64, ()>,
+    /// By operation.
+    ops: Bounded<u64, OpAuth>,
+    /// By (actor, operation).
+    walks: Bounded<(u64, u64), IdWalk>,
+    /// By operation.
+    peers: Bounded<u64, Peers>,
     bfla: RuleId,
-    profiles: Bounded<String, Profile>,
-    priv_ops: Bounded<String, OpActors>,
+    /// By actor.
+    profiles: Bounded<u64, Profile>,
+    /// By operation.
+    priv_ops: Bounded<u64, OpActors>,
     population: std::sync::atomic::AtomicU64,
     hasher: foldhash::fast::RandomState,
     warmup: u64,
@@ -199,6 +264,7 @@ impl Access {
             cleartext_seen: Bounded::new(cap, "[detect] max_tracked_keys"),
             ops: Bounded::new(cap, "[detect] max_tracked_keys"),
             walks: Bounded::new(cap, "[detect] max_tracked_keys"),
+            peers: Bounded::new(cap, "[detect] max_tracked_keys"),
             bfla: id("bfla"),
             profiles: Bounded::new(cap, "[detect] max_tracked_keys"),
             priv_ops: Bounded::new(cap, "[detect] max_tracked_keys"),
@@ -209,14 +275,14 @@ impl Access {
         }
     }
 
-    fn failed_auth(&self, f: &Facts, em: &mut Emitter<'_>) {
+    fn failed_auth(&self, f: &Facts<'_>, em: &mut Emitter<'_>) {
         let Some(status) = f.status else { return };
         if !em.on(self.failed) {
             return;
         }
         let failed = matches!(status, 401 | 403);
         // Keyed by address alone: stuffing rotates the identities it tries.
-        let key = f.actor.ip.clone().unwrap_or_default();
+        let key = f.ip_id;
         if !failed {
             // Only actors that already failed are followed, so a success costs a lookup, not an entry.
             if self.failures.get(&key, |_| ()).is_some() {
@@ -235,14 +301,14 @@ impl Access {
         if n as f64 >= em.rules.threshold(self.failed) && share >= FAILED_AUTH_MIN_SHARE {
             em.raise(
                 Hit::new(self.failed)
-                    .scope(Scope::Actor)
+                    .scope(Scope::Address)
                     .events(n)
                     .evidence(format!("{n} answers 401/403 within {window}s")),
             );
         }
     }
 
-    fn jwt(&self, f: &Facts, em: &mut Emitter<'_>) {
+    fn jwt(&self, f: &Facts<'_>, em: &mut Emitter<'_>) {
         let Some(j) = &f.jwt else { return };
         let alg = j.header.get("alg").and_then(|a| a.as_str()).unwrap_or("");
         let ok = f.success();
@@ -292,17 +358,22 @@ impl Access {
         }
     }
 
-    fn cleartext(&self, f: &Facts, em: &mut Emitter<'_>) {
+    fn cleartext(&self, f: &Facts<'_>, em: &mut Emitter<'_>) {
         let Some(scheme) = f.auth_scheme.as_deref() else { return };
         if !matches!(scheme, "basic" | "bearer") || !em.on(self.cleartext) {
             return;
         }
-        let key = format!("{}\n{}", f.actor_key, f.host);
-        let first = self.cleartext_seen.update(key, || false, |seen| !std::mem::replace(seen, true)).unwrap_or(false);
-        if first {
+        // A property of the service (it takes credentials on plain HTTP), reported once per service; the
+        // local set spares the engine a hit per request.
+        let key = self.hasher.hash_one(&*f.service);
+        if self.cleartext_seen.get(&key, |_| ()).is_some() {
+            return;
+        }
+        if self.cleartext_seen.update(key, || (), |_| ()).is_some() {
             em.raise(
                 Hit::new(self.cleartext)
-                    .scope(Scope::Actor)
+                    .scope(Scope::Host)
+                    .once(0)
                     .at("request.header", "Authorization")
                     .evidence(format!("{scheme} credentials over plain HTTP")),
             );
@@ -322,15 +393,14 @@ impl Access {
         }
     }
 
-    fn unauthenticated(&self, f: &Facts, em: &mut Emitter<'_>) {
+    fn unauthenticated(&self, f: &Facts<'_>, em: &mut Emitter<'_>) {
         if f.status.is_none() || !em.on(self.unauth) {
             return;
         }
-        let key = format!("{}\n{}", f.host, f.endpoint);
         let warmup = self.warmup.max(1);
         let prior = self
             .ops
-            .update(key, OpAuth::default, |o| {
+            .update(f.op_id, OpAuth::default, |o| {
                 let before = (o.seen, o.authenticated);
                 o.seen += 1;
                 o.authenticated += u64::from(f.authenticated);
@@ -338,7 +408,7 @@ impl Access {
             })
             .unwrap_or((0, 0));
         let (seen, authed) = prior;
-        if f.authenticated || !f.success() || seen < warmup {
+        if f.authenticated || !f.success() || seen < warmup || public_by_design(&f.template) {
             return;
         }
         let frac = authed as f64 / seen as f64;
@@ -350,8 +420,11 @@ impl Access {
         }
     }
 
-    fn bola(&self, tx: &Transaction, f: &Facts, em: &mut Emitter<'_>) {
-        if f.status.is_none() || !em.on(self.bola) {
+    fn bola(&self, tx: &Transaction, f: &Facts<'_>, em: &mut Emitter<'_>) {
+        // Only answers that reached the object: 2xx, or 403/404 (not yours, or no such object). A 401
+        // never got that far.
+        let Some(status) = f.status.filter(|s| (200..300).contains(s) || matches!(s, 403 | 404)) else { return };
+        if !em.on(self.bola) {
             return;
         }
         // The object id: the last path segment whose template segment is a parameter.
@@ -362,39 +435,74 @@ impl Access {
         let threshold = em.rules.threshold(self.bola).max(2.0);
         let h = self.hasher.hash_one(id);
         let num = id.parse::<u64>().ok();
-        let key = (f.actor_key.clone(), format!("{}\n{}", f.host, f.endpoint));
-        let res = self.walks.update(key, IdWalk::default, |w| {
-            w.ids.retain(|(_, t, _)| *t + window >= f.ts);
-            if !w.ids.iter().any(|(x, _, _)| *x == h) {
-                if w.ids.len() >= MAX_IDS {
-                    w.ids.remove(0);
+        let refused = matches!(status, 403 | 404);
+        let res = self.walks.update(
+            (f.actor_id, f.op_id),
+            || IdWalk { op: f.op_id, ..IdWalk::default() },
+            |w| {
+                w.ids.retain(|x| x.ts + window >= f.ts);
+                let new = !w.ids.iter().any(|x| x.hash == h);
+                if new {
+                    if w.ids.len() >= MAX_IDS {
+                        w.ids.remove(0);
+                    }
+                    w.ids.push(IdSeen { hash: h, ts: f.ts, num, refused });
+                    w.unjudged += 1;
                 }
-                w.ids.push((h, f.ts, num));
-            }
-            let n = w.ids.len();
-            if (n as f64) < threshold {
-                return None;
-            }
-            let mut nums: Vec<u64> = w.ids.iter().filter_map(|(_, _, v)| *v).collect();
-            nums.sort_unstable();
-            let steps = nums.windows(2).filter(|p| p.get(1).zip(p.first()).is_some_and(|(b, a)| b - a == 1)).count();
-            let sequential = nums.len() >= 3 && steps * 10 >= (nums.len() - 1) * 8;
-            let span = w.ids.first().map_or(0.0, |(_, t, _)| f.ts - t);
-            Some((n, sequential, nums.first().copied(), nums.last().copied(), span))
-        });
-        if let Some(Some((n, sequential, lo, hi, span))) = res {
-            let mut ev = format!("{n} distinct ids in {span:.0}s on {}", f.template);
-            if let (true, Some(lo), Some(hi)) = (sequential, lo, hi) {
+                let n = w.ids.len() as u64;
+                let before = std::mem::replace(&mut w.counted, n);
+                // A repeated id adds nothing to judge. Judging sorts the ids: past `BOLA_JUDGE_ALWAYS` ids a
+                // walk is judged again every `BOLA_JUDGE_EVERY` new ids, not on each.
+                if !new || (n as f64) < threshold || (n > BOLA_JUDGE_ALWAYS && w.unjudged < BOLA_JUDGE_EVERY) {
+                    return (before, n, None);
+                }
+                w.unjudged = 0;
+                let mut nums: Vec<u64> = w.ids.iter().filter_map(|x| x.num).collect();
+                nums.sort_unstable();
+                let steps =
+                    nums.windows(2).filter(|p| p.get(1).zip(p.first()).is_some_and(|(b, a)| b - a == 1)).count();
+                let sequential = nums.len() >= 3 && steps * 10 >= (nums.len() - 1) * 8;
+                let refusals = w.ids.iter().filter(|x| x.refused).count() as u64;
+                let span = w.ids.first().map_or(0.0, |x| f.ts - x.ts);
+                (before, n, Some((sequential, refusals, nums.first().copied(), nums.last().copied(), span)))
+            },
+        );
+        let Some((before, n, verdict)) = res else { return };
+        // The operation's population: actors with ids, and the sums of their counts and squared counts.
+        let peers = self
+            .peers
+            .update(f.op_id, Peers::default, |p| {
+                p.adjust(before, n);
+                *p
+            })
+            .unwrap_or_default();
+        let Some((sequential, refusals, lo, hi, span)) = verdict else { return };
+        let mut ev = format!("{n} distinct ids in {span:.0}s on {}", f.template);
+        let conf = if sequential {
+            if let (Some(lo), Some(hi)) = (lo, hi) {
                 ev.push_str(&format!(", sequential {lo}..{hi}"));
             }
-            let conf = if sequential { 0.9 } else { em.rules.get(self.bola).map_or(0.6, |m| m.confidence) };
-            em.raise(Hit::new(self.bola).at("request.path", "").events(n as u64).confidence(conf).evidence(ev));
-        }
+            0.9
+        } else if refusals * 2 >= n {
+            ev.push_str(&format!(", {refusals} answered 403/404"));
+            0.8
+        } else {
+            // Random ids: many actors legitimately read many objects (a NAT address, a back-office
+            // service). Enumeration is an actor reading far more distinct objects than its peers do.
+            match peers.typical_other(n, BOLA_MIN_PEERS) {
+                Some(typical) if (n as f64) < BOLA_PEER_FACTOR * typical => return,
+                Some(typical) => ev.push_str(&format!(", peers about {typical:.0}")),
+                // Too few peers to compare with: the threshold alone decides.
+                None => {}
+            }
+            em.rules.get(self.bola).map_or(0.6, |m| m.confidence)
+        };
+        em.raise(Hit::new(self.bola).at("request.path", "").events(n).confidence(conf).evidence(ev));
     }
 }
 
 impl Access {
-    fn bfla(&self, tx: &Transaction, f: &Facts, em: &mut Emitter<'_>) {
+    fn bfla(&self, tx: &Transaction, f: &Facts<'_>, em: &mut Emitter<'_>) {
         use std::sync::atomic::Ordering;
         if f.status.is_none() || !em.on(self.bfla) {
             return;
@@ -403,7 +511,7 @@ impl Access {
         let before = self
             .profiles
             .update(
-                f.actor_key.clone(),
+                f.actor_id,
                 || {
                     self.population.fetch_add(1, Ordering::Relaxed);
                     Profile::default()
@@ -422,11 +530,10 @@ impl Access {
         if !is_priv {
             return;
         }
-        let me = self.hasher.hash_one(&f.actor_key);
-        let key = format!("{}\n{}", f.host, f.endpoint);
+        let me = f.actor_id;
         let rare = self
             .priv_ops
-            .update(key, OpActors::default, |o| {
+            .update(f.op_id, OpActors::default, |o| {
                 let rare =
                     o.requests >= BFLA_MIN_OP_REQUESTS && o.actors.len() <= BFLA_MAX_OWNERS && !o.actors.contains(&me);
                 o.requests += 1;
@@ -445,7 +552,7 @@ impl Access {
         {
             em.raise(Hit::new(self.bfla).outcome("possible_success").evidence(format!(
                 "{} answered {} to an actor that made {reads} read requests and no write; the operation was used by at most {BFLA_MAX_OWNERS} other actors",
-                f.endpoint,
+                f.endpoint(),
                 f.status.unwrap_or(0)
             )));
         }
@@ -481,7 +588,18 @@ impl Detector for Access {
     fn on_tick(&self, now: f64) {
         let w = self.max_window;
         self.failures.retain(|_, c| c.window.last().is_some_and(|l| l as f64 + w >= now));
-        self.walks.retain(|_, iw| iw.ids.last().is_some_and(|(_, t, _)| *t + w >= now));
+        let mut gone = Vec::new();
+        self.walks.retain(|_, iw| {
+            let keep = iw.ids.last().is_some_and(|x| x.ts + w >= now);
+            if !keep {
+                gone.push((iw.op, iw.counted));
+            }
+            keep
+        });
+        for (op, counted) in gone {
+            self.peers.get_mut(&op, |p| p.adjust(counted, 0));
+        }
+        self.peers.retain(|_, p| p.actors > 0);
     }
 
     fn cap_hits(&self) -> u64 {
@@ -490,6 +608,7 @@ impl Detector for Access {
             + self.cleartext_seen.cap_hits()
             + self.ops.cap_hits()
             + self.walks.cap_hits()
+            + self.peers.cap_hits()
             + self.profiles.cap_hits()
             + self.priv_ops.cap_hits()
     }
@@ -610,6 +729,115 @@ mod tests {
             !ids(&fired(&e, &tx("GET", "/v1/products", &[], "", 200, 40.0)))
                 .contains(&"unauthenticated_access".to_owned())
         );
+    }
+
+    #[test]
+    fn operations_public_by_design_are_not_unauthenticated_access() {
+        let e = engine(Settings::default());
+        let auth = [("Authorization", "Bearer opaque-token")];
+        for path in ["/api/v1/auth/login", "/health", "/oauth/token"] {
+            for i in 0..25 {
+                fired(&e, &tx("POST", path, &auth, "", 200, f64::from(i)));
+            }
+            let a = ids(&fired(&e, &tx("POST", path, &[], "", 200, 30.0)));
+            assert!(!a.contains(&"unauthenticated_access".to_owned()), "{path}: {a:?}");
+        }
+        assert!(super::public_by_design("/v1/auth/login/"));
+        assert!(!super::public_by_design("/v1/logins/{id}/history"));
+    }
+
+    #[test]
+    fn cleartext_credentials_once_per_service() {
+        let e = engine(Settings::default());
+        let n = (0..20)
+            .filter(|i| {
+                let auth = format!("Bearer token-{i}");
+                has(
+                    &fired(&e, &tx("GET", &format!("/v1/p{i}"), &[("Authorization", &auth)], "", 200, 1.0)),
+                    "cleartext_credentials",
+                )
+            })
+            .count();
+        assert_eq!(n, 1);
+    }
+
+    /// A deterministic pseudo-random sequence (xorshift), for traffic mixes.
+    fn rng(seed: u64) -> impl FnMut(u64) -> u64 {
+        let mut x = seed.max(1);
+        move |n| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n.max(1)
+        }
+    }
+
+    /// Many clients behind one address (a NAT gateway, a load balancer, a load generator), each with
+    /// its own token, reading random objects: no enumeration. One of them reading far more objects
+    /// than the others is.
+    #[test]
+    fn bola_is_judged_against_the_peers_of_the_template() {
+        let e = engine(Settings::default());
+        let mut r = rng(7);
+        let mut bola = 0;
+        for i in 0..64 * 40u32 {
+            let token = format!("Bearer client-{}", r(64));
+            let id = 1 + r(2100);
+            let status = if id > 2000 { 404 } else { 200 };
+            let t = tx(
+                "GET",
+                &format!("/api/v1/users/{id}"),
+                &[("Authorization", &token)],
+                "",
+                status,
+                f64::from(i) * 0.01,
+            );
+            bola += usize::from(has(&fired(&e, &t), "bola_enumeration"));
+        }
+        assert_eq!(bola, 0, "clients of one address with their own tokens, about 40 random ids each");
+        // An actor with 200 random ids: five times what is typical.
+        let mut last = Vec::new();
+        for i in 0..200u32 {
+            let id = 1 + r(2000);
+            let t = tx(
+                "GET",
+                &format!("/api/v1/users/{id}"),
+                &[("Authorization", "Bearer walker")],
+                "",
+                200,
+                30.0 + f64::from(i) * 0.01,
+            );
+            let a = fired(&e, &t);
+            if has(&a, "bola_enumeration") {
+                last = a;
+            }
+        }
+        let b = last.iter().find(|a| a["rule_id"] == "bola_enumeration").expect("outlier");
+        assert!(b["evidence"].as_str().unwrap().contains("peers about"), "{b}");
+        // Refused ids (403/404 on most of them) are enumeration whatever the peers do.
+        let mut hit = false;
+        for i in 0..25u32 {
+            let id = 5000 + r(100_000);
+            let t = tx(
+                "GET",
+                &format!("/api/v1/users/{id}"),
+                &[("Authorization", "Bearer prober")],
+                "",
+                404,
+                40.0 + f64::from(i) * 0.01,
+            );
+            hit |= has(&fired(&e, &t), "bola_enumeration");
+        }
+        assert!(hit);
+        // 401s never reached the objects.
+        for i in 0..50u32 {
+            let t = tx("GET", &format!("/api/v1/users/{}", 3000 + i * 7), &[], "", 401, 50.0);
+            assert!(!has(&fired(&e, &t), "bola_enumeration"));
+        }
+    }
+
+    fn has(a: &[serde_json::Value], id: &str) -> bool {
+        ids(a).iter().any(|r| r == id)
     }
 
     #[test]

@@ -123,8 +123,8 @@ impl Detector for Attacks {
         if self.rules.iter().all(|(id, _)| !em.on(*id)) {
             return;
         }
-        let mut inputs = Vec::new();
-        let skipped = input::collect(tx, &self.limits, &mut inputs);
+        let (mut inputs, mut json) = (Vec::with_capacity(16), None);
+        let skipped = input::collect(tx, &self.limits, &mut json, &mut inputs);
         if skipped > 0 {
             self.values_skipped.fetch_add(skipped, Ordering::Relaxed);
         }
@@ -146,7 +146,7 @@ impl Detector for Attacks {
             });
             let ev = truncate_escaped(inp.value.as_bytes().get(from..).unwrap_or_default(), self.evidence_bytes);
             let mut hit = Hit::new(*id)
-                .at(inp.loc.name(), inp.field.clone())
+                .at(inp.loc.name(), inp.field.to_string())
                 .evidence(ev)
                 .outcome(out)
                 .raise(out == "possible_success");

@@ -9,13 +9,14 @@ use crate::http::Transaction;
 
 use super::rules::Loc;
 
-/// One decoded input value.
+/// One decoded input value, borrowed from the transaction unless decoding changed it: most values need
+/// no decoding, and every request has a dozen of them.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Input {
+pub struct Input<'a> {
     pub loc: Loc,
     /// Parameter, header or cookie name, JSON path; empty for the path and a raw body.
-    pub field: String,
-    pub value: String,
+    pub field: Cow<'a, str>,
+    pub value: Cow<'a, str>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -48,62 +49,73 @@ const SKIP_HEADERS: &[&str] = &[
     "x-xsrf-token",
 ];
 
-/// Collects the inputs of `tx` into `out` (cleared first). Returns how many values were skipped by the cap.
-pub fn collect(tx: &Transaction, lim: &Limits, out: &mut Vec<Input>) -> u64 {
+/// Collects the inputs of `tx` into `out` (cleared first); a JSON body is parsed into `json`, which the
+/// inputs borrow from. Returns how many values were skipped by the cap.
+pub fn collect<'a>(
+    tx: &'a Transaction,
+    lim: &Limits,
+    json: &'a mut Option<serde_json::Value>,
+    out: &mut Vec<Input<'a>>,
+) -> u64 {
     out.clear();
     let mut c = Collector { out, lim, skipped: 0 };
     if !tx.has_request {
         return 0;
     }
-    c.push(Loc::Path, "", &tx.path);
+    let b = Cow::Borrowed;
+    c.push(Loc::Path, b(""), b(&tx.path));
     if tx.query_params.is_empty() {
         if let Some(q) = tx.query.as_deref().filter(|q| !q.is_empty()) {
-            c.push(Loc::Query, "", q);
+            c.push(Loc::Query, b(""), b(q));
         }
     } else {
         for (k, v) in &tx.query_params {
-            c.push(Loc::Query, k, v);
+            c.push(Loc::Query, b(k), b(v));
             // Operator injection rides in names: `password[$ne]=x`.
             if k.bytes().any(|b| matches!(b, b'$' | b'[' | b'<' | b'\'' | b'"' | b'(' | b'{' | b';')) {
-                c.push(Loc::Query, k, k);
+                c.push(Loc::Query, b(k), b(k));
             }
         }
     }
+    let mut content_type = "";
     for (name, v) in tx.request_headers.iter() {
         if name.eq_ignore_ascii_case("cookie") {
             for pair in v.split(';') {
                 let (k, v) = pair.split_once('=').unwrap_or(("", pair));
-                c.push(Loc::Cookie, k.trim(), v.trim());
+                c.push(Loc::Cookie, b(k.trim()), b(v.trim()));
             }
+        } else if name.eq_ignore_ascii_case("content-type") {
+            content_type = v;
+            c.push(Loc::Header, b(name), b(v));
         } else if !SKIP_HEADERS.iter().any(|s| name.eq_ignore_ascii_case(s)) {
-            c.push(Loc::Header, name, v);
+            c.push(Loc::Header, b(name), b(v));
         }
     }
     let body = tx.decoded_request_body();
     if !body.is_empty() {
-        let ct = tx.request_headers.get("content-type").unwrap_or("").to_ascii_lowercase();
+        let has = |t: &str| super::contains_ignore_ascii_case(content_type, t);
         let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
         let mut done = false;
-        if ct.contains("json") || (ct.is_empty() && matches!(first, Some(b'{' | b'['))) {
+        if has("json") || (content_type.is_empty() && matches!(first, Some(b'{' | b'['))) {
             if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
+                let v: &'a serde_json::Value = json.insert(v);
                 let mut path = String::new();
-                c.json(&v, &mut path, 0);
+                c.json(v, &mut path, 0);
                 done = true;
             }
-        } else if ct.contains("multipart/form-data") {
-            done = c.multipart(&ct, tx.request_headers.get("content-type").unwrap_or(""), body);
-        } else if ct.contains("x-www-form-urlencoded") {
+        } else if has("multipart/form-data") {
+            done = c.multipart(&content_type.to_ascii_lowercase(), content_type, body);
+        } else if has("x-www-form-urlencoded") {
             let text = String::from_utf8_lossy(body);
             for pair in text.split('&') {
                 let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                let k = decode_form(k);
-                c.push(Loc::Body, &k, &decode_form(v));
+                c.push(Loc::Body, Cow::Owned(decode_form(k)), Cow::Owned(decode_form(v)));
             }
             done = true;
         }
         if !done {
             let end = body.len().min(lim.max_value_bytes.saturating_mul(4));
-            c.push(Loc::RawBody, "", &String::from_utf8_lossy(body.get(..end).unwrap_or(body)));
+            c.push(Loc::RawBody, b(""), String::from_utf8_lossy(body.get(..end).unwrap_or(body)));
         }
     }
     c.skipped
@@ -112,14 +124,14 @@ pub fn collect(tx: &Transaction, lim: &Limits, out: &mut Vec<Input>) -> u64 {
 /// JSON nesting followed; deeper values are skipped (serde_json already refuses more than 128).
 const MAX_JSON_DEPTH: usize = 32;
 
-struct Collector<'a> {
-    out: &'a mut Vec<Input>,
-    lim: &'a Limits,
+struct Collector<'o, 'a> {
+    out: &'o mut Vec<Input<'a>>,
+    lim: &'o Limits,
     skipped: u64,
 }
 
-impl Collector<'_> {
-    fn push(&mut self, loc: Loc, field: &str, raw: &str) {
+impl<'a> Collector<'_, 'a> {
+    fn push(&mut self, loc: Loc, field: Cow<'a, str>, raw: Cow<'a, str>) {
         if raw.is_empty() {
             return;
         }
@@ -127,16 +139,27 @@ impl Collector<'_> {
             self.skipped += 1;
             return;
         }
-        let mut v = decode_repeatedly(raw, self.lim.max_decode_rounds).into_owned();
-        truncate(&mut v, self.lim.max_value_bytes);
+        let rounds = self.lim.max_decode_rounds;
+        let v = match raw {
+            Cow::Borrowed(s) => decode_repeatedly(s, rounds),
+            Cow::Owned(s) => {
+                if let Cow::Owned(d) = decode_repeatedly(&s, rounds) {
+                    Cow::Owned(d)
+                } else {
+                    Cow::Owned(s)
+                }
+            }
+        };
+        let mut v = truncated(v, self.lim.max_value_bytes);
         if v.contains("${")
             && let Some(n) = resolve_lookups(&v)
-            && n != v
+            && n != *v
         {
+            let v = v.to_mut();
             v.push('\n');
             v.push_str(&n);
         }
-        self.out.push(Input { loc, field: field.to_owned(), value: v });
+        self.out.push(Input { loc, field, value: v });
     }
 
     /// Fields of a multipart form; file parts are skipped (binary content, not parameters). False when the
@@ -158,19 +181,19 @@ impl Collector<'_> {
             let name =
                 head_l.find("name=\"").and_then(|i| head.get(i + 6..)).and_then(|r| r.split('"').next()).unwrap_or("");
             let content = content.strip_suffix("\r\n").unwrap_or(content);
-            self.push(Loc::Body, name, content);
+            self.push(Loc::Body, Cow::Owned(name.to_owned()), Cow::Owned(content.to_owned()));
         }
         true
     }
 
-    fn json(&mut self, v: &serde_json::Value, path: &mut String, depth: usize) {
+    fn json(&mut self, v: &'a serde_json::Value, path: &mut String, depth: usize) {
         use serde_json::Value;
         if depth > MAX_JSON_DEPTH {
             self.skipped += 1;
             return;
         }
         match v {
-            Value::String(s) => self.push(Loc::Body, &path.clone(), s),
+            Value::String(s) => self.push(Loc::Body, Cow::Owned(path.clone()), Cow::Borrowed(s)),
             Value::Array(a) => {
                 for x in a {
                     let len = path.len();
@@ -187,7 +210,7 @@ impl Collector<'_> {
                     }
                     path.push_str(k);
                     if k.starts_with('$') {
-                        self.push(Loc::Body, &path.clone(), k);
+                        self.push(Loc::Body, Cow::Owned(path.clone()), Cow::Borrowed(k));
                     }
                     self.json(x, path, depth + 1);
                     path.truncate(len);
@@ -198,13 +221,21 @@ impl Collector<'_> {
     }
 }
 
-fn truncate(s: &mut String, max: usize) {
-    if s.len() > max {
-        let mut end = max;
-        while !s.is_char_boundary(end) {
-            end -= 1;
+/// `s` cut to at most `max` bytes, on a character boundary.
+fn truncated(s: Cow<'_, str>, max: usize) -> Cow<'_, str> {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    match s {
+        Cow::Borrowed(b) => Cow::Borrowed(b.get(..end).unwrap_or(b)),
+        Cow::Owned(mut o) => {
+            o.truncate(end);
+            Cow::Owned(o)
         }
-        s.truncate(end);
     }
 }
 
@@ -353,10 +384,9 @@ mod tests {
             ],
             r#"{"n":{"$where":"1"},"l":["v"]}"#,
         );
-        let mut out = Vec::new();
-        collect(&t, &lim(), &mut out);
-        let got: Vec<(&str, &str, &str)> =
-            out.iter().map(|i| (i.loc.name(), i.field.as_str(), i.value.as_str())).collect();
+        let (mut out, mut json) = (Vec::new(), None);
+        collect(&t, &lim(), &mut json, &mut out);
+        let got: Vec<(&str, &str, &str)> = out.iter().map(|i| (i.loc.name(), &*i.field, &*i.value)).collect();
         assert!(got.contains(&("request.path", "", "/a/b")), "{got:?}");
         assert!(got.contains(&("request.query", "q", "1'")), "{got:?}");
         assert!(got.contains(&("request.query", "user[$ne]", "user[$ne]")), "{got:?}");
@@ -371,10 +401,9 @@ mod tests {
         let body = "--XyZ\r\nContent-Disposition: form-data; name=\"user\"\r\n\r\nadmin'--\r\n--XyZ\r\n\
                     Content-Disposition: form-data; name=\"f\"; filename=\"a.bin\"\r\n\r\n' OR 1=1\r\n--XyZ--\r\n";
         let t = tx("/up", &[("Content-Type", "multipart/form-data; boundary=XyZ")], body);
-        let mut out = Vec::new();
-        collect(&t, &lim(), &mut out);
-        let body: Vec<_> =
-            out.iter().filter(|i| i.loc == Loc::Body).map(|i| (i.field.as_str(), i.value.as_str())).collect();
+        let (mut out, mut json) = (Vec::new(), None);
+        collect(&t, &lim(), &mut json, &mut out);
+        let body: Vec<_> = out.iter().filter(|i| i.loc == Loc::Body).map(|i| (&*i.field, &*i.value)).collect();
         assert_eq!(body, [("user", "admin'--")]);
     }
 
@@ -382,12 +411,13 @@ mod tests {
     fn caps_hold() {
         let q: Vec<String> = (0..500).map(|i| format!("p{i}=v")).collect();
         let t = tx(&format!("/x?{}", q.join("&")), &[], "");
-        let mut out = Vec::new();
-        let skipped = collect(&t, &lim(), &mut out);
+        let (mut out, mut json) = (Vec::new(), None);
+        let skipped = collect(&t, &lim(), &mut json, &mut out);
         assert_eq!(out.len(), 64);
         assert!(skipped > 400);
         let t = tx("/x", &[("X-Long", &"é".repeat(5000))], "");
-        collect(&t, &lim(), &mut out);
+        let (mut out, mut json) = (Vec::new(), None);
+        collect(&t, &lim(), &mut json, &mut out);
         assert!(out.iter().all(|i| i.value.len() <= 4096));
     }
 }

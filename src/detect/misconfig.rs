@@ -199,10 +199,7 @@ fn verbose_candidate(body: &[u8]) -> bool {
 fn textual(tx: &Transaction) -> bool {
     match tx.response_headers.get("content-type") {
         None => true,
-        Some(ct) => {
-            let ct = ct.to_ascii_lowercase();
-            ["json", "text", "html", "xml", "problem"].iter().any(|t| ct.contains(t))
-        }
+        Some(ct) => ["json", "text", "html", "xml", "problem"].iter().any(|t| super::contains_ignore_ascii_case(ct, t)),
     }
 }
 
@@ -227,8 +224,10 @@ pub struct Misconfig {
     debug: RuleId,
     probe: RuleId,
     scanner: RuleId,
-    versions_seen: Bounded<String, bool>,
-    probes: Bounded<String, (Vec<u64>, f64)>,
+    /// (service, header, value) hashes already reported.
+    versions_seen: Bounded<u64, ()>,
+    /// By address.
+    probes: Bounded<u64, (Vec<u64>, f64)>,
     hasher: foldhash::fast::RandomState,
 }
 
@@ -278,23 +277,26 @@ impl Misconfig {
             return;
         }
         for (name, v) in tx.response_headers.iter() {
-            let n = name.to_ascii_lowercase();
-            let disclosing = match n.as_str() {
-                "server" | "x-powered-by" | "x-generator" | "x-runtime-version" => VERSION.is_match(v),
-                "x-aspnet-version" | "x-aspnetmvc-version" => true,
-                _ => false,
+            let is = |names: &[&str]| names.iter().any(|n| name.eq_ignore_ascii_case(n));
+            let disclosing = if is(&["server", "x-powered-by", "x-generator", "x-runtime-version"]) {
+                VERSION.is_match(v)
+            } else {
+                is(&["x-aspnet-version", "x-aspnetmvc-version"])
             };
             if !disclosing {
                 continue;
             }
-            let shown = truncate_escaped(v.as_bytes(), 64);
-            let key = format!("{}\n{n}\n{shown}", em.facts.host);
-            let first =
-                self.versions_seen.update(key, || false, |seen| !std::mem::replace(seen, true)).unwrap_or(false);
-            if first {
+            let n = name.to_ascii_lowercase();
+            let key = std::hash::BuildHasher::hash_one(&self.hasher, (&*em.facts.service, &n, v));
+            if self.versions_seen.get(&key, |_| ()).is_some() {
+                continue;
+            }
+            if self.versions_seen.update(key, || (), |_| ()).is_some() {
+                let shown = truncate_escaped(v.as_bytes(), 64);
                 em.raise(
                     Hit::new(self.version)
                         .scope(Scope::Host)
+                        .once(key)
                         .at("response.header", name)
                         .evidence(format!("{name}: {shown}")),
                 );
@@ -317,13 +319,14 @@ impl Misconfig {
         }
         let origin = origin.trim();
         let req_origin = tx.request_headers.get("origin").map(str::trim);
-        let host = em.facts.host.as_str();
+        let host = &*em.facts.host;
         let reflected = req_origin.is_some_and(|o| o == origin && !o.ends_with(&format!("//{host}")));
         if origin == "*" || origin.eq_ignore_ascii_case("null") || reflected {
             let what = if reflected { "reflects the request Origin" } else { "allows any origin" };
             em.raise(
                 Hit::new(self.cors)
                     .scope(Scope::Endpoint)
+                    .once(0)
                     .at("response.header", "Access-Control-Allow-Origin")
                     .evidence(format!("{what} ({}) with credentials", truncate_escaped(origin.as_bytes(), 64))),
             );
@@ -332,12 +335,14 @@ impl Misconfig {
 
     fn debug_endpoints(&self, tx: &Transaction, em: &mut Emitter<'_>) {
         let f = em.facts;
-        let lower = tx.path.to_ascii_lowercase();
+        let path = tx.path.as_str();
         if f.success() && em.on(self.debug) {
-            let segs = || lower.split('/').filter(|s| !s.is_empty());
-            let debug = segs().find(|s| DEBUG_SEGMENTS.contains(s));
-            let admin = if f.authenticated { None } else { segs().find(|s| ADMIN_SEGMENTS.contains(s)) };
+            let segs = || path.split('/').filter(|s| !s.is_empty());
+            let among = |set: &[&str], s: &str| set.iter().any(|d| s.eq_ignore_ascii_case(d));
+            let debug = segs().find(|s| among(DEBUG_SEGMENTS, s));
+            let admin = if f.authenticated { None } else { segs().find(|s| among(ADMIN_SEGMENTS, s)) };
             if let Some(seg) = debug.or(admin) {
+                let seg = seg.to_ascii_lowercase();
                 em.raise(
                     Hit::new(self.debug)
                         .scope(Scope::Endpoint)
@@ -351,10 +356,12 @@ impl Misconfig {
                 );
             }
         }
-        if em.on(self.probe) && PROBE_PATHS.iter().any(|p| lower.starts_with(p)) {
+        if em.on(self.probe)
+            && PROBE_PATHS.iter().any(|p| path.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p)))
+        {
             let window = em.rules.window(self.probe);
-            let h = std::hash::BuildHasher::hash_one(&self.hasher, &lower);
-            let key = f.actor.ip.clone().unwrap_or_default();
+            let h = std::hash::BuildHasher::hash_one(&self.hasher, path.to_ascii_lowercase());
+            let key = f.ip_id;
             let n = self
                 .probes
                 .update(
@@ -373,7 +380,7 @@ impl Misconfig {
                 )
                 .unwrap_or(0);
             if n as f64 >= em.rules.threshold(self.probe) {
-                em.raise(Hit::new(self.probe).scope(Scope::Actor).at("request.path", "").events(n as u64).evidence(
+                em.raise(Hit::new(self.probe).scope(Scope::Address).at("request.path", "").events(n as u64).evidence(
                     format!("{n} well-known sensitive paths, e.g. {}", truncate_escaped(tx.path.as_bytes(), 64)),
                 ));
             }
@@ -493,6 +500,9 @@ mod tests {
         let e = engine(Settings::default());
         let bad = [("Access-Control-Allow-Origin", "*"), ("Access-Control-Allow-Credentials", "true")];
         assert!(has(&fired(&e, &resp(200, &bad, "")), "cors_credentials"));
+        // A property of the operation: reported once.
+        assert!(!has(&fired(&e, &resp(200, &bad, "")), "cors_credentials"));
+        let e = engine(Settings::default());
         let mut t = resp(
             200,
             &[("Access-Control-Allow-Origin", "https://evil.example"), ("Access-Control-Allow-Credentials", "true")],

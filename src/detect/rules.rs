@@ -221,7 +221,7 @@ pub const BUILTIN: &[Builtin] = &[
         "T1040",
         0.0,
         0.0,
-        "Basic or bearer credentials on plain HTTP; once per actor and host"
+        "Basic or bearer credentials on plain HTTP; once per service (a posture finding)"
     ),
     rule!(
         "credentials_in_url",
@@ -245,7 +245,7 @@ pub const BUILTIN: &[Builtin] = &[
         "T1190",
         0.95,
         0.0,
-        "threshold: fraction of authenticated requests the operation had over its warm-up (warmup_requests)"
+        "threshold: fraction of authenticated requests the operation had over its warm-up (warmup_requests); not on operations public by design (login, token, signup, health ...)"
     ),
     rule!(
         "bola_enumeration",
@@ -257,7 +257,7 @@ pub const BUILTIN: &[Builtin] = &[
         "T1190",
         20.0,
         300.0,
-        "threshold: distinct object ids one actor touches on one template within window seconds"
+        "threshold: distinct object ids (answered 2xx/403/404) one actor touches on one template within window seconds; then sequential ids, mostly 403/404, or 4x the ids typical of the template's other actors (when it has 5 or more)"
     ),
     rule!(
         "bfla",
@@ -281,7 +281,7 @@ pub const BUILTIN: &[Builtin] = &[
         "T1499",
         600.0,
         60.0,
-        "threshold: requests from one actor within window seconds"
+        "threshold: requests from one actor within window seconds; with 5 or more other actors, also 4x what is typical of them"
     ),
     rule!(
         "not_found_burst",
@@ -293,7 +293,7 @@ pub const BUILTIN: &[Builtin] = &[
         "T1595.003",
         10.0,
         60.0,
-        "threshold: 404 answers to one actor within window seconds"
+        "threshold: distinct literal operations (method and a template without id parameters) answered 404 to one actor within window seconds"
     ),
     rule!(
         "server_error_spike",
@@ -317,7 +317,7 @@ pub const BUILTIN: &[Builtin] = &[
         "T1552",
         0.0,
         0.0,
-        "a pii/financial/health data class found in request.query"
+        "a pii/financial/health data class found in request.query; once per operation and parameter (a posture finding)"
     ),
     rule!(
         "new_pii_in_response",
@@ -327,9 +327,9 @@ pub const BUILTIN: &[Builtin] = &[
         0.6,
         "API3:2023",
         "T1213",
+        300.0,
         0.0,
-        0.0,
-        "after warmup_requests, a response data class (from the sensitive-data analyzer) new to the operation"
+        "threshold: responses of the operation before a response data class (from the sensitive-data analyzer) new to it counts (a class absent from n responses is rarer than 3/n)"
     ),
     rule!(
         "missing_security_headers",
@@ -341,7 +341,7 @@ pub const BUILTIN: &[Builtin] = &[
         "T1213",
         0.0,
         0.0,
-        "a response with pii/financial/health/credential data lacks Cache-Control no-store/private or X-Content-Type-Options nosniff"
+        "a response with pii/financial/health/credential data lacks Cache-Control no-store/private or X-Content-Type-Options nosniff; once per operation (a posture finding)"
     ),
     rule!(
         "excessive_response",
@@ -389,7 +389,7 @@ pub const BUILTIN: &[Builtin] = &[
         "T1592.002",
         0.0,
         0.0,
-        "Server / X-Powered-By with a version; once per host and value"
+        "Server / X-Powered-By with a version; once per service, header and value (a posture finding)"
     ),
     rule!(
         "cors_credentials",
@@ -401,7 +401,7 @@ pub const BUILTIN: &[Builtin] = &[
         "T1190",
         0.0,
         0.0,
-        "Access-Control-Allow-Origin * or a reflected foreign origin, with Allow-Credentials true"
+        "Access-Control-Allow-Origin * or a reflected foreign origin, with Allow-Credentials true; once per operation (a posture finding)"
     ),
     rule!(
         "debug_endpoint",

@@ -66,6 +66,12 @@ impl<K: Hash + Eq, V> Bounded<K, V> {
         m.get(k).map(f)
     }
 
+    /// Runs `f` on the entry of `k` when present, mutably.
+    pub fn get_mut<R>(&self, k: &K, f: impl FnOnce(&mut V) -> R) -> Option<R> {
+        let mut m = self.shard(k).lock().unwrap_or_else(|e| e.into_inner());
+        m.get_mut(k).map(f)
+    }
+
     /// Keeps the entries for which `keep` is true.
     pub fn retain(&self, mut keep: impl FnMut(&K, &mut V) -> bool) {
         for s in &self.shards {
@@ -106,6 +112,40 @@ impl<K: Hash + Eq, V> Bounded<K, V> {
     /// New keys refused because the map was full.
     pub fn cap_hits(&self) -> u64 {
         self.cap_hits.load(Ordering::Relaxed)
+    }
+}
+
+/// Counts of a population of actors in their current windows (distinct ids of an operation's actors,
+/// requests of every actor), for what is typical there.
+#[derive(Clone, Copy, Default)]
+pub struct Peers {
+    pub actors: u64,
+    sum: u64,
+    sum_sq: u64,
+}
+
+impl Peers {
+    /// One actor's count went from `before` to `now`.
+    pub fn adjust(&mut self, before: u64, now: u64) {
+        if before == 0 && now > 0 {
+            self.actors += 1;
+        } else if before > 0 && now == 0 {
+            self.actors = self.actors.saturating_sub(1);
+        }
+        self.sum = (self.sum + now).saturating_sub(before);
+        self.sum_sq = (self.sum_sq + now * now).saturating_sub(before * before);
+    }
+
+    /// The typical count of the other actors, as a request sees it (the mean weighted by each actor's
+    /// own count: Σn²/Σn, so that the many one-request actors do not make everybody else look like an
+    /// outlier); `None` below `min_peers` other actors.
+    pub fn typical_other(&self, mine: u64, min_peers: u64) -> Option<f64> {
+        let others = self.actors.saturating_sub(1);
+        let sum = self.sum.saturating_sub(mine);
+        if others < min_peers || sum == 0 {
+            return None;
+        }
+        Some(self.sum_sq.saturating_sub(mine * mine) as f64 / sum as f64)
     }
 }
 
