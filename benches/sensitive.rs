@@ -165,7 +165,38 @@ fn cpu_time_figure() {
 
 criterion_group!(benches, bench);
 
+/// `SENSITIVE_ITERS=N`: only the mixed workload, N times, no criterion: for `perf stat -e
+/// instructions,cycles`, whose counts do not depend on what else the machine runs.
+fn fixed_iterations(n: usize) {
+    let packs: Vec<(String, String)> = BUILTIN_PACKS.iter().map(|(f, t)| ((*f).to_owned(), (*t).to_owned())).collect();
+    let Ok(set) = SignatureSet::from_packs(&packs, &[]) else { return };
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let bodies: Vec<String> = (0..100)
+        .map(|i| {
+            if i % 20 == 7 {
+                pii_body(&mut rng)
+            } else {
+                let n = 20 + (rng.next() % 31) as usize;
+                clean_body(&mut rng, n)
+            }
+        })
+        .collect();
+    let total: usize = bodies.iter().map(String::len).sum();
+    let mut sc = Scanner::new(Limits::default());
+    let mut out = Vec::new();
+    for _ in 0..n {
+        for body in &bodies {
+            out.clear();
+            sc.body(&set, body.as_bytes(), "application/json", BodyLoc::Response, &mut out);
+        }
+    }
+    println!("{} bytes scanned", total * n);
+}
+
 fn main() {
+    if let Some(n) = std::env::var("SENSITIVE_ITERS").ok().and_then(|v| v.parse().ok()) {
+        return fixed_iterations(n);
+    }
     benches();
     cpu_time_figure();
     Criterion::default().configure_from_args().final_summary();

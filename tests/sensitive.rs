@@ -85,6 +85,11 @@ fn demo_capture_findings_and_no_leak() {
             "hash",
             "confidence",
             "count",
+            "tx_count",
+            "first_seen",
+            "last_seen",
+            "transactions",
+            "hashes",
         ] {
             assert!(f.get(k).is_some(), "{k} missing in {f}");
         }
@@ -205,7 +210,11 @@ fn labelled_capture_precision_and_recall() {
         eprintln!("skipping: run tests/labelled/generate.sh to create pcaps/labelled.pcap and its labels");
         return;
     }
-    let run = replay(&[&pcap], &[]);
+    // Findings are aggregated across transactions; every transaction a finding names must be listed for
+    // score.py to credit it (it reads transactions.jsonl to map references to exchanges).
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "max_finding_transactions = 1000");
+    let run = replay(&[&pcap], &["--config", cfg.to_str().unwrap()]);
     assert_eq!(run.code(), 0, "{}", run.stderr());
     let out = std::process::Command::new("python3")
         .arg(root.join("tests/labelled/score.py"))

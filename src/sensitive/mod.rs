@@ -2,10 +2,13 @@
 //! pass over anchors plus key-name lookups, confirmed by regex and validators, reported with redacted
 //! evidence only.
 //!
-//! Input: every transaction, after the inventory (which sets the endpoint template). Output: one line of
-//! `DIR/findings.jsonl` per (type, location, field, value) in a transaction, with a `count` when the same
-//! value repeats; one [`DataClassHit`] per finding in the transaction context (the inventory records them per
-//! operation, and `transactions.jsonl` masks the flagged query parameters, path segments and headers).
+//! Input: every transaction, after the inventory (which sets the endpoint template). Output: one
+//! [`DataClassHit`] per (type, location, field, value) of a transaction in its context, as found (the
+//! inventory records them per operation, and `transactions.jsonl` masks the flagged query parameters, path
+//! segments and headers); and `DIR/findings.jsonl`, aggregated: one line per (host, method, endpoint,
+//! type, location, field) within `finding_window`, with counts, first/last seen, a bounded list of
+//! transaction references and value hashes ([`report`]). Masking and hashing run once per finding, not
+//! once per value seen.
 //! Raw values never leave the sensor unless `[sensitive] emit_raw_values = true`: findings carry a masked
 //! rendering and a keyed hash. Caps ([`Settings`]) bound the work per transaction; every cap hit is
 //! counted in `DIR/sensitive_stats.json` and logged once.
@@ -13,6 +16,7 @@
 pub mod json;
 pub mod keys;
 pub mod redact;
+pub mod report;
 pub mod scanner;
 pub mod signatures;
 pub mod validators;
@@ -20,6 +24,7 @@ pub mod validators;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -59,6 +64,17 @@ pub struct Settings {
     pub max_matches_per_value: usize,
     /// Lines of a text body (or pairs of a form) looked at.
     pub max_text_lines: usize,
+    /// Detections of one kind of data at one place of one operation within this packet-time window are
+    /// one finding, emitted when the window since the first has passed. `"0s"`: one finding per
+    /// transaction, type, location and field, emitted at once.
+    #[serde(with = "crate::config::duration")]
+    pub finding_window: Duration,
+    /// Findings held for aggregation at once; beyond, a new finding is emitted at once (counted).
+    pub max_held_findings: usize,
+    /// Transaction references kept per finding (`transactions`); `tx_count` counts them all.
+    pub max_finding_transactions: usize,
+    /// Keyed hashes of distinct values kept per finding (`hashes`).
+    pub max_finding_hashes: usize,
 }
 
 impl Default for Settings {
@@ -77,6 +93,10 @@ impl Default for Settings {
             max_findings_per_transaction: l.max_findings,
             max_matches_per_value: l.max_matches_per_value,
             max_text_lines: l.max_text_lines,
+            finding_window: Duration::from_secs(300),
+            max_held_findings: 10_000,
+            max_finding_transactions: 10,
+            max_finding_hashes: 10,
         }
     }
 }
@@ -90,6 +110,15 @@ impl Settings {
             max_matches_per_value: self.max_matches_per_value,
             max_text_lines: self.max_text_lines,
             max_findings: self.max_findings_per_transaction,
+        }
+    }
+
+    pub fn report_caps(&self) -> report::Caps {
+        report::Caps {
+            window: self.finding_window.as_secs_f64(),
+            max_held: self.max_held_findings,
+            max_transactions: self.max_finding_transactions,
+            max_hashes: self.max_finding_hashes,
         }
     }
 
@@ -107,6 +136,9 @@ impl Settings {
 #[derive(Debug, Default)]
 struct Stats {
     transactions: AtomicU64,
+    /// Values found (one per type, location, field and value of a transaction, repeats grouped).
+    detections: AtomicU64,
+    /// Lines written to findings.jsonl.
     findings: AtomicU64,
     scan: Mutex<ScanCounts>,
 }
@@ -115,6 +147,7 @@ struct Stats {
 struct StatsFile {
     signatures: usize,
     transactions: u64,
+    detections: u64,
     findings: u64,
     bodies: u64,
     bodies_clean: u64,
@@ -133,6 +166,7 @@ struct CapsFile {
     max_json_values: u64,
     max_text_lines: u64,
     max_findings_per_transaction: u64,
+    max_held_findings: u64,
 }
 
 struct Shared {
@@ -141,6 +175,7 @@ struct Shared {
     emit_raw: bool,
     limits: Limits,
     stats: Stats,
+    held: report::Held,
 }
 
 /// Adds the sensitive-data analyzer to the chain.
@@ -156,6 +191,9 @@ pub fn register(reg: &mut Registry, settings: &AnalysisSettings) -> Result<(), S
         ("max_findings_per_transaction", s.max_findings_per_transaction),
         ("max_matches_per_value", s.max_matches_per_value),
         ("max_text_lines", s.max_text_lines),
+        ("max_held_findings", s.max_held_findings),
+        ("max_finding_transactions", s.max_finding_transactions),
+        ("max_finding_hashes", s.max_finding_hashes),
     ] {
         if v == 0 {
             return Err(SetupError(format!("[sensitive] {name} = 0: must be at least 1")));
@@ -183,8 +221,14 @@ pub fn register(reg: &mut Registry, settings: &AnalysisSettings) -> Result<(), S
         tracing::warn!("[sensitive] emit_raw_values = true: findings carry the raw detected values.");
     }
     tracing::info!(signatures = sigs.current().len(), "Sensitive-data signatures loaded.");
-    let shared =
-        Arc::new(Shared { sigs, key, emit_raw: s.emit_raw_values, limits: s.limits(), stats: Stats::default() });
+    let shared = Arc::new(Shared {
+        sigs,
+        key,
+        emit_raw: s.emit_raw_values,
+        limits: s.limits(),
+        stats: Stats::default(),
+        held: report::Held::new(s.report_caps()),
+    });
     let f = shared.clone();
     reg.register("sensitive", move || Box::new(Sensitive::new(f.clone())));
     reg.on_conclude("sensitive", move |dir| {
@@ -195,6 +239,7 @@ pub fn register(reg: &mut Registry, settings: &AnalysisSettings) -> Result<(), S
             (c.cap_json_values, "max_json_values"),
             (c.cap_text_lines, "max_text_lines"),
             (c.cap_findings, "max_findings_per_transaction"),
+            (shared.held.cap_hits.load(Ordering::Relaxed), "max_held_findings"),
         ] {
             if n > 0 {
                 tracing::warn!(
@@ -206,6 +251,7 @@ pub fn register(reg: &mut Registry, settings: &AnalysisSettings) -> Result<(), S
         let file = StatsFile {
             signatures: shared.sigs.current().len(),
             transactions: shared.stats.transactions.load(Ordering::Relaxed),
+            detections: shared.stats.detections.load(Ordering::Relaxed),
             findings: shared.stats.findings.load(Ordering::Relaxed),
             bodies: c.bodies,
             bodies_clean: c.bodies_clean,
@@ -220,6 +266,7 @@ pub fn register(reg: &mut Registry, settings: &AnalysisSettings) -> Result<(), S
                 max_json_values: c.cap_json_values,
                 max_text_lines: c.cap_text_lines,
                 max_findings_per_transaction: c.cap_findings,
+                max_held_findings: shared.held.cap_hits.load(Ordering::Relaxed),
             },
         };
         crate::output::write_json_file(&dir.join("sensitive_stats.json"), &file).map_err(std::io::Error::other)
@@ -227,39 +274,15 @@ pub fn register(reg: &mut Registry, settings: &AnalysisSettings) -> Result<(), S
     Ok(())
 }
 
-/// One finding of a transaction after grouping repeats of the same value in the same place.
+/// One value of a transaction after grouping its repeats (same type, location, field and normalised value).
 struct Agg {
     sig: u16,
     location: &'static str,
     field: String,
-    hash: String,
-    evidence: String,
-    raw: Option<String>,
+    norm: Vec<u8>,
+    value: Vec<u8>,
     confidence: f32,
     count: u32,
-}
-
-#[derive(Serialize)]
-struct FindingRecord<'a> {
-    ts: f64,
-    uid: &'a str,
-    trans_depth: u64,
-    r#type: &'a str,
-    category: &'a str,
-    signature_id: &'a str,
-    severity: &'a str,
-    method: Option<&'a str>,
-    host: Option<&'a str>,
-    path: &'a str,
-    endpoint: Option<&'a str>,
-    location: &'a str,
-    field: &'a str,
-    evidence: &'a str,
-    hash: &'a str,
-    confidence: f64,
-    count: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    value: Option<&'a str>,
 }
 
 struct Sensitive {
@@ -267,35 +290,58 @@ struct Sensitive {
     scanner: Scanner,
     found: Vec<Found>,
     aggs: Vec<Agg>,
+    /// Group key under construction (reused).
+    key: Vec<u8>,
+    /// Findings of this transaction when nothing is held across transactions (`finding_window = "0s"`).
+    local: Vec<(Vec<u8>, report::Group)>,
+    finished: bool,
 }
 
 impl Sensitive {
     fn new(shared: Arc<Shared>) -> Self {
         let scanner = Scanner::new(shared.limits.clone());
-        Sensitive { shared, scanner, found: Vec::new(), aggs: Vec::new() }
+        shared.held.live_workers.fetch_add(1, Ordering::AcqRel);
+        Sensitive {
+            shared,
+            scanner,
+            found: Vec::new(),
+            aggs: Vec::new(),
+            key: Vec::new(),
+            local: Vec::new(),
+            finished: false,
+        }
     }
 }
 
-fn normalize(v: &[u8], how: Normalize) -> Vec<u8> {
+fn emit(stats: &Stats, groups: impl IntoIterator<Item = report::Group>, out: &mut Vec<Record>) {
+    for g in groups {
+        stats.findings.fetch_add(1, Ordering::Relaxed);
+        out.push(g.record());
+    }
+}
+
+fn normalize(v: &[u8], how: Normalize, out: &mut Vec<u8>) {
+    out.clear();
     match how {
-        Normalize::None => v.to_vec(),
-        Normalize::Digits => v.iter().copied().filter(u8::is_ascii_digit).collect(),
-        Normalize::Lowercase => v.to_ascii_lowercase(),
-        Normalize::Alnum => v.iter().filter(|b| b.is_ascii_alphanumeric()).map(u8::to_ascii_uppercase).collect(),
+        Normalize::None => out.extend_from_slice(v),
+        Normalize::Digits => out.extend(v.iter().copied().filter(u8::is_ascii_digit)),
+        Normalize::Lowercase => out.extend(v.iter().map(u8::to_ascii_lowercase)),
+        Normalize::Alnum => out.extend(v.iter().filter(|b| b.is_ascii_alphanumeric()).map(u8::to_ascii_uppercase)),
     }
 }
 
-/// Groups raw detections by (type, location, field, value hash) and masks them; the raw bytes are dropped
-/// here unless the operator asked for them.
-fn aggregate(set: &SignatureSet, key: &[u8; 32], emit_raw: bool, found: &mut Vec<Found>, aggs: &mut Vec<Agg>) {
+/// Groups raw detections by (type, location, field, normalised value); values are compared, not hashed
+/// (hashing is for what leaves the sensor, and only the first values of a finding do).
+fn aggregate(set: &SignatureSet, found: &mut Vec<Found>, aggs: &mut Vec<Agg>) {
     aggs.clear();
     for f in found.drain(..) {
         let Some(sig) = set.sigs.get(usize::from(f.sig)) else { continue };
-        let hash = redact::keyed_hash(key, &normalize(&f.value, sig.normalize));
+        let mut norm = Vec::new();
+        normalize(&f.value, sig.normalize, &mut norm);
         let same = aggs.iter_mut().find(|a| {
             a.location == f.location
                 && a.field == f.field
-                && a.hash == hash
+                && a.norm == norm
                 && set.sigs.get(usize::from(a.sig)).is_some_and(|s| s.ty == sig.ty)
         });
         match same {
@@ -309,10 +355,9 @@ fn aggregate(set: &SignatureSet, key: &[u8; 32], emit_raw: bool, found: &mut Vec
             None => aggs.push(Agg {
                 sig: f.sig,
                 location: f.location,
-                evidence: redact::mask(&f.value, sig.mask, sig.mask_prefix),
-                raw: emit_raw.then(|| String::from_utf8_lossy(&f.value).into_owned()),
                 field: f.field,
-                hash,
+                norm,
+                value: f.value,
                 confidence: f.confidence,
                 count: 1,
             }),
@@ -321,7 +366,7 @@ fn aggregate(set: &SignatureSet, key: &[u8; 32], emit_raw: bool, found: &mut Vec
 }
 
 /// The request path with flagged segments replaced by their masked evidence.
-fn masked_path(path: &str, aggs: &[Agg]) -> String {
+fn masked_path(path: &str, set: &SignatureSet, aggs: &[Agg]) -> String {
     let mut out = String::with_capacity(path.len());
     let mut k = 0usize;
     for (i, seg) in path.split('/').enumerate() {
@@ -333,12 +378,29 @@ fn masked_path(path: &str, aggs: &[Agg]) -> String {
         }
         let field = format!("segment[{k}]");
         k += 1;
-        match aggs.iter().find(|a| a.location == "request.path" && a.field == field) {
-            Some(a) => out.push_str(&a.evidence),
+        let hit = aggs.iter().find(|a| a.location == "request.path" && a.field == field);
+        match hit.and_then(|a| set.sigs.get(usize::from(a.sig)).map(|s| (a, s))) {
+            Some((a, s)) => out.push_str(&redact::mask(&a.value, s.mask, s.mask_prefix)),
             None => out.push_str(seg),
         }
     }
     out
+}
+
+fn hash16(key: &[u8; 32], norm: &[u8]) -> [u8; 16] {
+    let h = blake3::keyed_hash(key, norm);
+    let mut out = [0u8; 16];
+    out.copy_from_slice(h.as_bytes().get(..16).unwrap_or(&[0; 16]));
+    out
+}
+
+/// `host \xff method \xff endpoint \xff type \xff location \xff field` (0xff never occurs in UTF-8).
+fn group_key(key: &mut Vec<u8>, tx: &Transaction, endpoint: &str, ty: &str, location: &str, field: &str) {
+    key.clear();
+    for part in [tx.host().unwrap_or(""), tx.method.as_str(), endpoint, ty, location, field] {
+        key.extend_from_slice(part.as_bytes());
+        key.push(0xff);
+    }
 }
 
 impl Analyzer for Sensitive {
@@ -348,45 +410,16 @@ impl Analyzer for Sensitive {
 
     fn on_transaction(&mut self, tx: &Arc<Transaction>, ctx: &mut TxContext, out: &mut Vec<Record>) {
         let set = self.shared.sigs.current();
-        self.shared.stats.transactions.fetch_add(1, Ordering::Relaxed);
+        let seq = self.shared.stats.transactions.fetch_add(1, Ordering::Relaxed);
         self.found.clear();
         self.scanner.scan_transaction(&set, tx, &mut self.found);
         if self.found.is_empty() {
             return;
         }
-        aggregate(&set, &self.shared.key, self.shared.emit_raw, &mut self.found, &mut self.aggs);
-        self.shared.stats.findings.fetch_add(self.aggs.len() as u64, Ordering::Relaxed);
-        let path = if self.aggs.iter().any(|a| a.location == "request.path") {
-            masked_path(&tx.path, &self.aggs)
-        } else {
-            tx.path.clone()
-        };
-        let uid = tx.flow.as_ref().map_or("", |f| f.uid.as_str());
+        aggregate(&set, &mut self.found, &mut self.aggs);
+        self.shared.stats.detections.fetch_add(self.aggs.len() as u64, Ordering::Relaxed);
         for a in &self.aggs {
             let Some(sig) = set.sigs.get(usize::from(a.sig)) else { continue };
-            let rec = FindingRecord {
-                ts: tx.ts,
-                uid,
-                trans_depth: tx.trans_depth,
-                r#type: &sig.ty,
-                category: sig.category.name(),
-                signature_id: &sig.id,
-                severity: sig.severity.name(),
-                method: tx.has_request.then_some(tx.method.as_str()),
-                host: tx.host(),
-                path: &path,
-                endpoint: ctx.endpoint.as_deref(),
-                location: a.location,
-                field: &a.field,
-                evidence: &a.evidence,
-                hash: &a.hash,
-                confidence: (f64::from(a.confidence) * 100.0).round() / 100.0,
-                count: a.count,
-                value: a.raw.as_deref(),
-            };
-            if let Ok(json) = serde_json::to_vec(&rec) {
-                out.push(Record { stream: "findings", json });
-            }
             ctx.data_classes.push(DataClassHit {
                 location: a.location,
                 field: a.field.clone(),
@@ -394,9 +427,97 @@ impl Analyzer for Sensitive {
                 category: sig.category.name().to_owned(),
             });
         }
+        let shared = Arc::clone(&self.shared);
+        let caps = &shared.held.caps;
+        let uid = tx.flow.as_ref().map_or("", |f| f.uid.as_str());
+        let endpoint = ctx.endpoint.as_deref().unwrap_or(&tx.path);
+        let mut path: Option<String> = None;
+        let mut immediate: Vec<report::Group> = Vec::new();
+        let mut held = (caps.window > 0.0).then(|| shared.held.lock_tx());
+        self.local.clear();
+        for a in &self.aggs {
+            let Some(sig) = set.sigs.get(usize::from(a.sig)) else { continue };
+            let field = report::group_field(&a.field);
+            group_key(&mut self.key, tx, endpoint, &sig.ty, a.location, &field);
+            let hit = report::Hit {
+                ts: tx.ts,
+                uid,
+                trans_depth: tx.trans_depth,
+                confidence: a.confidence,
+                count: a.count,
+                seq,
+            };
+            let key = self.key.as_slice();
+            let existing = match held.as_mut() {
+                Some(h) => h.get(key),
+                None => self.local.iter_mut().find(|(k, _)| k.as_slice() == key).map(|(_, g)| g),
+            };
+            if let Some(g) = existing
+                && !g.is_after(&hit)
+            {
+                let hash = g.wants_hash(caps).then(|| hash16(&shared.key, &a.norm));
+                g.add(&hit, hash, caps);
+                continue;
+            }
+            let path = path.get_or_insert_with(|| {
+                if self.aggs.iter().any(|a| a.location == "request.path") {
+                    masked_path(&tx.path, &set, &self.aggs)
+                } else {
+                    tx.path.clone()
+                }
+            });
+            let evidence = redact::mask(&a.value, sig.mask, sig.mask_prefix);
+            let raw = shared.emit_raw.then(|| String::from_utf8_lossy(&a.value));
+            let nf = report::NewFinding {
+                ty: &sig.ty,
+                category: sig.category.name(),
+                signature_id: &sig.id,
+                severity: sig.severity.name(),
+                method: tx.has_request.then_some(tx.method.as_str()),
+                host: tx.host(),
+                path,
+                endpoint: ctx.endpoint.as_deref(),
+                location: a.location,
+                field: &field,
+                evidence: &evidence,
+                hash: hash16(&shared.key, &a.norm),
+                raw: raw.as_deref(),
+            };
+            let g = report::Group::new(&nf, &hit, caps.window);
+            // A held finding whose first detection comes later (another worker got there first): this one
+            // becomes its first, so the line does not depend on how transactions were spread over workers.
+            let existing = match held.as_mut() {
+                Some(h) => h.get(key),
+                None => self.local.iter_mut().find(|(k, _)| k.as_slice() == key).map(|(_, g)| g),
+            };
+            if let Some(held_g) = existing {
+                held_g.take_first(g, &hit, caps);
+                continue;
+            }
+            match held.as_mut() {
+                Some(h) => immediate.extend(h.insert(key, g)),
+                None => self.local.push((key.to_vec(), g)),
+            }
+        }
+        drop(held);
+        emit(&shared.stats, immediate.into_iter().chain(self.local.drain(..).map(|(_, g)| g)), out);
     }
 
-    fn finish(&mut self, _out: &mut Vec<Record>) {
+    fn on_tick(&mut self, now: crate::capture::Timestamp, out: &mut Vec<Record>) {
+        let due = self.shared.held.take_due(Some(now.as_secs_f64()));
+        emit(&self.shared.stats, due, out);
+    }
+
+    /// The last worker to finish emits what is still held, so a finding seen by several workers is still
+    /// one line.
+    fn finish(&mut self, out: &mut Vec<Record>) {
+        if std::mem::replace(&mut self.finished, true) {
+            return;
+        }
+        if self.shared.held.live_workers.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let all = self.shared.held.take_due(None);
+            emit(&self.shared.stats, all, out);
+        }
         let c = std::mem::take(&mut self.scanner.counts);
         if let Ok(mut s) = self.shared.stats.scan.lock() {
             s.bodies += c.bodies;
@@ -427,6 +548,7 @@ mod tests {
         let mut ctx = TxContext { endpoint: Some("/v1/users/{email}".into()), ..TxContext::default() };
         let mut out = Vec::new();
         an[0].on_transaction(&Arc::new(tx), &mut ctx, &mut out);
+        an[0].finish(&mut out);
         (out.iter().map(|r| serde_json::from_slice(&r.json).unwrap()).collect(), ctx)
     }
 
@@ -457,11 +579,16 @@ mod tests {
         assert_eq!(path["endpoint"], "/v1/users/{email}");
         assert_eq!(path["evidence"], "j***@e***.com");
         assert_eq!(path["field"], "segment[2]");
-        // The two spellings of one card in one array are distinct fields; the same value hashes the same.
+        // The two spellings of one card in one array are one place (`[*]`) and one value: one hash, count 2.
         let cards: Vec<_> = recs.iter().filter(|r| r["type"] == "credit_card").collect();
-        assert_eq!(cards.len(), 3, "{cards:?}");
+        assert_eq!(cards.len(), 2, "{cards:?}");
         assert!(cards.iter().all(|c| c["hash"] == cards[0]["hash"]));
-        assert_eq!(ctx.data_classes.len(), recs.len());
+        let arr = cards.iter().find(|c| c["field"] == "$.cards[*]").unwrap();
+        assert_eq!((arr["count"].as_u64(), arr["tx_count"].as_u64()), (Some(2), Some(1)));
+        assert_eq!(arr["hashes"].as_array().unwrap().len(), 1);
+        // The data classes stay one per value and exact place (the inventory's input is unchanged).
+        assert_eq!(ctx.data_classes.len(), 5, "{:?}", ctx.data_classes);
+        assert!(ctx.data_classes.iter().any(|d| d.field == "$.cards[1]"));
         // transactions.jsonl masks what was flagged.
         let mut line = Vec::new();
         tx().write_json_masked(&mut line, &ctx.data_classes);
@@ -476,10 +603,57 @@ mod tests {
         let (recs, _) = run(t.clone(), Settings::default());
         let r = recs.iter().find(|r| r["field"] == "$.note").unwrap();
         assert_eq!(r["count"], 3);
+        assert_eq!(r["hashes"].as_array().unwrap().len(), 1, "one value, three spellings");
         assert!(r.get("value").is_none());
         let (recs, _) = run(t, Settings { emit_raw_values: true, ..Settings::default() });
         let r = recs.iter().find(|r| r["field"] == "$.note").unwrap();
         assert_eq!(r["value"], "a@example.com");
+    }
+
+    /// Transactions of one operation within the window are one finding per place; a tick past the window
+    /// emits it; `finding_window = "0s"` writes one per transaction at once.
+    #[test]
+    fn findings_aggregate_across_transactions_within_the_window() {
+        let mut reg = Registry::new();
+        let a = AnalysisSettings {
+            sensitive: Settings { max_finding_transactions: 2, ..Settings::default() },
+            ..AnalysisSettings::default()
+        };
+        register(&mut reg, &a).unwrap();
+        let mut an = reg.build();
+        let mut out = Vec::new();
+        for (i, email) in ["a@example.com", "b@example.com", "a@example.com"].iter().enumerate() {
+            let t = Transaction {
+                has_response: true,
+                ts: 100.0 + i as f64,
+                trans_depth: i as u64 + 1,
+                path: format!("/v1/users/{i}"),
+                response_body: format!(r#"{{"items":[{{"email":"{email}"}}]}}"#).into_bytes(),
+                ..Transaction::default()
+            };
+            let mut ctx = TxContext { endpoint: Some("/v1/users/{id}".into()), ..TxContext::default() };
+            an[0].on_transaction(&Arc::new(t), &mut ctx, &mut out);
+            assert_eq!(ctx.data_classes.len(), 1);
+            assert_eq!(ctx.data_classes[0].field, "$.items[0].email");
+        }
+        assert!(out.is_empty(), "held");
+        an[0].on_tick(crate::capture::Timestamp::from_secs(399), &mut out);
+        assert!(out.is_empty(), "window not over");
+        an[0].on_tick(crate::capture::Timestamp::from_secs(400), &mut out);
+        assert_eq!(out.len(), 1);
+        let r: serde_json::Value = serde_json::from_slice(&out[0].json).unwrap();
+        assert_eq!(r["field"], "$.items[*].email");
+        assert_eq!(r["path"], "/v1/users/0");
+        assert_eq!((r["count"].as_u64(), r["tx_count"].as_u64()), (Some(3), Some(3)));
+        assert_eq!(r["transactions"].as_array().unwrap().len(), 2);
+        assert_eq!(r["hashes"].as_array().unwrap().len(), 2);
+        assert_eq!((r["first_seen"].as_f64(), r["last_seen"].as_f64()), (Some(100.0), Some(102.0)));
+        out.clear();
+        an[0].finish(&mut out);
+        assert!(out.is_empty());
+
+        let (recs, _) = run(tx(), Settings { finding_window: Duration::ZERO, ..Settings::default() });
+        assert_eq!(recs.len(), 4);
     }
 
     #[test]

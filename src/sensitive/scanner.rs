@@ -351,6 +351,7 @@ impl Scanner {
         let mut matched_any = false;
         let mut jwt_payloads: Vec<serde_json::Value> = Vec::new();
         let mut cands: Vec<Cand> = Vec::new();
+        let mut spans: Vec<((usize, usize), (usize, usize))> = Vec::new();
         for pass in 0..2 {
             // Pass 1: fallback signatures, only when nothing specific matched.
             if pass == 1 && matched_any {
@@ -386,9 +387,23 @@ impl Scanner {
                     continue;
                 }
                 self.counts.regex_runs += 1;
-                for caps in sig.regex.captures_iter(value).take(self.limits.max_matches_per_value) {
-                    let Some(m) = caps.get(1).or_else(|| caps.get(0)) else { continue };
-                    let v = m.as_bytes();
+                let max = self.limits.max_matches_per_value;
+                // (whole match, value): the value is group 1 when the pattern has one. Without groups the
+                // plain search is used, which skips capture bookkeeping (most patterns, most values).
+                spans.clear();
+                if sig.regex.captures_len() > 1 {
+                    for caps in sig.regex.captures_iter(value).take(max) {
+                        let Some(m) = caps.get(1).or_else(|| caps.get(0)) else { continue };
+                        let whole = caps.get(0).map_or((m.start(), m.end()), |w| (w.start(), w.end()));
+                        spans.push((whole, (m.start(), m.end())));
+                    }
+                } else {
+                    spans.extend(
+                        sig.regex.find_iter(value).take(max).map(|m| ((m.start(), m.end()), (m.start(), m.end()))),
+                    );
+                }
+                for &(whole, (ms, me)) in &spans {
+                    let v = value.get(ms..me).unwrap_or(&[]);
                     if v.is_empty() {
                         continue;
                     }
@@ -401,13 +416,12 @@ impl Scanner {
                         continue;
                     }
                     // `scheme://user:secret@host` is a credential, not an email `secret@host`.
-                    let before = value.get(..m.start()).unwrap_or(&[]);
+                    let before = value.get(..ms).unwrap_or(&[]);
                     if sig.ty == "email" && before.ends_with(b":") && !before.ends_with(b"mailto:") {
                         continue;
                     }
                     matched_any = true;
-                    let whole = caps.get(0).map_or((m.start(), m.end()), |w| (w.start(), w.end()));
-                    cands.push(Cand { sig: si as u16, outer: whole, inner: (m.start(), m.end()), conf });
+                    cands.push(Cand { sig: si as u16, outer: whole, inner: (ms, me), conf });
                 }
             }
         }
