@@ -156,6 +156,7 @@ struct StatsFile {
     bytes_scanned: u64,
     values: u64,
     regex_runs: u64,
+    header_cache_hits: u64,
     caps: CapsFile,
 }
 
@@ -260,6 +261,7 @@ pub fn register(reg: &mut Registry, settings: &AnalysisSettings) -> Result<(), S
             bytes_scanned: c.bytes_scanned,
             values: c.values,
             regex_runs: c.regex_runs,
+            header_cache_hits: c.header_cache_hits,
             caps: CapsFile {
                 max_scan_bytes: c.cap_scan_bytes,
                 max_json_depth: c.cap_json_depth,
@@ -527,6 +529,7 @@ impl Analyzer for Sensitive {
             s.bytes_scanned += c.bytes_scanned;
             s.values += c.values;
             s.regex_runs += c.regex_runs;
+            s.header_cache_hits += c.header_cache_hits;
             s.cap_scan_bytes += c.cap_scan_bytes;
             s.cap_json_depth += c.cap_json_depth;
             s.cap_json_values += c.cap_json_values;

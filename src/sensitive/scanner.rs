@@ -55,6 +55,24 @@ pub struct ScanCounts {
     pub cap_json_values: u64,
     pub cap_text_lines: u64,
     pub cap_findings: u64,
+    /// Header and cookie values answered from the per-worker cache (the same token, User-Agent or session
+    /// cookie on every request of a client).
+    pub header_cache_hits: u64,
+}
+
+/// Slots of the header-value cache (direct-mapped, per worker) and the longest value it keeps.
+const HEADER_CACHE_SLOTS: usize = 1024;
+const HEADER_CACHE_MAX_VALUE: usize = 1024;
+
+/// One classified header or cookie value: everything the result depends on, and the result.
+#[derive(Default)]
+struct CachedValue {
+    generation: u64,
+    loc: &'static str,
+    own_ips: [Option<IpAddr>; 2],
+    key: Vec<u8>,
+    value: Vec<u8>,
+    found: Vec<Found>,
 }
 
 /// One raw detection. The value is held only until the caller has masked and hashed it.
@@ -98,6 +116,11 @@ pub struct Scanner {
     unesc: Vec<u8>,
     own_ips: [Option<IpAddr>; 2],
     findings: usize,
+    /// Header and cookie values repeat on every request of a client (tokens, User-Agent, session cookies);
+    /// classifying them again was a quarter of the analyzer. Bounded: `HEADER_CACHE_SLOTS` entries of at
+    /// most `HEADER_CACHE_MAX_VALUE` bytes. Raw values stay in this worker's memory only, like the
+    /// transaction itself.
+    header_cache: Vec<CachedValue>,
 }
 
 impl Scanner {
@@ -143,16 +166,70 @@ impl Scanner {
             if name.eq_ignore_ascii_case("cookie") {
                 for pair in value.split(';').take(64) {
                     let (k, v) = pair.trim().split_once('=').unwrap_or((pair.trim(), ""));
-                    self.value(set, cloc, Some(k.as_bytes()), None, v.as_bytes(), &mut || k.to_owned(), out, 0);
+                    self.cached_value(set, cloc, k, v.as_bytes(), out);
                 }
             } else if name.eq_ignore_ascii_case("set-cookie") {
                 let first = value.split(';').next().unwrap_or("");
                 let (k, v) = first.trim().split_once('=').unwrap_or((first.trim(), ""));
-                self.value(set, cloc, Some(k.as_bytes()), None, v.as_bytes(), &mut || k.to_owned(), out, 0);
+                self.cached_value(set, cloc, k, v.as_bytes(), out);
             } else {
-                let lname = name.to_ascii_lowercase();
-                self.value(set, hloc, Some(name.as_bytes()), None, value.as_bytes(), &mut || lname.clone(), out, 0);
+                self.cached_value(set, hloc, name, value.as_bytes(), out);
             }
+        }
+    }
+
+    /// `value` for a header or cookie, answered from the cache when this worker classified the same (set,
+    /// location, name, value, flow addresses) before. The field is the lower-cased header name or the cookie
+    /// name, as `value` would give.
+    fn cached_value(&mut self, set: &SignatureSet, loc: Loc, key: &str, value: &[u8], out: &mut Vec<Found>) {
+        let field = || if loc.scope == Scope::Header { key.to_ascii_lowercase() } else { key.to_owned() };
+        if value.is_empty() || value.len() > HEADER_CACHE_MAX_VALUE || key.len() > HEADER_CACHE_MAX_VALUE {
+            self.value(set, loc, Some(key.as_bytes()), None, value, &mut || field(), out, 0);
+            return;
+        }
+        let slot = {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h =
+                std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().build_hasher();
+            h.write(loc.name.as_bytes());
+            h.write(key.as_bytes());
+            h.write(value);
+            (h.finish() as usize) % HEADER_CACHE_SLOTS
+        };
+        if self.header_cache.is_empty() {
+            self.header_cache.resize_with(HEADER_CACHE_SLOTS, CachedValue::default);
+        }
+        let own_ips = self.own_ips;
+        if let Some(c) = self.header_cache.get(slot)
+            && c.generation == set.generation
+            && c.loc == loc.name
+            && c.own_ips == own_ips
+            && c.key == key.as_bytes()
+            && c.value == value
+            && self.findings + c.found.len() <= self.limits.max_findings
+        {
+            self.counts.header_cache_hits += 1;
+            self.findings += c.found.len();
+            out.extend(c.found.iter().cloned());
+            return;
+        }
+        let start = out.len();
+        let capped_before = self.counts.cap_findings;
+        self.value(set, loc, Some(key.as_bytes()), None, value, &mut || field(), out, 0);
+        // A value cut short by the findings cap is not a complete answer: not kept.
+        if self.counts.cap_findings != capped_before {
+            return;
+        }
+        if let Some(c) = self.header_cache.get_mut(slot) {
+            c.generation = set.generation;
+            c.loc = loc.name;
+            c.own_ips = own_ips;
+            c.key.clear();
+            c.key.extend_from_slice(key.as_bytes());
+            c.value.clear();
+            c.value.extend_from_slice(value);
+            c.found.clear();
+            c.found.extend(out.get(start..).unwrap_or(&[]).iter().cloned());
         }
     }
 
@@ -807,6 +884,38 @@ mod tests {
         assert!(ty.contains(&("jwt", "$.access_token")), "{ty:?}");
         assert!(ty.contains(&("email", "$.access_token#jwt$.email")), "{ty:?}");
         assert!(!ty.iter().any(|x| x.0 == "api_key"), "fallback not used when the JWT matched");
+    }
+
+    #[test]
+    fn repeated_header_values_come_from_the_cache_with_the_same_findings() {
+        let s = set();
+        let mut sc = Scanner::new(Limits::default());
+        let tx = Transaction {
+            has_request: true,
+            request_headers: vec![
+                ("Authorization".to_owned(), "Basic dXNlcjpwYXNz".to_owned()),
+                ("Cookie".to_owned(), "sessionid=a8F3kQ9zL2mX7pR4tV6w; theme=dark".to_owned()),
+                ("X-Client-Email".to_owned(), "jane.doe@example.com".to_owned()),
+            ]
+            .into(),
+            ..Transaction::default()
+        };
+        let key = |f: &Found| (f.sig, f.location, f.field.clone(), f.value.clone());
+        let mut first = Vec::new();
+        sc.scan_transaction(&s, &tx, &mut first);
+        assert!(!first.is_empty());
+        assert_eq!(sc.counts.header_cache_hits, 0);
+        let mut second = Vec::new();
+        sc.scan_transaction(&s, &tx, &mut second);
+        assert!(sc.counts.header_cache_hits >= 3, "{:?}", sc.counts);
+        assert_eq!(first.iter().map(key).collect::<Vec<_>>(), second.iter().map(key).collect::<Vec<_>>());
+        // Another signature set (a reload) never answers from the old one's results.
+        let s2 = set();
+        let hits = sc.counts.header_cache_hits;
+        let mut third = Vec::new();
+        sc.scan_transaction(&s2, &tx, &mut third);
+        assert_eq!(sc.counts.header_cache_hits, hits);
+        assert_eq!(first.len(), third.len());
     }
 
     #[test]

@@ -239,7 +239,12 @@ pub struct SignatureSet {
     key_index: HashMap<Vec<u8>, Vec<(u16, u16)>>,
     /// Some signature needs digits (cards, SSN, phone…): bodies dense in digits are walked.
     pub digit_sigs: bool,
+    /// Unique per set built in this process: what the scanner's header cache keys on, so a reloaded set
+    /// never answers from the old set's results.
+    pub generation: u64,
 }
+
+static SET_GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// A signature set as the analyzer loads it: the packs plus what the operator disabled.
 #[derive(Clone, Debug, Default)]
@@ -424,7 +429,8 @@ impl SignatureSet {
             }
         }
         let digit_sigs = sigs.iter().any(|s| s.digits_min > 0);
-        Ok(SignatureSet { sigs, anchor_all, anchor_sigs, anchor_fast, anchor_bytes, key_index, digit_sigs })
+        let generation = SET_GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(SignatureSet { sigs, anchor_all, anchor_sigs, anchor_fast, anchor_bytes, key_index, digit_sigs, generation })
     }
 
     /// Any anchor in `hay`.
