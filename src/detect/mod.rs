@@ -26,6 +26,7 @@
 pub mod abuse;
 pub mod access;
 pub mod attacks;
+pub mod drift;
 pub mod input;
 pub mod misconfig;
 pub mod rules;
@@ -424,6 +425,7 @@ impl Engine {
             Box::new(access::Access::new(&rules, s)),
             Box::new(abuse::Abuse::new(&rules, s)),
             Box::new(misconfig::Misconfig::new(&rules, s)),
+            Box::new(drift::Drift::new(&rules, s)),
         ];
         Ok(Engine {
             rules,
