@@ -118,6 +118,10 @@ struct Field {
 
 /// What an operation's requests looked like over its warm-up.
 struct OpModel {
+    /// Service, method and template, for the saved baselines.
+    service: Box<str>,
+    method: Box<str>,
+    template: Box<str>,
     requests: u64,
     /// Transactions its service had when it was first seen.
     service_seen: u64,
@@ -133,8 +137,8 @@ pub struct Drift {
     schema: RuleId,
     new_op: RuleId,
     ops: Bounded<u64, OpModel>,
-    /// Transactions per service, by hash of the service.
-    services: Bounded<u64, u64>,
+    /// Service name and transactions, by hash of the service.
+    services: Bounded<u64, (Box<str>, u64)>,
     hasher: foldhash::fast::RandomState,
     /// Names not learned or not looked at because of the per-operation and per-request caps.
     names_refused: AtomicU64,
@@ -285,7 +289,11 @@ impl Detector for Drift {
         let f = em.facts;
         // Learning from requests nobody answered would teach the model what a scanner sent into the void.
         let Some(status) = f.status else { return };
-        let seen = self.services.update(self.hasher.hash_one(&*f.service), || 0, |n| std::mem::replace(n, *n + 1));
+        let seen = self.services.update(
+            self.hasher.hash_one(&*f.service),
+            || (f.service.as_ref().into(), 0),
+            |(_, n)| std::mem::replace(n, *n + 1),
+        );
         let seen = seen.unwrap_or(0);
         let mut obs = Vec::new();
         if (np || sv) && (!tx.query_params.is_empty() || !tx.decoded_request_body().is_empty()) {
@@ -295,9 +303,20 @@ impl Detector for Drift {
         let success = (200..300).contains(&status);
         let mut changes: Vec<Change> = Vec::new();
         let mut refused = 0u64;
+        // Keyed by this detector's own hash (not `op_id`, seeded per run) so that saved baselines load.
+        let op_key = self.hasher.hash_one((&*f.service, f.method, &*f.template));
         let first_success = self.ops.update(
-            f.op_id,
-            || OpModel { requests: 0, service_seen: seen, succeeded: false, fields: Vec::new(), full: false },
+            op_key,
+            || OpModel {
+                service: f.service.as_ref().into(),
+                method: f.method.into(),
+                template: f.template.as_ref().into(),
+                requests: 0,
+                service_seen: seen,
+                succeeded: false,
+                fields: Vec::new(),
+                full: false,
+            },
             |op| {
                 op.requests = op.requests.saturating_add(1);
                 let learning = op.requests <= warmup;
@@ -369,6 +388,158 @@ impl Detector for Drift {
 
     fn cap_hits(&self) -> u64 {
         self.ops.cap_hits() + self.services.cap_hits() + self.names_refused.load(Ordering::Relaxed)
+    }
+}
+
+/// Lets the engine keep a handle on the drift detector (to save its baselines) while running it.
+impl Detector for std::sync::Arc<Drift> {
+    fn name(&self) -> &'static str {
+        Drift::name(self)
+    }
+    fn on_transaction(&self, tx: &Transaction, ctx: &TxContext, em: &mut Emitter<'_>) {
+        Drift::on_transaction(self, tx, ctx, em);
+    }
+    fn cap_hits(&self) -> u64 {
+        Drift::cap_hits(self)
+    }
+}
+
+/// The saved baselines (`<state_dir>/detect-baselines.json`).
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Saved {
+    version: u32,
+    services: Vec<SavedService>,
+    operations: Vec<SavedOp>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SavedService {
+    service: String,
+    transactions: u64,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SavedOp {
+    service: String,
+    method: String,
+    template: String,
+    requests: u64,
+    service_seen: u64,
+    succeeded: bool,
+    full: bool,
+    fields: Vec<SavedField>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SavedField {
+    /// `query` or `body`.
+    loc: String,
+    name: String,
+    /// Bit mask of [`Class`].
+    classes: u8,
+}
+
+/// Format version of the saved baselines.
+const SAVED_VERSION: u32 = 1;
+
+impl Drift {
+    /// Writes the baselines to `path` (through a temporary file, so that a crash never leaves half a file).
+    pub fn save(&self, path: &std::path::Path) -> std::io::Result<()> {
+        let mut saved = Saved { version: SAVED_VERSION, services: Vec::new(), operations: Vec::new() };
+        self.services.retain(|_, (name, n)| {
+            saved.services.push(SavedService { service: name.to_string(), transactions: *n });
+            true
+        });
+        self.ops.retain(|_, op| {
+            saved.operations.push(SavedOp {
+                service: op.service.to_string(),
+                method: op.method.to_string(),
+                template: op.template.to_string(),
+                requests: op.requests,
+                service_seen: op.service_seen,
+                succeeded: op.succeeded,
+                full: op.full,
+                fields: op
+                    .fields
+                    .iter()
+                    .map(|f| SavedField {
+                        loc: if f.loc == Loc::Query { "query" } else { "body" }.to_owned(),
+                        name: f.name.to_string(),
+                        classes: f.classes,
+                    })
+                    .collect(),
+            });
+            true
+        });
+        saved.services.sort_by(|a, b| a.service.cmp(&b.service));
+        saved
+            .operations
+            .sort_by(|a, b| (&a.service, &a.template, &a.method).cmp(&(&b.service, &b.template, &b.method)));
+        let json = serde_json::to_vec(&saved).map_err(std::io::Error::other)?;
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, json)?;
+        std::fs::rename(&tmp, path)
+    }
+
+    /// Loads baselines saved by [`Drift::save`]; returns the operations loaded. The file is checked whole
+    /// before anything is loaded; entries beyond the caps are dropped (counted like new keys).
+    pub fn load(&self, path: &std::path::Path) -> Result<usize, String> {
+        let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let saved: Saved = serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        if saved.version != SAVED_VERSION {
+            return Err(format!("{}: version {}: only {SAVED_VERSION} is known", path.display(), saved.version));
+        }
+        for s in saved.services {
+            let k = self.hasher.hash_one(s.service.as_str());
+            self.services.update(k, || (s.service.as_str().into(), 0), |(_, n)| *n = (*n).max(s.transactions));
+        }
+        let mut loaded = 0;
+        for o in saved.operations {
+            let k = self.hasher.hash_one((o.service.as_str(), o.method.as_str(), o.template.as_str()));
+            let mut fields = Vec::new();
+            let mut full = o.full;
+            for f in o.fields {
+                let loc = if f.loc == "query" { Loc::Query } else { Loc::Body };
+                if fields.len() >= MAX_FIELDS_PER_OPERATION {
+                    full = true;
+                    break;
+                }
+                let hash = self.hasher.hash_one((loc as u8, f.name.as_str()));
+                fields.push(Field { loc, hash, name: f.name.into(), classes: f.classes & 0x7f });
+            }
+            let model = OpModel {
+                service: o.service.into(),
+                method: o.method.into(),
+                template: o.template.into(),
+                requests: o.requests,
+                service_seen: o.service_seen,
+                succeeded: o.succeeded,
+                fields,
+                full,
+            };
+            let mut slot = Some(model);
+            if self.ops.update(k, || slot.take().unwrap_or_else(empty_model), |_| ()).is_some() {
+                loaded += 1;
+            }
+        }
+        Ok(loaded)
+    }
+}
+
+fn empty_model() -> OpModel {
+    OpModel {
+        service: "".into(),
+        method: "".into(),
+        template: "".into(),
+        requests: 0,
+        service_seen: 0,
+        succeeded: false,
+        fields: Vec::new(),
+        full: false,
     }
 }
 
@@ -523,5 +694,25 @@ mod tests {
             assert!(rules_of(&a, "new_parameter").is_empty());
         }
         assert!(e.cap_hits() > 0);
+    }
+
+    #[test]
+    fn baselines_survive_a_restart_and_a_bad_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("detect-baselines.json");
+        let e = engine(Settings::default());
+        for i in 0..100 {
+            fired(&e, &json("PUT", "/v1/users/1?v=1", r#"{"name":"x","age":3}"#, f64::from(i)));
+        }
+        e.drift.save(&path).unwrap();
+        let e2 = engine(Settings::default());
+        assert_eq!(e2.drift.load(&path), Ok(1));
+        let a = fired(&e2, &json("PUT", "/v1/users/1?v=1", r#"{"name":"x","age":"3","role":"admin"}"#, 500.0));
+        assert_eq!(rules_of(&a, "new_parameter").len(), 1, "{a:?}");
+        assert_eq!(rules_of(&a, "schema_violation").len(), 1, "{a:?}");
+        std::fs::write(&path, b"{\"version\":1,").unwrap();
+        assert!(e2.drift.load(&path).unwrap_err().contains("detect-baselines.json"));
+        std::fs::write(&path, br#"{"version":9,"services":[],"operations":[]}"#).unwrap();
+        assert!(e2.drift.load(&path).is_err());
     }
 }
