@@ -26,6 +26,7 @@
 pub mod abuse;
 pub mod access;
 pub mod attacks;
+pub mod drift;
 pub mod input;
 pub mod misconfig;
 pub mod rules;
@@ -103,6 +104,18 @@ pub fn register(reg: &mut Registry, settings: &AnalysisSettings) -> Result<(), S
         return Ok(());
     }
     let engine = Arc::new(Engine::new(&settings.detect)?);
+    if let Some(dir) = &settings.state_dir {
+        // Baselines learnt by earlier runs: a file that does not load is a warning, and learning starts over.
+        let path = dir.join("detect-baselines.json");
+        if path.exists() {
+            match engine.drift.load(&path) {
+                Ok(n) => tracing::info!(operations = n, path = %path.display(), "Detection baselines loaded."),
+                Err(e) => tracing::warn!(error = %e, "Detection baselines not loaded; learning from scratch."),
+            }
+        }
+        let drift = engine.drift.clone();
+        reg.on_conclude("detect", move |_out: &std::path::Path| drift.save(&path));
+    }
     reg.register("detect", move || Box::new(DetectAnalyzer::new(engine.clone())));
     Ok(())
 }
@@ -376,6 +389,8 @@ pub struct Engine {
     pub rules: Rules,
     pub settings: Settings,
     detectors: Vec<Box<dyn Detector>>,
+    /// The drift detector (also in `detectors`), whose baselines are saved across runs.
+    pub drift: Arc<drift::Drift>,
     /// Alerts held for aggregation, by rule and scope key.
     pending: state::Bounded<(RuleId, u64), Pending>,
     /// Posture findings already reported (see [`Hit::once`]).
@@ -419,16 +434,19 @@ impl Engine {
             }
             k
         };
+        let drift = Arc::new(drift::Drift::new(&rules, s));
         let detectors: Vec<Box<dyn Detector>> = vec![
             Box::new(attacks::Attacks::new(&pack, &rules, s)),
             Box::new(access::Access::new(&rules, s)),
             Box::new(abuse::Abuse::new(&rules, s)),
             Box::new(misconfig::Misconfig::new(&rules, s)),
+            Box::new(drift.clone()),
         ];
         Ok(Engine {
             rules,
             settings: s.clone(),
             detectors,
+            drift,
             pending: state::Bounded::new(s.max_pending_alerts.max(1), "[detect] max_pending_alerts"),
             stats: DetectStats::default(),
             key,

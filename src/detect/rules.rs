@@ -439,6 +439,42 @@ pub const BUILTIN: &[Builtin] = &[
         0.0,
         "User-Agent of sqlmap, Nikto, nuclei, ZAP, ..."
     ),
+    rule!(
+        "new_parameter",
+        "mass_assignment",
+        "Request parameter new to the operation",
+        Medium,
+        0.5,
+        "API3:2023",
+        "T1190",
+        100.0,
+        0.0,
+        "threshold: requests (answered) of the operation over which its query parameter and top-level JSON body property names are learnt; then a name never seen, once per operation and name"
+    ),
+    rule!(
+        "schema_violation",
+        "schema_violation",
+        "Request value of a type the operation never had",
+        Medium,
+        0.6,
+        "API8:2023",
+        "T1190",
+        0.0,
+        0.0,
+        "after the new_parameter warm-up, a query or top-level JSON body value whose class (integer, number, string, boolean, object, array) the field never had; once per operation, field and class; null fits any field"
+    ),
+    rule!(
+        "new_operation_after_warmup",
+        "shadow_api",
+        "Operation appeared after the service's baseline",
+        Low,
+        0.5,
+        "API9:2023",
+        "T1190",
+        1000.0,
+        0.0,
+        "threshold: transactions the service had when the operation was first seen; reported when it is first answered 2xx, once per operation (a posture finding)"
+    ),
 ];
 
 /// `[detect.rules.<rule_id>]`: per-rule overrides. Every key optional.
