@@ -75,8 +75,14 @@ fn live_capture_on_veth_flushes_on_sigterm() {
     guard.children.push(server);
 
     let out = tempfile::tempdir().unwrap();
+    // Persistent state in a directory of the test's own, not the default /var/lib/mirador.
+    let state = tempfile::tempdir().unwrap();
+    let cfg = state.path().join("mirador.toml");
+    std::fs::write(&cfg, format!("[state]\ndir = {:?}\n", state.path().join("state"))).unwrap();
     let sensor = Command::new(assert_cmd::cargo::cargo_bin("mirador"))
-        .args(["run", "-i", &veth, "--metrics-listen", "127.0.0.1:19477", "--out"])
+        .args(["run", "-i", &veth, "--metrics-listen", "127.0.0.1:19477", "--config"])
+        .arg(&cfg)
+        .arg("--out")
         .arg(out.path())
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
@@ -128,4 +134,10 @@ fn live_capture_on_veth_flushes_on_sigterm() {
         serde_json::from_str(&std::fs::read_to_string(out.path().join("stats.json")).unwrap()).unwrap();
     assert!(stats["capture"]["packets"].as_u64().unwrap() > 0);
     assert_eq!(stats["capture"]["queue_full_drops"], 0);
+    // What a restart reloads was written at shutdown: the inventory store and the detections' baselines.
+    assert!(state.path().join("state/inventory.sqlite").is_file(), "{stderr}");
+    let baselines = std::fs::read_to_string(state.path().join("state/detect-baselines.json"))
+        .unwrap_or_else(|e| panic!("detect-baselines.json: {e}\n{stderr}"));
+    let baselines: serde_json::Value = serde_json::from_str(&baselines).unwrap();
+    assert!(baselines.is_object(), "{baselines}");
 }
