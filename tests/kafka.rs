@@ -120,6 +120,50 @@ fn ident(stream: &str, v: &Value) -> String {
     format!("{stream} {v}")
 }
 
+/// How often the runs wrote each record, by identity.
+fn tally_written(runs: &[&BTreeMap<&'static str, Vec<Value>>]) -> HashMap<String, usize> {
+    let mut want: HashMap<String, usize> = HashMap::new();
+    for recs in runs {
+        for (s, vs) in *recs {
+            for v in vs {
+                *want.entry(ident(s, v)).or_default() += 1;
+            }
+        }
+    }
+    want
+}
+
+/// A received message's identity: its `stream` header and payload.
+fn received_ident(g: &Got) -> String {
+    ident(g.headers.get("stream").map(String::as_str).unwrap_or("?"), &g.json())
+}
+
+/// (records lost, duplicates) of what arrived against what was written.
+fn lost_and_dups(want: &HashMap<String, usize>, have: &HashMap<String, usize>) -> (usize, usize) {
+    let lost = want.iter().map(|(k, n)| n.saturating_sub(have.get(k).copied().unwrap_or(0))).sum();
+    let dups = have.iter().map(|(k, n)| n.saturating_sub(want.get(k).copied().unwrap_or(0))).sum();
+    (lost, dups)
+}
+
+/// A Kafka sink on the mock cluster, driven directly (no replay): short retries, records offered by the test.
+fn direct_sink(bootstrap: &str, spool: &Path, flush: Duration) -> SinkManager {
+    let s = SinkSettings {
+        name: "fleet".into(),
+        kind: SinkType::Kafka,
+        brokers: Some(bootstrap.to_owned()),
+        topic: Some("mirador".into()),
+        ..Default::default()
+    };
+    let g = SinkGlobal {
+        request_timeout: Duration::from_secs(2),
+        flush_timeout: flush,
+        retry_initial: Duration::from_millis(50),
+        retry_max: Duration::from_millis(200),
+        ..Default::default()
+    };
+    SinkManager::start(&SinkOptions { global: g, sinks: vec![s], spool_dir: spool.to_owned() }).unwrap()
+}
+
 fn service_of(v: &Value) -> &str {
     v.get("service").or_else(|| v.get("host")).and_then(Value::as_str).unwrap_or("-")
 }
@@ -164,12 +208,7 @@ fn replay_delivers_every_record_once_keyed_by_service() {
 
     // Every record exactly once (the broker was up: the idempotent producer sends no duplicates), the payload
     // the record as written (format "json"), the headers its stream and this sensor.
-    let mut want: HashMap<String, usize> = HashMap::new();
-    for (s, vs) in &recs {
-        for v in vs {
-            *want.entry(ident(s, v)).or_default() += 1;
-        }
-    }
+    let want = tally_written(&[&recs]);
     let mut have: HashMap<String, usize> = HashMap::new();
     let host = local_hostname();
     for g in &got {
@@ -308,23 +347,14 @@ fn broker_outage_spools_and_the_next_run_delivers() {
     let n2: usize = recs2.values().map(Vec::len).sum();
     let left = spool_records(&spool);
 
-    let mut want: HashMap<String, usize> = HashMap::new();
-    for recs in [&recs1, &recs2] {
-        for (s, vs) in recs {
-            for v in vs {
-                *want.entry(ident(s, v)).or_default() += 1;
-            }
-        }
-    }
+    let want = tally_written(&[&recs1, &recs2]);
     let got = consume(&bootstrap, "mirador", 3, n1 + n2, Duration::from_secs(2), Duration::from_secs(60));
     let mut have: HashMap<String, usize> = HashMap::new();
     for g in &got {
-        let v = g.json();
-        assert_eq!(g.key, service_of(&v));
-        *have.entry(ident(g.headers.get("stream").map(String::as_str).unwrap_or("?"), &v)).or_default() += 1;
+        assert_eq!(g.key, service_of(&g.json()));
+        *have.entry(received_ident(g)).or_default() += 1;
     }
-    let lost: usize = want.iter().map(|(k, n)| n.saturating_sub(have.get(k).copied().unwrap_or(0))).sum();
-    let dups: usize = have.iter().map(|(k, n)| n.saturating_sub(want.get(k).copied().unwrap_or(0))).sum();
+    let (lost, dups) = lost_and_dups(&want, &have);
     let strange = have.keys().filter(|k| !want.contains_key(*k)).count();
     eprintln!(
         "kafka outage: run 1 wrote {n1} records, broker down at {cut_at:.1}s, spool holds {spooled1}; run 2 ({run2_secs:.1}s, broker back at 1.5s) \
@@ -343,22 +373,7 @@ fn oversized_record_is_dropped_not_blocking() {
     let mock = cluster(&[("mirador", 1)]);
     let bootstrap = mock.bootstrap_servers();
     let tmp = tempfile::tempdir().unwrap();
-    let s = SinkSettings {
-        name: "fleet".into(),
-        kind: SinkType::Kafka,
-        brokers: Some(bootstrap.clone()),
-        topic: Some("mirador".into()),
-        ..Default::default()
-    };
-    let g = SinkGlobal {
-        request_timeout: Duration::from_secs(2),
-        flush_timeout: Duration::from_secs(5),
-        retry_initial: Duration::from_millis(50),
-        retry_max: Duration::from_millis(200),
-        ..Default::default()
-    };
-    let opts = SinkOptions { global: g, sinks: vec![s], spool_dir: tmp.path().join("spool") };
-    let m = SinkManager::start(&opts).unwrap();
+    let m = direct_sink(&bootstrap, &tmp.path().join("spool"), Duration::from_secs(5));
     let inv = |i: usize, pad: usize| {
         let mut l = serde_json::to_vec(&serde_json::json!({"kind": "new_operation", "service": "svc.example",
             "method": "GET", "endpoint": format!("/v1/{i}"), "note": "x".repeat(pad)}))
@@ -389,22 +404,7 @@ fn fatal_producer_error_starts_a_new_producer() {
     let bootstrap = mock.bootstrap_servers();
     mock.request_errors(RDKafkaApiKey::Produce, &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER]);
     let tmp = tempfile::tempdir().unwrap();
-    let s = SinkSettings {
-        name: "fleet".into(),
-        kind: SinkType::Kafka,
-        brokers: Some(bootstrap.clone()),
-        topic: Some("mirador".into()),
-        ..Default::default()
-    };
-    let g = SinkGlobal {
-        request_timeout: Duration::from_secs(2),
-        flush_timeout: Duration::from_secs(10),
-        retry_initial: Duration::from_millis(50),
-        retry_max: Duration::from_millis(200),
-        ..Default::default()
-    };
-    let opts = SinkOptions { global: g, sinks: vec![s], spool_dir: tmp.path().join("spool") };
-    let m = SinkManager::start(&opts).unwrap();
+    let m = direct_sink(&bootstrap, &tmp.path().join("spool"), Duration::from_secs(10));
     for i in 0..3 {
         let mut l = serde_json::to_vec(&serde_json::json!({"kind": "new_operation", "service": "svc.example",
             "method": "GET", "endpoint": format!("/v1/{i}")}))
@@ -445,14 +445,13 @@ impl Tansu {
 
     fn start_on(bin: &Path, port: u16) -> Tansu {
         let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new(bin)
+        let mut child = Command::new(bin)
             .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
             .args(["--storage-engine", "memory://tansu/"])
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
-        let mut child = child;
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             if let Ok(Some(st)) = child.try_wait() {
@@ -520,23 +519,28 @@ fn replay_into_a_real_broker_process() {
     let total: usize = recs.values().map(Vec::len).sum();
     let got = consume(&broker.bootstrap, "mirador", 3, total, Duration::from_secs(2), Duration::from_secs(60));
     eprintln!("tansu ({}): written {total} records, received {} messages", bin.display(), got.len());
-    let mut want: HashMap<String, usize> = HashMap::new();
-    for (s, vs) in &recs {
-        for v in vs {
-            *want.entry(ident(s, v)).or_default() += 1;
-        }
-    }
+    let want = tally_written(&[&recs]);
     let mut have: HashMap<String, usize> = HashMap::new();
     let mut part: HashMap<String, HashSet<i32>> = HashMap::new();
     for g in &got {
-        let stream = g.headers.get("stream").cloned().unwrap_or_default();
         let v = g.json();
         assert_eq!(g.key, service_of(&v), "the key is the record's service: {v}");
         part.entry(g.key.clone()).or_default().insert(g.partition);
-        *have.entry(ident(&stream, &v)).or_default() += 1;
+        *have.entry(received_ident(g)).or_default() += 1;
     }
     assert_eq!(have, want, "each record exactly once");
     assert!(part.values().all(|p| p.len() == 1), "a service spread over partitions: {part:?}");
+}
+
+/// A free port below the kernel's ephemeral range (32768 and up): nothing the parallel tests bind to port 0
+/// can take it while this test leaves it unbound on purpose (the broker is absent during run 1).
+fn port_outside_ephemeral_range() -> u16 {
+    let seed =
+        std::process::id() ^ std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    (0..1000u32)
+        .map(|i| 20000 + ((seed.wrapping_add(i.wrapping_mul(7919))) % 10000) as u16)
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .expect("a free port in 20000..30000")
 }
 
 /// The broker process is not there when the sensor runs (everything spooled, the run still exits 0), then
@@ -549,7 +553,7 @@ fn broker_process_down_then_up_delivers_the_spool() {
         );
         return;
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = port_outside_ephemeral_range();
     let bootstrap = format!("127.0.0.1:{port}");
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
@@ -571,21 +575,13 @@ fn broker_process_down_then_up_delivers_the_spool() {
     assert!(run2.status.success(), "{}", String::from_utf8_lossy(&run2.stderr));
     let recs2 = written(&out2);
     let n2: usize = recs2.values().map(Vec::len).sum();
-    let mut want: HashMap<String, usize> = HashMap::new();
-    for recs in [&recs1, &recs2] {
-        for (s, vs) in recs {
-            for v in vs {
-                *want.entry(ident(s, v)).or_default() += 1;
-            }
-        }
-    }
+    let want = tally_written(&[&recs1, &recs2]);
     let got = consume(&bootstrap, "mirador", 3, n1 + n2, Duration::from_secs(2), Duration::from_secs(90));
     let mut have: HashMap<String, usize> = HashMap::new();
     for g in &got {
-        *have.entry(ident(g.headers.get("stream").map(String::as_str).unwrap_or("?"), &g.json())).or_default() += 1;
+        *have.entry(received_ident(g)).or_default() += 1;
     }
-    let lost: usize = want.iter().map(|(k, n)| n.saturating_sub(have.get(k).copied().unwrap_or(0))).sum();
-    let dups: usize = have.iter().map(|(k, n)| n.saturating_sub(want.get(k).copied().unwrap_or(0))).sum();
+    let (lost, dups) = lost_and_dups(&want, &have);
     eprintln!(
         "tansu outage: run 1 wrote {n1} records, all spooled; run 2 wrote {n2}; received {}: {lost} lost, {dups} duplicates; spool left {}",
         got.len(),
