@@ -384,6 +384,7 @@ impl Inventory {
             svc.last_seen = svc.last_seen.max(tx.ts);
             svc.transactions += 1;
             let ops_now = svc.tree.operations;
+            let recorded_before = stats.recorded;
             let on_cap = || {
                 log_once(&LITERAL_CAP_LOGGED, || {
                     tracing::warn!(
@@ -421,7 +422,10 @@ impl Inventory {
                 None => None,
             };
             svc.tree.operations += added;
-            stats.bodies_sampled_out += u64::from(has_req && !want.0) + u64::from(has_resp && !want.1);
+            // Only bodies of a transaction recorded in an operation were eligible for sampling.
+            if stats.recorded > recorded_before {
+                stats.bodies_sampled_out += u64::from(has_req && !want.0) + u64::from(has_resp && !want.1);
+            }
             endpoint
         };
         // Bodies are parsed outside the lock, then merged into the operation found again by its template.
