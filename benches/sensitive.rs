@@ -7,6 +7,7 @@
 use std::fmt::Write as _;
 
 use criterion::{Criterion, Throughput, criterion_group};
+use mirador::sensitive::prefilter;
 use mirador::sensitive::scanner::{BodyLoc, Limits, Scanner};
 use mirador::sensitive::signatures::{BUILTIN_PACKS, SignatureSet};
 
@@ -95,11 +96,15 @@ fn bench(c: &mut Criterion) {
     let clean: Vec<&String> = bodies.iter().filter(|b| !b.contains("first_name")).collect();
     let clean_total: usize = clean.iter().map(|b| b.len()).sum();
     g.throughput(Throughput::Bytes(clean_total as u64));
-    g.bench_function("prefilter_automaton", |b| {
-        b.iter(|| clean.iter().filter(|body| set.any_pattern(body.as_bytes())).count())
+    let mut pf = prefilter::Prefilter::default();
+    g.bench_function("prefilter", |b| {
+        b.iter(|| clean.iter().filter(|body| pf.worth_walking(&set, body.as_bytes())).count())
+    });
+    g.bench_function("prefilter_anchors", |b| {
+        b.iter(|| clean.iter().filter(|body| set.any_anchor(body.as_bytes())).count())
     });
     g.bench_function("prefilter_digits", |b| {
-        b.iter(|| clean.iter().filter(|body| mirador::sensitive::scanner::numeric_candidate(body.as_bytes())).count())
+        b.iter(|| clean.iter().filter(|body| prefilter::numeric_candidate(body.as_bytes())).count())
     });
     let pii: Vec<String> = (0..100).map(|_| pii_body(&mut rng)).collect();
     let pii_total: usize = pii.iter().map(String::len).sum();

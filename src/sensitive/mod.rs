@@ -15,6 +15,7 @@
 
 pub mod json;
 pub mod keys;
+pub mod prefilter;
 pub mod redact;
 pub mod report;
 pub mod scanner;

@@ -1,8 +1,9 @@
 //! The scanner: every place of a transaction where data travels (path segments, query parameters, headers,
 //! cookies, form, multipart, JSON and text bodies), each value matched against the signature set.
 //!
-//! Order of work, cheapest first: a body is first checked as a whole: one Aho-Corasick pass for anchors,
-//! a lookup of each distinct key (the name before `:` or `=`) and a digit-run prefilter; a body with neither is done (the common, clean case). Otherwise
+//! Order of work, cheapest first: a body is first checked as a whole ([`super::prefilter`]: anchors, keys
+//! named by a signature, digit runs shaped like numeric data); a body with none is done (the common, clean
+//! case). Otherwise
 //! it is walked value by value with its key: key names, per-value anchors and digit counts select the
 //! signatures worth a regex, and the validator runs last on what the regex matched. Work per transaction is
 //! bounded by [`Limits`]; every cap hit is counted in [`ScanCounts`].
@@ -11,6 +12,7 @@ use std::net::IpAddr;
 
 use super::json::{self, Seg};
 use super::keys::KeyWords;
+use super::prefilter::Prefilter;
 use super::signatures::{Scope, SignatureSet};
 use super::validators::jwt_parts;
 use crate::http::Transaction;
@@ -110,6 +112,7 @@ pub struct Scanner {
     pub counts: ScanCounts,
     kw: KeyWords,
     kw_parent: KeyWords,
+    prefilter: Prefilter,
     anchored: Vec<bool>,
     keyhit: Vec<bool>,
     path: Vec<Seg>,
@@ -257,7 +260,7 @@ impl Scanner {
         self.counts.bytes_scanned += body.len() as u64;
         // Multipart field names sit in `name="…"`, not in key position: such bodies are always walked.
         let multipart = ctype.len() >= 10 && ctype.get(..10).is_some_and(|p| p.eq_ignore_ascii_case("multipart/"));
-        if !(multipart || set.any_pattern(body) || set.digit_sigs && numeric_candidate(body)) {
+        if !(multipart || self.prefilter.worth_walking(set, body)) {
             self.counts.bodies_clean += 1;
             return;
         }
@@ -654,89 +657,6 @@ pub fn percent_decode(b: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Digit bytes of a little-endian 8-byte word as high bits (exact, no false positives).
-#[inline]
-fn digit_mask(w: u64) -> u64 {
-    const LO7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let x = w ^ 0x3030_3030_3030_3030;
-    // High bit of t set where (x & 0x7f) >= 10; bytes with the high bit set are not digits either.
-    let t = (x & LO7).wrapping_add(0x7676_7676_7676_7676);
-    !(t | x) & HI
-}
-
-/// Whether `b` holds a digit run that could be one of the numeric data types (card, SSN, phone, IBAN,
-/// national ids, IP address). Shapes that are everywhere in clean API bodies are not: ISO dates, short
-/// numbers, digits inside hex/uuid tokens (a lowercase letter next to the run), bare numbers that cannot be
-/// a card (first digit 0, 1, 7, 8, 9) without a separator.
-pub fn numeric_candidate(b: &[u8]) -> bool {
-    let n = b.len();
-    let mut i = 0;
-    while i < n {
-        // Skip 8 bytes at a time while there is no digit.
-        if let Some(w) = b.get(i..i + 8) {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(w);
-            let m = digit_mask(u64::from_le_bytes(a));
-            if m == 0 {
-                i += 8;
-                continue;
-            }
-            i += (m.trailing_zeros() / 8) as usize;
-        } else if !b.get(i).is_some_and(u8::is_ascii_digit) {
-            i += 1;
-            continue;
-        }
-        // A run of digits and single separators.
-        let start = i;
-        let mut digits = 0usize;
-        let mut seps = 0usize;
-        let mut dots = 0usize;
-        let mut end = i;
-        while let Some(&c) = b.get(i) {
-            if c.is_ascii_digit() {
-                digits += 1;
-                i += 1;
-                end = i;
-            } else if matches!(c, b' ' | b'-' | b'.' | b'/' | b'(' | b')')
-                && b.get(i + 1).is_some_and(|x| x.is_ascii_digit() || *x == b'(' || *x == b' ')
-            {
-                seps += 1;
-                dots += usize::from(c == b'.');
-                i += 1;
-            } else {
-                break;
-            }
-        }
-        i = i.max(start + 1);
-        if digits < 6 {
-            continue;
-        }
-        let prev = start.checked_sub(1).and_then(|p| b.get(p)).copied().unwrap_or(b' ');
-        let next = b.get(end).copied().unwrap_or(b' ');
-        if prev.is_ascii_lowercase() || next.is_ascii_lowercase() {
-            continue;
-        }
-        let run = b.get(start..end).unwrap_or(&[]);
-        let iso_date = run.len() >= 10
-            && run.get(4) == Some(&b'-')
-            && run.get(7) == Some(&b'-')
-            && run.get(..4).is_some_and(|y| y.iter().all(u8::is_ascii_digit));
-        if iso_date && digits <= 12 {
-            continue;
-        }
-        let first = run.first().copied().unwrap_or(b'0');
-        let up = |c: u8| c.is_ascii_uppercase();
-        if digits >= 9 && (seps > 0 || (b'2'..=b'6').contains(&first) || prev == b'+' || up(prev) || up(next)) {
-            return true;
-        }
-        if (digits >= 7 && up(next)) || (up(prev) && up(next)) || (dots == 3 && seps == 3) {
-            return true;
-        }
-    }
-    false
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -771,32 +691,6 @@ mod tests {
 
     fn one(key: &str, value: &str) -> Vec<String> {
         types(&format!("{{{}:{}}}", serde_json::json!(key), serde_json::json!(value)))
-    }
-
-    #[test]
-    fn digit_mask_is_exact() {
-        for b in 0u8..=255 {
-            let w = u64::from_le_bytes([b, b'a', b, 0x80, b'/', b':', b, 0xff]);
-            let m = digit_mask(w);
-            let want = if b.is_ascii_digit() { 0x0080_0000_0080_0080u64 } else { 0 };
-            assert_eq!(m, want, "{b}");
-        }
-    }
-
-    #[test]
-    fn prefilter_skips_clean_api_json() {
-        let clean = br#"{"name":"Wireless Headphones","note":"card, address and token in prose","img":"https://cdn.example/a.jpg","id":10123,"sku":"SKU-04567","name":"Product 3","price":123.99,"created_at":"2024-01-15T08:10:00Z","uuid":"8f3a1b2c-1111-4222-8333-9a2b3c4d5e6f","ts":1705312800000}"#;
-        assert!(!numeric_candidate(clean));
-        assert!(!set().any_pattern(clean));
-        assert!(set().any_pattern(br#"{"homePhone":"x"}"#));
-        assert!(set().any_pattern(b"user_ssn=1"));
-        assert!(set().any_pattern(br#"{"ssn" : 1}"#));
-        assert!(!set().any_pattern(br#"{"x":"my ssn is"}"#));
-        for dirty in
-            [&b"{\"n\":\"4242 4242 4242 4242\"}"[..], b"x 536-22-1234 y", b"\"DE89370400440532013000\"", b"+4420794609"]
-        {
-            assert!(numeric_candidate(dirty), "{}", String::from_utf8_lossy(dirty));
-        }
     }
 
     #[test]

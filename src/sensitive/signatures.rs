@@ -439,52 +439,8 @@ impl SignatureSet {
             || self.anchor_fast.as_ref().is_some_and(|ac| ac.is_match(hay))
     }
 
-    /// Any anchor, or a key (a JSON member name before `:`, a form or `.env` name before `=`, a YAML or
-    /// header-like name before `:`) that one of the signatures names. Only keys are looked up, so a product
-    /// description mentioning "headphones" does not make a body worth walking. Repeated keys (arrays of
-    /// objects) are looked up once.
-    pub fn any_pattern(&self, hay: &[u8]) -> bool {
-        if self.any_anchor(hay) {
-            return true;
-        }
-        // Keys already looked up and not named by any signature (a hit returns at once), by an exact
-        // fingerprint: length, first and last eight bytes (the whole key up to 16 bytes) and, beyond 16, a
-        // hash of the middle.
-        let mut seen = [(0u64, 0u64, 0u64); 64];
-        let mut kw = super::keys::KeyWords::default();
-        // JSON: member names are exactly the strings before `":` (one two-byte search, no false starts in
-        // timestamps and URLs); `=` is rare there. Other bodies: every `:` and `=`.
-        let json = hay.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|b| *b == b'{' || *b == b'[');
-        let delims: Box<dyn Iterator<Item = usize> + '_> = if json {
-            Box::new(
-                memchr::memmem::find_iter(hay, b"\":")
-                    .map(|i| i + 1)
-                    .chain(memchr::memmem::find_iter(hay, b"\" :").map(|i| i + 2))
-                    .chain(memchr::memchr_iter(b'=', hay)),
-            )
-        } else {
-            Box::new(memchr::memchr2_iter(b':', b'=', hay))
-        };
-        for d in delims {
-            let Some(key) = key_before(hay, d) else { continue };
-            let fp = fingerprint(key);
-            let slot = ((fp.0 ^ fp.1.rotate_left(17) ^ fp.2).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize;
-            if seen.get(slot) == Some(&fp) {
-                continue;
-            }
-            kw.split(key);
-            if self.key_named(&kw) {
-                return true;
-            }
-            if let Some(x) = seen.get_mut(slot) {
-                *x = fp;
-            }
-        }
-        false
-    }
-
     /// Whether some signature names this key (exclusions ignored: this only decides whether to look closer).
-    fn key_named(&self, key: &super::keys::KeyWords) -> bool {
+    pub(super) fn key_named(&self, key: &super::keys::KeyWords) -> bool {
         (0..key.len()).any(|i| {
             self.key_index.get(key.word(i)).is_some_and(|cands| {
                 cands.iter().any(|&(si, ti)| {
@@ -553,7 +509,7 @@ impl SignatureSet {
 
 /// The key ending just before the delimiter at `d`: a quoted JSON member name (`"Card Number":`), or a
 /// bare name (`card_number=`, `password:`) that starts a line, a pair or a member.
-fn key_before(hay: &[u8], d: usize) -> Option<&[u8]> {
+pub(super) fn key_before(hay: &[u8], d: usize) -> Option<&[u8]> {
     let mut before = hay.get(..d)?;
     // `"key" : value`, `KEY = value`
     for _ in 0..4 {
@@ -584,16 +540,21 @@ fn key_before(hay: &[u8], d: usize) -> Option<&[u8]> {
     (s < before.len() && starts).then(|| before.get(s..)).flatten()
 }
 
-/// An exact fingerprint of a key for the per-body cache: (length and middle hash, first 8 bytes, last 8
-/// bytes). Never 0 for a non-empty key, so the empty cache slot matches nothing.
-fn fingerprint(k: &[u8]) -> (u64, u64, u64) {
-    let word = |b: &[u8]| match <[u8; 8]>::try_from(b) {
-        Ok(a) => u64::from_le_bytes(a),
-        Err(_) => b.iter().fold(0u64, |h, &x| h << 8 | u64::from(x)),
+/// An exact fingerprint of a key for the prefilter's key cache: (length + 1 and a hash of the middle, first
+/// 8 bytes, last 8 bytes when longer than 8), each word little-endian and zero-padded, so that a key of up to
+/// 8 bytes is (length + 1, one masked load, 0). Exact up to 16 bytes; never 0 for a non-empty key, so the
+/// empty cache slot matches nothing.
+pub(super) fn fingerprint(k: &[u8]) -> (u64, u64, u64) {
+    let word = |b: &[u8]| {
+        let mut a = [0u8; 8];
+        if let Some(dst) = a.get_mut(..b.len()) {
+            dst.copy_from_slice(b);
+        }
+        u64::from_le_bytes(a)
     };
     let n = k.len();
     let head = word(k.get(..8.min(n)).unwrap_or(&[]));
-    let tail = word(k.get(n.saturating_sub(8)..).unwrap_or(&[]));
+    let tail = if n > 8 { word(k.get(n - 8..).unwrap_or(&[])) } else { 0 };
     let mid = if n > 16 {
         k.get(8..n - 8)
             .unwrap_or(&[])
