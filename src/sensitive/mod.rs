@@ -13,6 +13,7 @@
 //! rendering and a keyed hash. Caps ([`Settings`]) bound the work per transaction; every cap hit is
 //! counted in `DIR/sensitive_stats.json` and logged once.
 
+pub mod index;
 pub mod json;
 pub mod keys;
 pub mod redact;

@@ -9,6 +9,7 @@
 
 use std::net::IpAddr;
 
+use super::index::{SigBits, bit, ones};
 use super::json::{self, Seg};
 use super::keys::KeyWords;
 use super::signatures::{Scope, SignatureSet};
@@ -110,8 +111,9 @@ pub struct Scanner {
     pub counts: ScanCounts,
     kw: KeyWords,
     kw_parent: KeyWords,
-    anchored: Vec<bool>,
-    keyhit: Vec<bool>,
+    anchored: SigBits,
+    keyhit: SigBits,
+    cand: SigBits,
     path: Vec<Seg>,
     unesc: Vec<u8>,
     own_ips: [Option<IpAddr>; 2],
@@ -408,10 +410,10 @@ impl Scanner {
             }
             return;
         }
-        let n = set.len();
+        let words = set.index.words;
         self.keyhit.clear();
-        self.keyhit.resize(n, false);
-        self.anchored.resize(n, false);
+        self.keyhit.resize(words, 0);
+        self.anchored.resize(words, 0);
         if let Some(k) = key {
             self.kw.split(k);
             set.key_hits(&self.kw, &mut self.keyhit);
@@ -424,6 +426,11 @@ impl Scanner {
         }
         set.anchored(value, &mut self.anchored);
         let digits = value.iter().filter(|b| b.is_ascii_digit()).count();
+        // Candidates: key hits, anchored, and the signatures that need neither (by scope and digits).
+        let mut cand = std::mem::take(&mut self.cand);
+        cand.clear();
+        cand.extend(self.keyhit.iter().zip(&self.anchored).map(|(k, a)| k | a));
+        set.index.free(loc.scope, digits, &mut cand);
         let mut field_s: Option<String> = None;
         let mut matched_any = false;
         let mut jwt_payloads: Vec<serde_json::Value> = Vec::new();
@@ -434,15 +441,16 @@ impl Scanner {
             if pass == 1 && matched_any {
                 break;
             }
-            for (si, sig) in set.sigs.iter().enumerate() {
+            for si in ones(&cand) {
+                let Some(sig) = set.sigs.get(si) else { continue };
                 if sig.fallback != (pass == 1) || !sig.in_scope(loc.scope) {
                     continue;
                 }
-                let key_hit = self.keyhit.get(si).copied().unwrap_or(false);
+                let key_hit = bit(&self.keyhit, si);
                 if sig.key_required && !key_hit {
                     continue;
                 }
-                if sig.has_anchors && !self.anchored.get(si).copied().unwrap_or(false) {
+                if sig.has_anchors && !bit(&self.anchored, si) {
                     continue;
                 }
                 if digits < usize::from(sig.digits_min) {
@@ -502,6 +510,7 @@ impl Scanner {
                 }
             }
         }
+        self.cand = cand;
         // A match lying inside a longer match of another type is explained by it (`user:secret@host` in a
         // URL is not an email); keep the outer one only.
         for c in &cands {
