@@ -158,6 +158,7 @@ struct StatsFile {
     values: u64,
     regex_runs: u64,
     header_cache_hits: u64,
+    value_cache_hits: u64,
     caps: CapsFile,
 }
 
@@ -263,6 +264,7 @@ pub fn register(reg: &mut Registry, settings: &AnalysisSettings) -> Result<(), S
             values: c.values,
             regex_runs: c.regex_runs,
             header_cache_hits: c.header_cache_hits,
+            value_cache_hits: c.value_cache_hits,
             caps: CapsFile {
                 max_scan_bytes: c.cap_scan_bytes,
                 max_json_depth: c.cap_json_depth,
@@ -531,6 +533,7 @@ impl Analyzer for Sensitive {
             s.values += c.values;
             s.regex_runs += c.regex_runs;
             s.header_cache_hits += c.header_cache_hits;
+            s.value_cache_hits += c.value_cache_hits;
             s.cap_scan_bytes += c.cap_scan_bytes;
             s.cap_json_depth += c.cap_json_depth;
             s.cap_json_values += c.cap_json_values;

@@ -7,6 +7,7 @@
 //! signatures worth a regex, and the validator runs last on what the regex matched. Work per transaction is
 //! bounded by [`Limits`]; every cap hit is counted in [`ScanCounts`].
 
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 
 use super::index::{SigBits, bit, ones};
@@ -59,11 +60,19 @@ pub struct ScanCounts {
     /// Header and cookie values answered from the per-worker cache (the same token, User-Agent or session
     /// cookie on every request of a client).
     pub header_cache_hits: u64,
+    /// Values whose signature verdict came from the per-worker value cache.
+    pub value_cache_hits: u64,
 }
 
 /// Slots of the header-value cache (direct-mapped, per worker) and the longest value it keeps.
 const HEADER_CACHE_SLOTS: usize = 1024;
 const HEADER_CACHE_MAX_VALUE: usize = 1024;
+
+/// Slots of the value cache (direct-mapped, per worker), the longest key, enclosing key and value together
+/// it keeps, and the most findings one entry holds.
+const VALUE_CACHE_SLOTS: usize = 4096;
+const VALUE_CACHE_MAX_BYTES: usize = 512;
+const VALUE_CACHE_MAX_HITS: usize = 16;
 
 /// One classified header or cookie value: everything the result depends on, and the result.
 #[derive(Default)]
@@ -123,6 +132,19 @@ pub struct Scanner {
     /// most `HEADER_CACHE_MAX_VALUE` bytes. Raw values stay in this worker's memory only, like the
     /// transaction itself.
     header_cache: Vec<CachedValue>,
+    /// Values repeat too: the same email, phone or address in every response that returns a record. The
+    /// verdict of a (scope, key, enclosing key, value) is kept in `VALUE_CACHE_SLOTS` direct-mapped slots of
+    /// at most `VALUE_CACHE_MAX_BYTES` bytes and `VALUE_CACHE_MAX_HITS` findings; fields and findings are
+    /// still made per occurrence.
+    value_cache: Vec<CachedHits>,
+    /// Identity of the value being classified (reused).
+    vkey: Vec<u8>,
+    /// Slot hash of both caches. Fixed seed: a replay's cache hits (and so its stats) are reproducible; a
+    /// chosen collision only costs a miss.
+    hasher: foldhash::fast::FixedState,
+    hits: Vec<Hit>,
+    cands: Vec<Cand>,
+    spans: Vec<((usize, usize), (usize, usize))>,
 }
 
 impl Scanner {
@@ -189,15 +211,7 @@ impl Scanner {
             self.value(set, loc, Some(key.as_bytes()), None, value, &mut || field(), out, 0);
             return;
         }
-        let slot = {
-            use std::hash::{BuildHasher, Hasher};
-            let mut h =
-                std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().build_hasher();
-            h.write(loc.name.as_bytes());
-            h.write(key.as_bytes());
-            h.write(value);
-            (h.finish() as usize) % HEADER_CACHE_SLOTS
-        };
+        let slot = (self.hasher.hash_one((loc.name, key, value)) as usize) % HEADER_CACHE_SLOTS;
         if self.header_cache.is_empty() {
             self.header_cache.resize_with(HEADER_CACHE_SLOTS, CachedValue::default);
         }
@@ -410,6 +424,107 @@ impl Scanner {
             }
             return;
         }
+        let mut hits = std::mem::take(&mut self.hits);
+        hits.clear();
+        let slot = self.value_slot(set, loc, key, parent, value);
+        let own_ips = self.own_ips;
+        let cached = slot.and_then(|s| self.value_cache.get(s)).is_some_and(|c| {
+            c.generation == set.generation && c.id == self.vkey && c.own_ips.is_none_or(|ips| ips == own_ips)
+        });
+        if let (true, Some(c)) = (cached, slot.and_then(|s| self.value_cache.get(s))) {
+            self.counts.value_cache_hits += 1;
+            hits.extend_from_slice(&c.hits);
+        } else {
+            let own_ip_checked = self.classify(set, loc, key, parent, value, &mut hits);
+            if let Some(c) = slot.and_then(|s| self.value_cache.get_mut(s))
+                && hits.len() <= VALUE_CACHE_MAX_HITS
+            {
+                c.generation = set.generation;
+                c.own_ips = own_ip_checked.then_some(own_ips);
+                c.id.clear();
+                c.id.extend_from_slice(&self.vkey);
+                c.hits.clear();
+                c.hits.extend_from_slice(&hits);
+            }
+        }
+        let mut field_s: Option<String> = None;
+        let mut jwt_payloads: Vec<serde_json::Value> = Vec::new();
+        for h in &hits {
+            let v = value.get(h.inner.0..h.inner.1).unwrap_or(&[]);
+            if h.jwt
+                && depth == 0
+                && let Some((_, p)) = jwt_parts(v)
+            {
+                jwt_payloads.push(p);
+            }
+            if self.findings >= self.limits.max_findings {
+                self.counts.cap_findings += 1;
+                break;
+            }
+            self.findings += 1;
+            let f = field_s.get_or_insert_with(&mut *field).clone();
+            out.push(Found { sig: h.sig, location: loc.name, field: f, value: v.to_vec(), confidence: h.conf });
+        }
+        self.hits = hits;
+        // Claims inside a JWT count as data of the transaction (an email in an access token is an email).
+        if !jwt_payloads.is_empty() {
+            let base = field_s.get_or_insert_with(&mut *field).clone();
+            for p in jwt_payloads.iter().take(4) {
+                let text = serde_json::to_vec(p).unwrap_or_default();
+                let prefix = format!("{base}#jwt");
+                self.json(set, &text, loc, out, 1, &prefix);
+            }
+        }
+    }
+
+    /// The value-cache slot for this classification, with its identity in `self.vkey`; None when the value
+    /// is too long to keep.
+    fn value_slot(
+        &mut self,
+        set: &SignatureSet,
+        loc: Loc,
+        key: Option<&[u8]>,
+        parent: Option<&[u8]>,
+        value: &[u8],
+    ) -> Option<usize> {
+        let klen = key.map_or(0, <[u8]>::len) + parent.map_or(0, <[u8]>::len);
+        if set.is_empty() || value.len() + klen > VALUE_CACHE_MAX_BYTES {
+            return None;
+        }
+        // Everything classification depends on but the flow addresses (kept in the entry when they mattered):
+        // scope, key, enclosing key, value, each length-prefixed.
+        let id = &mut self.vkey;
+        id.clear();
+        id.push(loc.scope as u8);
+        for part in [key, parent] {
+            match part {
+                None => id.push(0),
+                Some(p) => {
+                    id.push(1);
+                    id.extend_from_slice(&(p.len() as u32).to_le_bytes());
+                    id.extend_from_slice(p);
+                }
+            }
+        }
+        id.extend_from_slice(value);
+        if self.value_cache.is_empty() {
+            self.value_cache.resize_with(VALUE_CACHE_SLOTS, CachedHits::default);
+        }
+        Some((self.hasher.hash_one(id.as_slice()) as usize) % VALUE_CACHE_SLOTS)
+    }
+
+    /// The signatures' verdict on one value: validated matches not explained by a longer match of another
+    /// type, in signature order. Returns whether an own flow address was looked up (the verdict then depends
+    /// on the flow).
+    fn classify(
+        &mut self,
+        set: &SignatureSet,
+        loc: Loc,
+        key: Option<&[u8]>,
+        parent: Option<&[u8]>,
+        value: &[u8],
+        hits: &mut Vec<Hit>,
+    ) -> bool {
         let words = set.index.words;
         self.keyhit.clear();
         self.keyhit.resize(words, 0);
@@ -431,11 +546,11 @@ impl Scanner {
         cand.clear();
         cand.extend(self.keyhit.iter().zip(&self.anchored).map(|(k, a)| k | a));
         set.index.free(loc.scope, digits, &mut cand);
-        let mut field_s: Option<String> = None;
+        let mut own_ip_checked = false;
         let mut matched_any = false;
-        let mut jwt_payloads: Vec<serde_json::Value> = Vec::new();
-        let mut cands: Vec<Cand> = Vec::new();
-        let mut spans: Vec<((usize, usize), (usize, usize))> = Vec::new();
+        let mut cands = std::mem::take(&mut self.cands);
+        cands.clear();
+        let mut spans = std::mem::take(&mut self.spans);
         for pass in 0..2 {
             // Pass 1: fallback signatures, only when nothing specific matched.
             if pass == 1 && matched_any {
@@ -497,8 +612,11 @@ impl Scanner {
                     {
                         continue;
                     }
-                    if sig.ty == "ip_address" && self.is_own_ip(v) {
-                        continue;
+                    if sig.ty == "ip_address" {
+                        own_ip_checked = true;
+                        if self.is_own_ip(v) {
+                            continue;
+                        }
                     }
                     // `scheme://user:secret@host` is a credential, not an email `secret@host`.
                     let before = value.get(..ms).unwrap_or(&[]);
@@ -511,6 +629,7 @@ impl Scanner {
             }
         }
         self.cand = cand;
+        self.spans = spans;
         // A match lying inside a longer match of another type is explained by it (`user:secret@host` in a
         // URL is not an email); keep the outer one only.
         for c in &cands {
@@ -521,39 +640,39 @@ impl Scanner {
                     && d.outer.1 - d.outer.0 > c.outer.1 - c.outer.0
                     && set.sigs.get(usize::from(d.sig)).is_some_and(|s| s.ty != ty)
             });
-            if inside {
-                continue;
-            }
-            let v = value.get(c.inner.0..c.inner.1).unwrap_or(&[]);
-            if ty == "jwt"
-                && depth == 0
-                && let Some((_, p)) = jwt_parts(v)
-            {
-                jwt_payloads.push(p);
-            }
-            if self.findings >= self.limits.max_findings {
-                self.counts.cap_findings += 1;
-                break;
-            }
-            self.findings += 1;
-            let f = field_s.get_or_insert_with(&mut *field).clone();
-            out.push(Found { sig: c.sig, location: loc.name, field: f, value: v.to_vec(), confidence: c.conf });
-        }
-        // Claims inside a JWT count as data of the transaction (an email in an access token is an email).
-        if !jwt_payloads.is_empty() {
-            let base = field_s.get_or_insert_with(&mut *field).clone();
-            for p in jwt_payloads.iter().take(4) {
-                let text = serde_json::to_vec(p).unwrap_or_default();
-                let prefix = format!("{base}#jwt");
-                self.json(set, &text, loc, out, 1, &prefix);
+            if !inside {
+                hits.push(Hit { sig: c.sig, inner: c.inner, conf: c.conf, jwt: ty == "jwt" });
             }
         }
+        self.cands = cands;
+        own_ip_checked
     }
 
     fn is_own_ip(&self, v: &[u8]) -> bool {
         let Ok(ip) = std::str::from_utf8(v).unwrap_or("").parse::<IpAddr>() else { return false };
         self.own_ips.contains(&Some(ip))
     }
+}
+
+/// A finding of one value as classified (and cached): the signature, the value's span, the confidence.
+#[derive(Copy, Clone, Debug)]
+struct Hit {
+    sig: u16,
+    inner: (usize, usize),
+    conf: f32,
+    /// The signature's type is `jwt` (its claims are walked too).
+    jwt: bool,
+}
+
+/// One classified value: everything the verdict depends on, and the verdict.
+#[derive(Default)]
+struct CachedHits {
+    generation: u64,
+    /// The flow addresses, when the verdict depended on them (an address was matched).
+    own_ips: Option<[Option<IpAddr>; 2]>,
+    /// Scope, key, enclosing key and value, as built by `value_slot`.
+    id: Vec<u8>,
+    hits: Vec<Hit>,
 }
 
 /// A validated match before overlap resolution: whole-match and value (group 1) spans.
