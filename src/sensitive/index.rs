@@ -6,10 +6,20 @@
 //! still applies every check of the full rule to each candidate, so the index only skips signatures that
 //! would have been skipped anyway. Iterating the bitset keeps signature order, hence the order of findings.
 //!
+//! The signatures that need neither are many (every numeric type runs on any value with enough digits: ids,
+//! prices, timestamps); one pass of a [`RegexSet`] of their patterns tells which of them match the value at
+//! all, and only those run their own regex (an exact test: the set reports every pattern with a match).
+//!
 //! The per-value anchor search (an overlapping Aho-Corasick pass) is preceded by a byte-pair test: no
 //! anchor can occur in a value none of whose byte pairs starts one.
 
-use super::signatures::{Scope, Signature};
+use regex::bytes::{RegexSet, RegexSetBuilder};
+
+use super::signatures::{REGEX_DFA_SIZE_LIMIT, REGEX_NEST_LIMIT, REGEX_SIZE_LIMIT, Scope, Signature};
+
+/// Program size of the combined set of free patterns; beyond it (many operator patterns) there is no set and
+/// each free signature runs its own regex, as before.
+const FREE_SET_SIZE_LIMIT: usize = 4 * REGEX_SIZE_LIMIT;
 
 /// Signature flags, one bit per signature index.
 pub type SigBits = Vec<u64>;
@@ -56,6 +66,9 @@ pub struct SigIndex {
     /// Per scope: (digits_min, signature) of the signatures a value can trigger without a key hit or an
     /// anchor, ascending by digits_min.
     free: [Vec<(u8, u16)>; 5],
+    /// The patterns of every signature in some `free` list; pattern i is signature `free_sigs[i]`.
+    free_set: Option<RegexSet>,
+    free_sigs: Vec<u16>,
     /// First bytes of one-byte anchors.
     single: [bool; 256],
     /// First two bytes of longer anchors, as a 65536-bit table.
@@ -86,6 +99,20 @@ impl SigIndex {
         for list in &mut free {
             list.sort_unstable();
         }
+        let mut free_sigs: Vec<u16> = free.iter().flatten().map(|&(_, si)| si).collect();
+        free_sigs.sort_unstable();
+        free_sigs.dedup();
+        let patterns = free_sigs.iter().filter_map(|&si| sigs.get(usize::from(si))).map(|s| s.regex.as_str());
+        // Same syntax options as each signature's own regex, so a pattern matches in the set exactly where it
+        // matches alone.
+        let free_set = RegexSetBuilder::new(patterns)
+            .unicode(false)
+            .size_limit(FREE_SET_SIZE_LIMIT)
+            .dfa_size_limit(REGEX_DFA_SIZE_LIMIT)
+            .nest_limit(REGEX_NEST_LIMIT)
+            .build()
+            .ok()
+            .filter(|s| s.len() == free_sigs.len() && !s.is_empty());
         let mut single = [false; 256];
         let mut pairs = vec![0u64; 1024];
         for a in anchors {
@@ -95,17 +122,30 @@ impl SigIndex {
                 [b0, b1, ..] => set_bit(&mut pairs, usize::from(*b0) << 8 | usize::from(*b1)),
             }
         }
-        SigIndex { words: sigs.len().div_ceil(64), free, single, pairs }
+        SigIndex { words: sigs.len().div_ceil(64), free, free_set, free_sigs, single, pairs }
     }
 
-    /// Sets in `out` the signatures of `scope` that need neither a key hit nor an anchor and that a value
-    /// with `digits` digits can trigger.
-    pub fn free(&self, scope: Scope, digits: usize, out: &mut [u64]) {
+    /// Sets in `out` the signatures of `scope` that need neither a key hit nor an anchor, that a value with
+    /// `digits` digits can trigger and whose pattern matches somewhere in `value`; `out` is cleared first.
+    /// `seen` is scratch space.
+    pub fn free(&self, scope: Scope, value: &[u8], digits: usize, out: &mut [u64], seen: &mut Vec<bool>) {
+        out.iter_mut().for_each(|w| *w = 0);
+        let mut any = false;
         for &(dmin, si) in self.free.get(scope_slot(scope)).map_or(&[][..], Vec::as_slice) {
             if usize::from(dmin) > digits {
                 break;
             }
             set_bit(out, usize::from(si));
+            any = true;
+        }
+        let Some(rs) = self.free_set.as_ref().filter(|_| any) else { return };
+        seen.clear();
+        seen.resize(rs.len(), false);
+        rs.matches_read_at(seen, value, 0);
+        for (&m, &si) in seen.iter().zip(&self.free_sigs) {
+            if !m && let Some(w) = out.get_mut(usize::from(si) / 64) {
+                *w &= !(1u64 << (usize::from(si) % 64));
+            }
         }
     }
 

@@ -123,6 +123,7 @@ pub struct Scanner {
     anchored: SigBits,
     keyhit: SigBits,
     cand: SigBits,
+    seen: Vec<bool>,
     path: Vec<Seg>,
     unesc: Vec<u8>,
     own_ips: [Option<IpAddr>; 2],
@@ -544,8 +545,11 @@ impl Scanner {
         // Candidates: key hits, anchored, and the signatures that need neither (by scope and digits).
         let mut cand = std::mem::take(&mut self.cand);
         cand.clear();
-        cand.extend(self.keyhit.iter().zip(&self.anchored).map(|(k, a)| k | a));
-        set.index.free(loc.scope, digits, &mut cand);
+        cand.resize(words, 0);
+        set.index.free(loc.scope, value, digits, &mut cand, &mut self.seen);
+        for ((c, k), a) in cand.iter_mut().zip(&self.keyhit).zip(&self.anchored) {
+            *c |= k | a;
+        }
         let mut own_ip_checked = false;
         let mut matched_any = false;
         let mut cands = std::mem::take(&mut self.cands);

@@ -30,9 +30,9 @@ pub const BUILTIN_PACKS: &[(&str, &str)] = &[
 pub const DEFAULT_DIR: &str = "/etc/mirador/signatures";
 
 /// Compiled regex program size per signature (bytes); operator patterns beyond it are rejected.
-const REGEX_SIZE_LIMIT: usize = 1 << 20;
-const REGEX_DFA_SIZE_LIMIT: usize = 2 << 20;
-const REGEX_NEST_LIMIT: u32 = 64;
+pub(super) const REGEX_SIZE_LIMIT: usize = 1 << 20;
+pub(super) const REGEX_DFA_SIZE_LIMIT: usize = 2 << 20;
+pub(super) const REGEX_NEST_LIMIT: u32 = 64;
 /// A pack file larger than this is rejected rather than read.
 const MAX_PACK_BYTES: u64 = 4 << 20;
 
