@@ -69,6 +69,9 @@ pub struct SigIndex {
     /// The patterns of every signature in some `free` list; pattern i is signature `free_sigs[i]`.
     free_set: Option<RegexSet>,
     free_sigs: Vec<u16>,
+    /// Signatures with `exclude_keys`, and with `context` words: what a key's verdict looks up.
+    pub with_exclusions: Vec<u16>,
+    pub with_context: Vec<u16>,
     /// First bytes of one-byte anchors.
     single: [bool; 256],
     /// First two bytes of longer anchors, as a 65536-bit table.
@@ -122,7 +125,19 @@ impl SigIndex {
                 [b0, b1, ..] => set_bit(&mut pairs, usize::from(*b0) << 8 | usize::from(*b1)),
             }
         }
-        SigIndex { words: sigs.len().div_ceil(64), free, free_set, free_sigs, single, pairs }
+        let with = |f: fn(&Signature) -> bool| -> Vec<u16> {
+            sigs.iter().enumerate().filter(|(_, s)| f(s)).map(|(i, _)| i as u16).collect()
+        };
+        SigIndex {
+            words: sigs.len().div_ceil(64),
+            free,
+            free_set,
+            free_sigs,
+            with_exclusions: with(|s| !s.exclude_keys.is_empty()),
+            with_context: with(|s| !s.context.is_empty()),
+            single,
+            pairs,
+        }
     }
 
     /// Sets in `out` the signatures of `scope` that need neither a key hit nor an anchor, that a value with

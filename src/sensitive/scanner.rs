@@ -10,7 +10,7 @@
 use std::hash::BuildHasher;
 use std::net::IpAddr;
 
-use super::index::{SigBits, bit, ones};
+use super::index::{SigBits, bit, ones, set_bit};
 use super::json::{self, Seg};
 use super::keys::KeyWords;
 use super::signatures::{Scope, SignatureSet};
@@ -74,6 +74,24 @@ const VALUE_CACHE_SLOTS: usize = 4096;
 const VALUE_CACHE_MAX_BYTES: usize = 512;
 const VALUE_CACHE_MAX_HITS: usize = 16;
 
+/// Slots of the key-name cache (direct-mapped, per worker) and the longest key it keeps.
+const KEY_CACHE_SLOTS: usize = 1024;
+const KEY_CACHE_MAX_KEY: usize = 128;
+
+/// What the signatures make of one key name.
+#[derive(Default)]
+struct CachedKey {
+    generation: u64,
+    key: Vec<u8>,
+    /// Signatures naming the key (and not excluding it).
+    keyhit: SigBits,
+    /// Signatures with an exclusion, and with a context word, in the key.
+    excl: SigBits,
+    ctx: SigBits,
+    /// Only generic leaf words (`number`, `value`…) or none.
+    generic: bool,
+}
+
 /// One classified header or cookie value: everything the result depends on, and the result.
 #[derive(Default)]
 struct CachedValue {
@@ -119,7 +137,10 @@ pub struct Scanner {
     pub limits: Limits,
     pub counts: ScanCounts,
     kw: KeyWords,
-    kw_parent: KeyWords,
+    excl: SigBits,
+    ctx: SigBits,
+    /// Verdicts on key names (`KEY_CACHE_SLOTS` direct-mapped slots, keys up to `KEY_CACHE_MAX_KEY` bytes).
+    key_cache: Vec<CachedKey>,
     anchored: SigBits,
     keyhit: SigBits,
     cand: SigBits,
@@ -527,19 +548,25 @@ impl Scanner {
         hits: &mut Vec<Hit>,
     ) -> bool {
         let words = set.index.words;
-        self.keyhit.clear();
-        self.keyhit.resize(words, 0);
+        let mut keyhit = std::mem::take(&mut self.keyhit);
+        let mut excl = std::mem::take(&mut self.excl);
+        let mut ctx = std::mem::take(&mut self.ctx);
+        for m in [&mut keyhit, &mut excl, &mut ctx] {
+            m.clear();
+            m.resize(words, 0);
+        }
         self.anchored.resize(words, 0);
         if let Some(k) = key {
-            self.kw.split(k);
-            set.key_hits(&self.kw, &mut self.keyhit);
+            let generic = self.key_verdict(set, k, &mut keyhit, Some((&mut excl, &mut ctx)));
             if let Some(p) = parent
-                && (self.kw.is_empty() || self.kw.iter().all(|w| GENERIC_LEAF.contains(&w)))
+                && generic
             {
-                self.kw_parent.split(p);
-                set.key_hits(&self.kw_parent, &mut self.keyhit);
+                self.key_verdict(set, p, &mut keyhit, None);
             }
         }
+        self.keyhit = keyhit;
+        self.excl = excl;
+        self.ctx = ctx;
         set.anchored(value, &mut self.anchored);
         let digits = value.iter().filter(|b| b.is_ascii_digit()).count();
         // Candidates: key hits, anchored, and the signatures that need neither (by scope and digits).
@@ -575,7 +602,7 @@ impl Scanner {
                 if digits < usize::from(sig.digits_min) {
                     continue;
                 }
-                let excluded = key.is_some() && sig.exclude_keys.iter().any(|x| self.kw.contains_seq(x));
+                let excluded = key.is_some() && bit(&self.excl, si);
                 if excluded && !key_hit {
                     continue;
                 }
@@ -583,7 +610,7 @@ impl Scanner {
                 if key_hit {
                     conf += sig.key_boost;
                 }
-                if !sig.context.is_empty() && key.is_some() && sig.context.iter().any(|c| self.kw.contains_word(c)) {
+                if key.is_some() && bit(&self.ctx, si) {
                     conf += 0.05;
                 }
                 let conf = conf.min(1.0);
@@ -650,6 +677,74 @@ impl Scanner {
         }
         self.cands = cands;
         own_ip_checked
+    }
+
+    /// ORs into `keyhit` the signatures naming key `k` (none of whose exclusions it holds) and, when asked,
+    /// sets in `excl` those with an exclusion in it and in `ctx` those with a context word in it. Returns
+    /// whether the key is only generic leaf words (or none), so the enclosing key names the data. Answered
+    /// from the key cache when `k` was seen before: keys repeat in every element of every array.
+    fn key_verdict(
+        &mut self,
+        set: &SignatureSet,
+        k: &[u8],
+        keyhit: &mut [u64],
+        words: Option<(&mut [u64], &mut [u64])>,
+    ) -> bool {
+        let cacheable = k.len() <= KEY_CACHE_MAX_KEY;
+        let slot = (self.hasher.hash_one(k) as usize) % KEY_CACHE_SLOTS;
+        if cacheable && self.key_cache.is_empty() {
+            self.key_cache.resize_with(KEY_CACHE_SLOTS, CachedKey::default);
+        }
+        if cacheable
+            && let Some(c) = self.key_cache.get_mut(slot)
+            && !(c.generation == set.generation && c.key == k)
+        {
+            c.generation = set.generation;
+            c.key.clear();
+            c.key.extend_from_slice(k);
+            Self::compute_key(set, k, &mut self.kw, c);
+        }
+        let mut scratch = CachedKey::default();
+        let c = match self.key_cache.get(slot).filter(|_| cacheable) {
+            Some(c) => c,
+            None => {
+                Self::compute_key(set, k, &mut self.kw, &mut scratch);
+                &scratch
+            }
+        };
+        for (o, h) in keyhit.iter_mut().zip(&c.keyhit) {
+            *o |= h;
+        }
+        if let Some((excl, ctx)) = words {
+            for (o, x) in excl.iter_mut().zip(&c.excl) {
+                *o = *x;
+            }
+            for (o, x) in ctx.iter_mut().zip(&c.ctx) {
+                *o = *x;
+            }
+        }
+        c.generic
+    }
+
+    fn compute_key(set: &SignatureSet, k: &[u8], kw: &mut KeyWords, c: &mut CachedKey) {
+        let words = set.index.words;
+        kw.split(k);
+        for m in [&mut c.keyhit, &mut c.excl, &mut c.ctx] {
+            m.clear();
+            m.resize(words, 0);
+        }
+        set.key_hits(kw, &mut c.keyhit);
+        for &si in &set.index.with_exclusions {
+            if set.sigs.get(usize::from(si)).is_some_and(|s| s.exclude_keys.iter().any(|x| kw.contains_seq(x))) {
+                set_bit(&mut c.excl, usize::from(si));
+            }
+        }
+        for &si in &set.index.with_context {
+            if set.sigs.get(usize::from(si)).is_some_and(|s| s.context.iter().any(|w| kw.contains_word(w))) {
+                set_bit(&mut c.ctx, usize::from(si));
+            }
+        }
+        c.generic = kw.is_empty() || kw.iter().all(|w| GENERIC_LEAF.contains(&w));
     }
 
     fn is_own_ip(&self, v: &[u8]) -> bool {
