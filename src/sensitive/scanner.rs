@@ -233,17 +233,22 @@ impl Scanner {
             self.value(set, loc, Some(key.as_bytes()), None, value, &mut || field(), out, 0);
             return;
         }
-        let slot = (self.hasher.hash_one((loc.name, key, value)) as usize) % HEADER_CACHE_SLOTS;
         if self.header_cache.is_empty() {
             self.header_cache.resize_with(HEADER_CACHE_SLOTS, CachedValue::default);
         }
         let own_ips = self.own_ips;
-        if let Some(c) = self.header_cache.get(slot)
-            && c.generation == set.generation
-            && c.loc == loc.name
-            && c.own_ips == own_ips
-            && c.key == key.as_bytes()
-            && c.value == value
+        let h = self.hasher.hash_one((loc.name, key, value));
+        let Some((slot, hit)) = way2(&mut self.header_cache, h, |c| {
+            c.generation == set.generation
+                && c.loc == loc.name
+                && c.own_ips == own_ips
+                && c.key == key.as_bytes()
+                && c.value == value
+        }) else {
+            return self.value(set, loc, Some(key.as_bytes()), None, value, &mut || field(), out, 0);
+        };
+        if hit
+            && let Some(c) = self.header_cache.get(slot)
             && self.findings + c.found.len() <= self.limits.max_findings
         {
             self.counts.header_cache_hits += 1;
@@ -448,12 +453,17 @@ impl Scanner {
         }
         let mut hits = std::mem::take(&mut self.hits);
         hits.clear();
-        let slot = self.value_slot(set, loc, key, parent, value);
         let own_ips = self.own_ips;
-        let cached = slot.and_then(|s| self.value_cache.get(s)).is_some_and(|c| {
-            c.generation == set.generation && c.id == self.vkey && c.own_ips.is_none_or(|ips| ips == own_ips)
+        let found = self.value_slot(set, loc, key, parent, value).and_then(|h| {
+            let vkey = &self.vkey;
+            way2(&mut self.value_cache, h, |c| {
+                c.generation == set.generation && c.id == *vkey && c.own_ips.is_none_or(|ips| ips == own_ips)
+            })
         });
-        if let (true, Some(c)) = (cached, slot.and_then(|s| self.value_cache.get(s))) {
+        let slot = found.map(|(s, _)| s);
+        if let Some((s, true)) = found
+            && let Some(c) = self.value_cache.get(s)
+        {
             self.counts.value_cache_hits += 1;
             hits.extend_from_slice(&c.hits);
         } else {
@@ -499,7 +509,7 @@ impl Scanner {
         }
     }
 
-    /// The value-cache slot for this classification, with its identity in `self.vkey`; None when the value
+    /// The value-cache hash for this classification, with its identity in `self.vkey`; None when the value
     /// is too long to keep.
     fn value_slot(
         &mut self,
@@ -508,7 +518,7 @@ impl Scanner {
         key: Option<&[u8]>,
         parent: Option<&[u8]>,
         value: &[u8],
-    ) -> Option<usize> {
+    ) -> Option<u64> {
         let klen = key.map_or(0, <[u8]>::len) + parent.map_or(0, <[u8]>::len);
         if set.is_empty() || value.len() + klen > VALUE_CACHE_MAX_BYTES {
             return None;
@@ -532,7 +542,7 @@ impl Scanner {
         if self.value_cache.is_empty() {
             self.value_cache.resize_with(VALUE_CACHE_SLOTS, CachedHits::default);
         }
-        Some((self.hasher.hash_one(id.as_slice()) as usize) % VALUE_CACHE_SLOTS)
+        Some(self.hasher.hash_one(id.as_slice()))
     }
 
     /// The signatures' verdict on one value: validated matches not explained by a longer match of another
@@ -690,14 +700,18 @@ impl Scanner {
         keyhit: &mut [u64],
         words: Option<(&mut [u64], &mut [u64])>,
     ) -> bool {
-        let cacheable = k.len() <= KEY_CACHE_MAX_KEY;
-        let slot = (self.hasher.hash_one(k) as usize) % KEY_CACHE_SLOTS;
-        if cacheable && self.key_cache.is_empty() {
+        if self.key_cache.is_empty() {
             self.key_cache.resize_with(KEY_CACHE_SLOTS, CachedKey::default);
         }
-        if cacheable
+        let found = if k.len() <= KEY_CACHE_MAX_KEY {
+            way2(&mut self.key_cache, self.hasher.hash_one(k), |c| c.generation == set.generation && c.key == k)
+        } else {
+            None
+        };
+        let cacheable = found.is_some();
+        let slot = found.map_or(0, |(s, _)| s);
+        if let Some((_, false)) = found
             && let Some(c) = self.key_cache.get_mut(slot)
-            && !(c.generation == set.generation && c.key == k)
         {
             c.generation = set.generation;
             c.key.clear();
@@ -751,6 +765,23 @@ impl Scanner {
         let Ok(ip) = std::str::from_utf8(v).unwrap_or("").parse::<IpAddr>() else { return false };
         self.own_ips.contains(&Some(ip))
     }
+}
+
+/// The cache entry for hash `h` in a 2-way set-associative table (`slots` pairs of ways, most recent first):
+/// `(index, true)` for the entry `hit` accepts, moved to its set's first way; else `(index, false)` for the
+/// set's least recently used entry, moved there to be overwritten. None for an empty table.
+fn way2<T>(slots: &mut [T], h: u64, hit: impl Fn(&T) -> bool) -> Option<(usize, bool)> {
+    let sets = slots.len() / 2;
+    if sets == 0 {
+        return None;
+    }
+    let i = (h as usize % sets) * 2;
+    if hit(slots.get(i)?) {
+        return Some((i, true));
+    }
+    let second = hit(slots.get(i + 1)?);
+    slots.swap(i, i + 1);
+    Some((i, second))
 }
 
 /// A finding of one value as classified (and cached): the signature, the value's span, the confidence.
