@@ -297,6 +297,8 @@ struct Sensitive {
     aggs: Vec<Agg>,
     /// Group key under construction (reused).
     key: Vec<u8>,
+    /// Normalised value under comparison (reused).
+    norm: Vec<u8>,
     /// Findings of this transaction when nothing is held across transactions (`finding_window = "0s"`).
     local: Vec<(Vec<u8>, report::Group)>,
     finished: bool,
@@ -312,6 +314,7 @@ impl Sensitive {
             found: Vec::new(),
             aggs: Vec::new(),
             key: Vec::new(),
+            norm: Vec::new(),
             local: Vec::new(),
             finished: false,
         }
@@ -337,17 +340,17 @@ fn normalize(v: &[u8], how: Normalize, out: &mut Vec<u8>) {
 
 /// Groups raw detections by (type, location, field, normalised value); values are compared, not hashed
 /// (hashing is for what leaves the sensor, and only the first values of a finding do).
-fn aggregate(set: &SignatureSet, found: &mut Vec<Found>, aggs: &mut Vec<Agg>) {
+fn aggregate(set: &SignatureSet, found: &mut Vec<Found>, aggs: &mut Vec<Agg>, norm: &mut Vec<u8>) {
     aggs.clear();
     for f in found.drain(..) {
         let Some(sig) = set.sigs.get(usize::from(f.sig)) else { continue };
-        let mut norm = Vec::new();
-        normalize(&f.value, sig.normalize, &mut norm);
+        normalize(&f.value, sig.normalize, norm);
+        // Cheapest tests first: values mostly differ, fields often share a long prefix.
         let same = aggs.iter_mut().find(|a| {
-            a.location == f.location
-                && a.field == f.field
-                && a.norm == norm
+            a.norm == *norm
+                && a.location == f.location
                 && set.sigs.get(usize::from(a.sig)).is_some_and(|s| s.ty == sig.ty)
+                && a.field == f.field
         });
         match same {
             Some(a) => {
@@ -361,7 +364,7 @@ fn aggregate(set: &SignatureSet, found: &mut Vec<Found>, aggs: &mut Vec<Agg>) {
                 sig: f.sig,
                 location: f.location,
                 field: f.field,
-                norm,
+                norm: norm.clone(),
                 value: f.value,
                 confidence: f.confidence,
                 count: 1,
@@ -421,7 +424,7 @@ impl Analyzer for Sensitive {
         if self.found.is_empty() {
             return;
         }
-        aggregate(&set, &mut self.found, &mut self.aggs);
+        aggregate(&set, &mut self.found, &mut self.aggs, &mut self.norm);
         self.shared.stats.detections.fetch_add(self.aggs.len() as u64, Ordering::Relaxed);
         for a in &self.aggs {
             let Some(sig) = set.sigs.get(usize::from(a.sig)) else { continue };

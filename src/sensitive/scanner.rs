@@ -338,11 +338,7 @@ impl Scanner {
             } else {
                 s.raw
             };
-            let mut field = || {
-                let mut f = String::new();
-                json::render_path(body, p, &mut f);
-                format!("{prefix}{f}")
-            };
+            let mut field = || render_field(prefix, body, p);
             self.value(set, loc, key, parent, value, &mut field, out, depth);
             true
         });
@@ -481,7 +477,8 @@ impl Scanner {
         }
         let mut field_s: Option<String> = None;
         let mut jwt_payloads: Vec<serde_json::Value> = Vec::new();
-        for h in &hits {
+        let last = hits.len().saturating_sub(1);
+        for (i, h) in hits.iter().enumerate() {
             let v = value.get(h.inner.0..h.inner.1).unwrap_or(&[]);
             if h.jwt
                 && depth == 0
@@ -494,7 +491,12 @@ impl Scanner {
                 break;
             }
             self.findings += 1;
-            let f = field_s.get_or_insert_with(&mut *field).clone();
+            // The last finding takes the rendered field (one copy less), unless the JWT walk still needs it.
+            let f = match (i == last && jwt_payloads.is_empty(), field_s.take()) {
+                (true, Some(f)) => f,
+                (true, None) => field(),
+                (false, f) => field_s.insert(f.unwrap_or_else(&mut *field)).clone(),
+            };
             out.push(Found { sig: h.sig, location: loc.name, field: f, value: v.to_vec(), confidence: h.conf });
         }
         self.hits = hits;
@@ -820,6 +822,40 @@ pub enum BodyLoc {
     Response,
 }
 
+/// `prefix` followed by the path as [`json::render_path`] writes it, in one string; plain keys (the common
+/// case) are copied as they are, without the per-key conversion.
+fn render_field(prefix: &str, body: &[u8], path: &[Seg]) -> String {
+    let mut out = String::with_capacity(prefix.len() + 32);
+    out.push_str(prefix);
+    out.push('$');
+    for s in path {
+        match *s {
+            Seg::Key(a, b) => {
+                let raw = body.get(a..b).unwrap_or(&[]);
+                let plain = |c: &u8| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-';
+                if !raw.is_empty()
+                    && raw.len() <= 64
+                    && raw.iter().all(plain)
+                    && let Ok(k) = std::str::from_utf8(raw)
+                {
+                    out.push('.');
+                    out.push_str(k);
+                } else {
+                    let mut one = String::new();
+                    json::render_path(body, std::slice::from_ref(s), &mut one);
+                    out.push_str(one.get(1..).unwrap_or(""));
+                }
+            }
+            Seg::NoKey => {}
+            Seg::Index(k) => {
+                use std::fmt::Write as _;
+                let _ = write!(out, "[{k}]");
+            }
+        }
+    }
+    out
+}
+
 /// The innermost object key of a JSON path, and the one above it.
 fn keys_of<'a>(body: &'a [u8], p: &[Seg]) -> (Option<&'a [u8]>, Option<&'a [u8]>) {
     let mut it = p.iter().rev().filter_map(|s| match *s {
@@ -1055,6 +1091,22 @@ mod tests {
         {
             assert!(numeric_candidate(dirty), "{}", String::from_utf8_lossy(dirty));
         }
+    }
+
+    #[test]
+    fn fields_render_as_json_paths_do() {
+        let body = br#"{"a":{"b-c_1":[0,{"x y":1,"it's":2,"":3}]},"k":{"\u00e9t\u00e9":4,"LONG0123456789012345678901234567890123456789012345678901234567890123456789":5}}"#;
+        let mut n = 0;
+        let mut path = Vec::new();
+        json::walk(body, 32, 100, &mut path, |p, _| {
+            let mut want = String::new();
+            json::render_path(body, p, &mut want);
+            assert_eq!(render_field("pre#jwt", body, p), format!("pre#jwt{want}"));
+            assert_eq!(render_field("", body, p), want);
+            n += 1;
+            true
+        });
+        assert_eq!(n, 6);
     }
 
     #[test]
