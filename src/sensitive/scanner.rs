@@ -453,20 +453,26 @@ impl Scanner {
         let found = self.value_slot(set, loc, key, parent, value).and_then(|h| {
             let vkey = &self.vkey;
             way2(&mut self.value_cache, h, |c| {
-                c.generation == set.generation && c.id == *vkey && c.own_ips.is_none_or(|ips| ips == own_ips)
+                c.hash == h
+                    && c.generation == set.generation
+                    && c.id == *vkey
+                    && c.own_ips.is_none_or(|ips| ips == own_ips)
             })
+            .map(|(s, hit)| (s, hit, h))
         });
-        let slot = found.map(|(s, _)| s);
-        if let Some((s, true)) = found
+        let slot = found.map(|(s, _, h)| (s, h));
+        if let Some((s, true, _)) = found
             && let Some(c) = self.value_cache.get(s)
         {
             self.counts.value_cache_hits += 1;
             hits.extend_from_slice(&c.hits);
         } else {
             let own_ip_checked = self.classify(set, loc, key, parent, value, &mut hits);
-            if let Some(c) = slot.and_then(|s| self.value_cache.get_mut(s))
+            if let Some((s, h)) = slot
+                && let Some(c) = self.value_cache.get_mut(s)
                 && hits.len() <= VALUE_CACHE_MAX_HITS
             {
+                c.hash = h;
                 c.generation = set.generation;
                 c.own_ips = own_ip_checked.then_some(own_ips);
                 c.id.clear();
@@ -634,7 +640,7 @@ impl Scanner {
                 // (whole match, value): the value is group 1 when the pattern has one. Without groups the
                 // plain search is used, which skips capture bookkeeping (most patterns, most values).
                 spans.clear();
-                if sig.regex.captures_len() > 1 {
+                if sig.has_group {
                     for caps in sig.regex.captures_iter(value).take(max) {
                         let Some(m) = caps.get(1).or_else(|| caps.get(0)) else { continue };
                         let whole = caps.get(0).map_or((m.start(), m.end()), |w| (w.start(), w.end()));
@@ -799,6 +805,8 @@ struct Hit {
 /// One classified value: everything the verdict depends on, and the verdict.
 #[derive(Default)]
 struct CachedHits {
+    /// Hash of `id`, compared first.
+    hash: u64,
     generation: u64,
     /// The flow addresses, when the verdict depended on them (an address was matched).
     own_ips: Option<[Option<IpAddr>; 2]>,

@@ -215,6 +215,8 @@ pub struct Signature {
     pub normalize: Normalize,
     /// Only tried when no other signature matched the value (generic key-name rules).
     pub fallback: bool,
+    /// The pattern has a capture group (the value is group 1); asked of the regex once, not per value.
+    pub has_group: bool,
     /// `file: line` of its definition.
     pub source: String,
 }
@@ -328,6 +330,7 @@ fn compile(def: SigDef, file: &str, line: usize) -> Result<Signature, SignatureE
             })
             .collect()
     };
+    let has_group = regex.captures_len() > 1;
     let scope = if def.scope.is_empty() { 0xff } else { def.scope.iter().fold(0u8, |a, s| a | s.bit()) };
     Ok(Signature {
         keys: terms(&def.keys)?,
@@ -351,6 +354,7 @@ fn compile(def: SigDef, file: &str, line: usize) -> Result<Signature, SignatureE
         mask_prefix: def.mask_prefix,
         normalize: def.normalize,
         fallback: def.fallback,
+        has_group,
         source: format!("{file}: line {line}"),
     })
 }
