@@ -186,6 +186,60 @@ impl SigIndex {
 mod tests {
     use super::*;
 
+    fn builtin() -> crate::sensitive::signatures::SignatureSet {
+        let packs: Vec<(String, String)> = crate::sensitive::signatures::BUILTIN_PACKS
+            .iter()
+            .map(|(f, t)| ((*f).to_owned(), (*t).to_owned()))
+            .collect();
+        crate::sensitive::signatures::SignatureSet::from_packs(&packs, &[]).unwrap()
+    }
+
+    /// The byte-pair test never hides an anchor: for every value, no pair flagged means no anchor found.
+    #[test]
+    fn anchor_pairs_never_hide_an_anchor() {
+        let set = builtin();
+        let mut m = vec![0u64; set.index.words];
+        for v in [
+            &b"plain text with key and money"[..],
+            b"a@b",
+            b"xAKIAIOSFODNN7EXAMPLE",
+            b"eyJhbGciOiJIUzI1NiJ9",
+            b"-----BEGIN RSA",
+            b"sk_live_x",
+            b"ghp_abc",
+            b"e",
+            b"",
+        ] {
+            set.anchored(v, &mut m);
+            let any = m.iter().any(|w| *w != 0);
+            assert!(!any || set.index.maybe_anchored(v), "{}", String::from_utf8_lossy(v));
+        }
+        assert!(!set.index.maybe_anchored(b"Wireless Headphones 2024-01-15"));
+        assert!(set.index.maybe_anchored(b"jane@example.com"));
+    }
+
+    /// Free signatures are those a value can trigger with no key and no anchor; the set pass keeps those
+    /// whose pattern matches.
+    #[test]
+    fn free_signatures_by_digits_and_pattern() {
+        let set = builtin();
+        let id = |i: usize| set.sigs[i].id.as_str();
+        let mut m = vec![0u64; set.index.words];
+        let mut seen = Vec::new();
+        set.index.free(Scope::Body, b"no digits", 0, &mut m, &mut seen);
+        assert!(ones(&m).next().is_none());
+        set.index.free(Scope::Body, b"536-22-1234", 9, &mut m, &mut seen);
+        let got: Vec<&str> = ones(&m).map(id).collect();
+        assert!(got.contains(&"pii.ssn"), "{got:?}");
+        assert!(!got.contains(&"pii.uk_nino") && !got.contains(&"pii.email"), "{got:?}");
+        set.index.free(Scope::Body, b"1234567", 7, &mut m, &mut seen);
+        assert!(!ones(&m).map(id).any(|x| x == "pii.ssn"));
+        for i in ones(&m) {
+            let s = &set.sigs[i];
+            assert!(!s.key_required && !s.has_anchors && s.regex.is_match(b"1234567"), "{}", s.id);
+        }
+    }
+
     #[test]
     fn bits_iterate_in_order() {
         let mut m = vec![0u64; 2];

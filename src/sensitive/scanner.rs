@@ -1301,6 +1301,88 @@ mod tests {
         assert_eq!(vals, ["203.0.113.9"]);
     }
 
+    /// The value cache answers repeats with what classifying them again gives, and an address matched on
+    /// one flow is classified again on another (it may be that flow's own address).
+    #[test]
+    fn value_cache_repeats_verdicts_and_keeps_flow_addresses_apart() {
+        let s = set();
+        let key = |f: &Found| (f.sig, f.location, f.field.clone(), f.value.clone(), f.confidence.to_bits());
+        let body = br#"{"data":[{"email":"jane.doe@example.com","client_ip":"10.20.3.7","card":"4111111111111111","n":"x"},{"email":"jane.doe@example.com","client_ip":"10.20.3.7","card":"4111111111111111","n":"x"}]}"#;
+        let mut fresh = Scanner::new(Limits::default());
+        let mut sc = Scanner::new(Limits::default());
+        let mut want = Vec::new();
+        fresh.body(&s, body, "application/json", BodyLoc::Response, &mut want);
+        for round in 0..3 {
+            let mut got = Vec::new();
+            sc.body(&s, body, "application/json", BodyLoc::Response, &mut got);
+            assert_eq!(got.iter().map(key).collect::<Vec<_>>(), want.iter().map(key).collect::<Vec<_>>());
+            assert!(sc.counts.value_cache_hits >= 4 * (round * 2 + 1), "{:?}", sc.counts);
+        }
+        let types = |out: &[Found]| -> Vec<String> {
+            let mut t: Vec<String> = out.iter().map(|f| s.sigs[usize::from(f.sig)].ty.clone()).collect();
+            t.sort();
+            t.dedup();
+            t
+        };
+        assert_eq!(types(&want), ["credit_card", "email", "ip_address"]);
+        let on_flow = |server: &str| Transaction {
+            flow: Some(std::sync::Arc::new(crate::flow::FlowInfo {
+                uid: "C1".into(),
+                community_id: String::new(),
+                client: "10.0.0.1:5555".parse().unwrap(),
+                server: server.parse().unwrap(),
+                encap: crate::decode::Encap::default(),
+            })),
+            has_response: true,
+            response_headers: vec![("Content-Type".to_owned(), "application/json".to_owned())].into(),
+            response_body: body.to_vec(),
+            ..Transaction::default()
+        };
+        let mut own = Vec::new();
+        sc.scan_transaction(&s, &on_flow("10.20.3.7:80"), &mut own);
+        assert_eq!(types(&own), ["credit_card", "email"], "the server's own address");
+        let mut other = Vec::new();
+        sc.scan_transaction(&s, &on_flow("10.9.9.9:80"), &mut other);
+        assert_eq!(types(&other), ["credit_card", "email", "ip_address"]);
+        let mut own_again = Vec::new();
+        sc.scan_transaction(&s, &on_flow("10.20.3.7:80"), &mut own_again);
+        assert_eq!(own.iter().map(key).collect::<Vec<_>>(), own_again.iter().map(key).collect::<Vec<_>>());
+    }
+
+    /// Keys whose cache slots collide both stay answered (two ways per set), with the same verdicts.
+    #[test]
+    fn key_cache_holds_colliding_keys() {
+        let s = set();
+        let mut sc = Scanner::new(Limits::default());
+        let keys: Vec<String> = (0..4000).map(|i| format!("field_{i}")).chain(["email".into(), "ssn".into()]).collect();
+        let words = s.index.words;
+        let verdict = |sc: &mut Scanner, k: &str| {
+            let (mut hit, mut excl, mut ctx) = (vec![0u64; words], vec![0u64; words], vec![0u64; words]);
+            let g = sc.key_verdict(&s, k.as_bytes(), &mut hit, Some((&mut excl, &mut ctx)));
+            (hit, excl, ctx, g)
+        };
+        let mut uncached = Scanner::new(Limits::default());
+        for k in &keys {
+            let a = verdict(&mut sc, k);
+            let b = verdict(&mut sc, k);
+            uncached.key_cache.clear();
+            let c = verdict(&mut uncached, k);
+            assert_eq!(a, b, "{k}");
+            assert_eq!(a, c, "{k}");
+        }
+        assert!(bit(&verdict(&mut sc, "customerEmail").0, s.sigs.iter().position(|x| x.id == "pii.email").unwrap()));
+        assert!(verdict(&mut sc, "number").3 && !verdict(&mut sc, "card_number").3);
+        let mut t = vec![0u8; 8];
+        for h in 0..64u64 {
+            let (i, hit) = way2(&mut t, h, |&x| x == (h % 5) as u8 + 1).unwrap();
+            assert!(i % 2 == 0 && i < 8);
+            if !hit {
+                t[i] = (h % 5) as u8 + 1;
+            }
+            assert_eq!(way2(&mut t, h, |&x| x == (h % 5) as u8 + 1), Some((i, true)));
+        }
+    }
+
     #[test]
     fn caps_bound_work() {
         let s = set();
