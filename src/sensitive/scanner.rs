@@ -6,6 +6,11 @@
 //! it is walked value by value with its key: key names, per-value anchors and digit counts select the
 //! signatures worth a regex, and the validator runs last on what the regex matched. Work per transaction is
 //! bounded by [`Limits`]; every cap hit is counted in [`ScanCounts`].
+//!
+//! Per value, only the signatures its key, anchors or digits can trigger are visited ([`super::index`]). Real
+//! traffic repeats itself (the same keys in every array element, the same emails and tokens in every
+//! response), so the verdicts on header values, on values and on key names are kept in small per-worker
+//! caches, keyed by everything the verdict depends on; a cached answer is the one classifying again gives.
 
 use std::hash::BuildHasher;
 use std::net::IpAddr;
@@ -64,19 +69,22 @@ pub struct ScanCounts {
     pub value_cache_hits: u64,
 }
 
-/// Slots of the header-value cache (direct-mapped, per worker) and the longest value it keeps.
+/// Slots of the header-value cache (per worker, two ways per set: `way2`) and the longest value it keeps.
 const HEADER_CACHE_SLOTS: usize = 1024;
 const HEADER_CACHE_MAX_VALUE: usize = 1024;
 
-/// Slots of the value cache (direct-mapped, per worker), the longest key, enclosing key and value together
+/// Slots of the value cache (per worker, two ways per set), the longest key, enclosing key and value together
 /// it keeps, and the most findings one entry holds.
 const VALUE_CACHE_SLOTS: usize = 4096;
 const VALUE_CACHE_MAX_BYTES: usize = 512;
 const VALUE_CACHE_MAX_HITS: usize = 16;
 
-/// Slots of the key-name cache (direct-mapped, per worker) and the longest key it keeps.
+/// Slots of the key-name cache (per worker, two ways per set) and the longest key it keeps.
 const KEY_CACHE_SLOTS: usize = 1024;
 const KEY_CACHE_MAX_KEY: usize = 128;
+/// Entries hold three bitsets over the signatures: beyond 1024 signatures (16 words) keys are not cached,
+/// so the cache stays under half a megabyte whatever the packs.
+const KEY_CACHE_MAX_WORDS: usize = 16;
 
 /// What the signatures make of one key name.
 #[derive(Default)]
@@ -139,7 +147,7 @@ pub struct Scanner {
     kw: KeyWords,
     excl: SigBits,
     ctx: SigBits,
-    /// Verdicts on key names (`KEY_CACHE_SLOTS` direct-mapped slots, keys up to `KEY_CACHE_MAX_KEY` bytes).
+    /// Verdicts on key names (`KEY_CACHE_SLOTS` slots, keys up to `KEY_CACHE_MAX_KEY` bytes).
     key_cache: Vec<CachedKey>,
     anchored: SigBits,
     keyhit: SigBits,
@@ -155,13 +163,13 @@ pub struct Scanner {
     /// transaction itself.
     header_cache: Vec<CachedValue>,
     /// Values repeat too: the same email, phone or address in every response that returns a record. The
-    /// verdict of a (scope, key, enclosing key, value) is kept in `VALUE_CACHE_SLOTS` direct-mapped slots of
-    /// at most `VALUE_CACHE_MAX_BYTES` bytes and `VALUE_CACHE_MAX_HITS` findings; fields and findings are
-    /// still made per occurrence.
+    /// verdict of a (scope, key, enclosing key, value) is kept in `VALUE_CACHE_SLOTS` slots of at most
+    /// `VALUE_CACHE_MAX_BYTES` bytes and `VALUE_CACHE_MAX_HITS` findings; fields and findings are still made
+    /// per occurrence.
     value_cache: Vec<CachedHits>,
     /// Identity of the value being classified (reused).
     vkey: Vec<u8>,
-    /// Slot hash of both caches. Fixed seed: a replay's cache hits (and so its stats) are reproducible; a
+    /// Slot hash of the caches. Fixed seed: a replay's cache hits (and so its stats) are reproducible; a
     /// chosen collision only costs a miss.
     hasher: foldhash::fast::FixedState,
     hits: Vec<Hit>,
@@ -711,7 +719,7 @@ impl Scanner {
         if self.key_cache.is_empty() {
             self.key_cache.resize_with(KEY_CACHE_SLOTS, CachedKey::default);
         }
-        let found = if k.len() <= KEY_CACHE_MAX_KEY {
+        let found = if k.len() <= KEY_CACHE_MAX_KEY && set.index.words <= KEY_CACHE_MAX_WORDS {
             way2(&mut self.key_cache, self.hasher.hash_one(k), |c| c.generation == set.generation && c.key == k)
         } else {
             None
