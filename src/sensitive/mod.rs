@@ -13,6 +13,7 @@
 //! rendering and a keyed hash. Caps ([`Settings`]) bound the work per transaction; every cap hit is
 //! counted in `DIR/sensitive_stats.json` and logged once.
 
+pub mod index;
 pub mod json;
 pub mod keys;
 pub mod prefilter;
@@ -158,6 +159,7 @@ struct StatsFile {
     values: u64,
     regex_runs: u64,
     header_cache_hits: u64,
+    value_cache_hits: u64,
     caps: CapsFile,
 }
 
@@ -263,6 +265,7 @@ pub fn register(reg: &mut Registry, settings: &AnalysisSettings) -> Result<(), S
             values: c.values,
             regex_runs: c.regex_runs,
             header_cache_hits: c.header_cache_hits,
+            value_cache_hits: c.value_cache_hits,
             caps: CapsFile {
                 max_scan_bytes: c.cap_scan_bytes,
                 max_json_depth: c.cap_json_depth,
@@ -295,6 +298,8 @@ struct Sensitive {
     aggs: Vec<Agg>,
     /// Group key under construction (reused).
     key: Vec<u8>,
+    /// Normalised value under comparison (reused).
+    norm: Vec<u8>,
     /// Findings of this transaction when nothing is held across transactions (`finding_window = "0s"`).
     local: Vec<(Vec<u8>, report::Group)>,
     finished: bool,
@@ -310,6 +315,7 @@ impl Sensitive {
             found: Vec::new(),
             aggs: Vec::new(),
             key: Vec::new(),
+            norm: Vec::new(),
             local: Vec::new(),
             finished: false,
         }
@@ -335,17 +341,17 @@ fn normalize(v: &[u8], how: Normalize, out: &mut Vec<u8>) {
 
 /// Groups raw detections by (type, location, field, normalised value); values are compared, not hashed
 /// (hashing is for what leaves the sensor, and only the first values of a finding do).
-fn aggregate(set: &SignatureSet, found: &mut Vec<Found>, aggs: &mut Vec<Agg>) {
+fn aggregate(set: &SignatureSet, found: &mut Vec<Found>, aggs: &mut Vec<Agg>, norm: &mut Vec<u8>) {
     aggs.clear();
     for f in found.drain(..) {
         let Some(sig) = set.sigs.get(usize::from(f.sig)) else { continue };
-        let mut norm = Vec::new();
-        normalize(&f.value, sig.normalize, &mut norm);
+        normalize(&f.value, sig.normalize, norm);
+        // Cheapest tests first: values mostly differ, fields often share a long prefix.
         let same = aggs.iter_mut().find(|a| {
-            a.location == f.location
-                && a.field == f.field
-                && a.norm == norm
+            a.norm == *norm
+                && a.location == f.location
                 && set.sigs.get(usize::from(a.sig)).is_some_and(|s| s.ty == sig.ty)
+                && a.field == f.field
         });
         match same {
             Some(a) => {
@@ -359,7 +365,7 @@ fn aggregate(set: &SignatureSet, found: &mut Vec<Found>, aggs: &mut Vec<Agg>) {
                 sig: f.sig,
                 location: f.location,
                 field: f.field,
-                norm,
+                norm: norm.clone(),
                 value: f.value,
                 confidence: f.confidence,
                 count: 1,
@@ -419,7 +425,7 @@ impl Analyzer for Sensitive {
         if self.found.is_empty() {
             return;
         }
-        aggregate(&set, &mut self.found, &mut self.aggs);
+        aggregate(&set, &mut self.found, &mut self.aggs, &mut self.norm);
         self.shared.stats.detections.fetch_add(self.aggs.len() as u64, Ordering::Relaxed);
         for a in &self.aggs {
             let Some(sig) = set.sigs.get(usize::from(a.sig)) else { continue };
@@ -531,6 +537,7 @@ impl Analyzer for Sensitive {
             s.values += c.values;
             s.regex_runs += c.regex_runs;
             s.header_cache_hits += c.header_cache_hits;
+            s.value_cache_hits += c.value_cache_hits;
             s.cap_scan_bytes += c.cap_scan_bytes;
             s.cap_json_depth += c.cap_json_depth;
             s.cap_json_values += c.cap_json_values;

@@ -7,9 +7,16 @@
 //! it is walked value by value with its key: key names, per-value anchors and digit counts select the
 //! signatures worth a regex, and the validator runs last on what the regex matched. Work per transaction is
 //! bounded by [`Limits`]; every cap hit is counted in [`ScanCounts`].
+//!
+//! Per value, only the signatures its key, anchors or digits can trigger are visited ([`super::index`]). Real
+//! traffic repeats itself (the same keys in every array element, the same emails and tokens in every
+//! response), so the verdicts on header values, on values and on key names are kept in small per-worker
+//! caches, keyed by everything the verdict depends on; a cached answer is the one classifying again gives.
 
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 
+use super::index::{SigBits, bit, ones, set_bit};
 use super::json::{self, Seg};
 use super::keys::KeyWords;
 use super::prefilter::Prefilter;
@@ -60,11 +67,40 @@ pub struct ScanCounts {
     /// Header and cookie values answered from the per-worker cache (the same token, User-Agent or session
     /// cookie on every request of a client).
     pub header_cache_hits: u64,
+    /// Values whose signature verdict came from the per-worker value cache.
+    pub value_cache_hits: u64,
 }
 
-/// Slots of the header-value cache (direct-mapped, per worker) and the longest value it keeps.
+/// Slots of the header-value cache (per worker, two ways per set: `way2`) and the longest value it keeps.
 const HEADER_CACHE_SLOTS: usize = 1024;
 const HEADER_CACHE_MAX_VALUE: usize = 1024;
+
+/// Slots of the value cache (per worker, two ways per set), the longest key, enclosing key and value together
+/// it keeps, and the most findings one entry holds.
+const VALUE_CACHE_SLOTS: usize = 4096;
+const VALUE_CACHE_MAX_BYTES: usize = 512;
+const VALUE_CACHE_MAX_HITS: usize = 16;
+
+/// Slots of the key-name cache (per worker, two ways per set) and the longest key it keeps.
+const KEY_CACHE_SLOTS: usize = 1024;
+const KEY_CACHE_MAX_KEY: usize = 128;
+/// Entries hold three bitsets over the signatures: beyond 1024 signatures (16 words) keys are not cached,
+/// so the cache stays under half a megabyte whatever the packs.
+const KEY_CACHE_MAX_WORDS: usize = 16;
+
+/// What the signatures make of one key name.
+#[derive(Default)]
+struct CachedKey {
+    generation: u64,
+    key: Vec<u8>,
+    /// Signatures naming the key (and not excluding it).
+    keyhit: SigBits,
+    /// Signatures with an exclusion, and with a context word, in the key.
+    excl: SigBits,
+    ctx: SigBits,
+    /// Only generic leaf words (`number`, `value`…) or none.
+    generic: bool,
+}
 
 /// One classified header or cookie value: everything the result depends on, and the result.
 #[derive(Default)]
@@ -111,10 +147,15 @@ pub struct Scanner {
     pub limits: Limits,
     pub counts: ScanCounts,
     kw: KeyWords,
-    kw_parent: KeyWords,
     prefilter: Prefilter,
-    anchored: Vec<bool>,
-    keyhit: Vec<bool>,
+    excl: SigBits,
+    ctx: SigBits,
+    /// Verdicts on key names (`KEY_CACHE_SLOTS` slots, keys up to `KEY_CACHE_MAX_KEY` bytes).
+    key_cache: Vec<CachedKey>,
+    anchored: SigBits,
+    keyhit: SigBits,
+    cand: SigBits,
+    seen: Vec<bool>,
     path: Vec<Seg>,
     unesc: Vec<u8>,
     own_ips: [Option<IpAddr>; 2],
@@ -124,6 +165,19 @@ pub struct Scanner {
     /// most `HEADER_CACHE_MAX_VALUE` bytes. Raw values stay in this worker's memory only, like the
     /// transaction itself.
     header_cache: Vec<CachedValue>,
+    /// Values repeat too: the same email, phone or address in every response that returns a record. The
+    /// verdict of a (scope, key, enclosing key, value) is kept in `VALUE_CACHE_SLOTS` slots of at most
+    /// `VALUE_CACHE_MAX_BYTES` bytes and `VALUE_CACHE_MAX_HITS` findings; fields and findings are still made
+    /// per occurrence.
+    value_cache: Vec<CachedHits>,
+    /// Identity of the value being classified (reused).
+    vkey: Vec<u8>,
+    /// Slot hash of the caches. Fixed seed: a replay's cache hits (and so its stats) are reproducible; a
+    /// chosen collision only costs a miss.
+    hasher: foldhash::fast::FixedState,
+    hits: Vec<Hit>,
+    cands: Vec<Cand>,
+    spans: Vec<((usize, usize), (usize, usize))>,
 }
 
 impl Scanner {
@@ -190,25 +244,22 @@ impl Scanner {
             self.value(set, loc, Some(key.as_bytes()), None, value, &mut || field(), out, 0);
             return;
         }
-        let slot = {
-            use std::hash::{BuildHasher, Hasher};
-            let mut h =
-                std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().build_hasher();
-            h.write(loc.name.as_bytes());
-            h.write(key.as_bytes());
-            h.write(value);
-            (h.finish() as usize) % HEADER_CACHE_SLOTS
-        };
         if self.header_cache.is_empty() {
             self.header_cache.resize_with(HEADER_CACHE_SLOTS, CachedValue::default);
         }
         let own_ips = self.own_ips;
-        if let Some(c) = self.header_cache.get(slot)
-            && c.generation == set.generation
-            && c.loc == loc.name
-            && c.own_ips == own_ips
-            && c.key == key.as_bytes()
-            && c.value == value
+        let h = self.hasher.hash_one((loc.name, key, value));
+        let Some((slot, hit)) = way2(&mut self.header_cache, h, |c| {
+            c.generation == set.generation
+                && c.loc == loc.name
+                && c.own_ips == own_ips
+                && c.key == key.as_bytes()
+                && c.value == value
+        }) else {
+            return self.value(set, loc, Some(key.as_bytes()), None, value, &mut || field(), out, 0);
+        };
+        if hit
+            && let Some(c) = self.header_cache.get(slot)
             && self.findings + c.found.len() <= self.limits.max_findings
         {
             self.counts.header_cache_hits += 1;
@@ -298,11 +349,7 @@ impl Scanner {
             } else {
                 s.raw
             };
-            let mut field = || {
-                let mut f = String::new();
-                json::render_path(body, p, &mut f);
-                format!("{prefix}{f}")
-            };
+            let mut field = || render_field(prefix, body, p);
             self.value(set, loc, key, parent, value, &mut field, out, depth);
             true
         });
@@ -411,47 +458,180 @@ impl Scanner {
             }
             return;
         }
-        let n = set.len();
-        self.keyhit.clear();
-        self.keyhit.resize(n, false);
-        self.anchored.resize(n, false);
-        if let Some(k) = key {
-            self.kw.split(k);
-            set.key_hits(&self.kw, &mut self.keyhit);
-            if let Some(p) = parent
-                && (self.kw.is_empty() || self.kw.iter().all(|w| GENERIC_LEAF.contains(&w)))
+        let mut hits = std::mem::take(&mut self.hits);
+        hits.clear();
+        let own_ips = self.own_ips;
+        let found = self.value_slot(set, loc, key, parent, value).and_then(|h| {
+            let vkey = &self.vkey;
+            way2(&mut self.value_cache, h, |c| {
+                c.hash == h
+                    && c.generation == set.generation
+                    && c.id == *vkey
+                    && c.own_ips.is_none_or(|ips| ips == own_ips)
+            })
+            .map(|(s, hit)| (s, hit, h))
+        });
+        let slot = found.map(|(s, _, h)| (s, h));
+        if let Some((s, true, _)) = found
+            && let Some(c) = self.value_cache.get(s)
+        {
+            self.counts.value_cache_hits += 1;
+            hits.extend_from_slice(&c.hits);
+        } else {
+            let own_ip_checked = self.classify(set, loc, key, parent, value, &mut hits);
+            if let Some((s, h)) = slot
+                && let Some(c) = self.value_cache.get_mut(s)
+                && hits.len() <= VALUE_CACHE_MAX_HITS
             {
-                self.kw_parent.split(p);
-                set.key_hits(&self.kw_parent, &mut self.keyhit);
+                c.hash = h;
+                c.generation = set.generation;
+                c.own_ips = own_ip_checked.then_some(own_ips);
+                c.id.clear();
+                c.id.extend_from_slice(&self.vkey);
+                c.hits.clear();
+                c.hits.extend_from_slice(&hits);
             }
         }
+        let mut field_s: Option<String> = None;
+        let mut jwt_payloads: Vec<serde_json::Value> = Vec::new();
+        let last = hits.len().saturating_sub(1);
+        for (i, h) in hits.iter().enumerate() {
+            let v = value.get(h.inner.0..h.inner.1).unwrap_or(&[]);
+            if h.jwt
+                && depth == 0
+                && let Some((_, p)) = jwt_parts(v)
+            {
+                jwt_payloads.push(p);
+            }
+            if self.findings >= self.limits.max_findings {
+                self.counts.cap_findings += 1;
+                break;
+            }
+            self.findings += 1;
+            // The last finding takes the rendered field (one copy less), unless the JWT walk still needs it.
+            let f = match (i == last && jwt_payloads.is_empty(), field_s.take()) {
+                (true, Some(f)) => f,
+                (true, None) => field(),
+                (false, f) => field_s.insert(f.unwrap_or_else(&mut *field)).clone(),
+            };
+            out.push(Found { sig: h.sig, location: loc.name, field: f, value: v.to_vec(), confidence: h.conf });
+        }
+        self.hits = hits;
+        // Claims inside a JWT count as data of the transaction (an email in an access token is an email).
+        if !jwt_payloads.is_empty() {
+            let base = field_s.get_or_insert_with(&mut *field).clone();
+            for p in jwt_payloads.iter().take(4) {
+                let text = serde_json::to_vec(p).unwrap_or_default();
+                let prefix = format!("{base}#jwt");
+                self.json(set, &text, loc, out, 1, &prefix);
+            }
+        }
+    }
+
+    /// The value-cache hash for this classification, with its identity in `self.vkey`; None when the value
+    /// is too long to keep.
+    fn value_slot(
+        &mut self,
+        set: &SignatureSet,
+        loc: Loc,
+        key: Option<&[u8]>,
+        parent: Option<&[u8]>,
+        value: &[u8],
+    ) -> Option<u64> {
+        let klen = key.map_or(0, <[u8]>::len) + parent.map_or(0, <[u8]>::len);
+        if set.is_empty() || value.len() + klen > VALUE_CACHE_MAX_BYTES {
+            return None;
+        }
+        // Everything classification depends on but the flow addresses (kept in the entry when they mattered):
+        // scope, key, enclosing key, value, each length-prefixed.
+        let id = &mut self.vkey;
+        id.clear();
+        id.push(loc.scope as u8);
+        for part in [key, parent] {
+            match part {
+                None => id.push(0),
+                Some(p) => {
+                    id.push(1);
+                    id.extend_from_slice(&(p.len() as u32).to_le_bytes());
+                    id.extend_from_slice(p);
+                }
+            }
+        }
+        id.extend_from_slice(value);
+        if self.value_cache.is_empty() {
+            self.value_cache.resize_with(VALUE_CACHE_SLOTS, CachedHits::default);
+        }
+        Some(self.hasher.hash_one(id.as_slice()))
+    }
+
+    /// The signatures' verdict on one value: validated matches not explained by a longer match of another
+    /// type, in signature order. Returns whether an own flow address was looked up (the verdict then depends
+    /// on the flow).
+    fn classify(
+        &mut self,
+        set: &SignatureSet,
+        loc: Loc,
+        key: Option<&[u8]>,
+        parent: Option<&[u8]>,
+        value: &[u8],
+        hits: &mut Vec<Hit>,
+    ) -> bool {
+        let words = set.index.words;
+        let mut keyhit = std::mem::take(&mut self.keyhit);
+        let mut excl = std::mem::take(&mut self.excl);
+        let mut ctx = std::mem::take(&mut self.ctx);
+        for m in [&mut keyhit, &mut excl, &mut ctx] {
+            m.clear();
+            m.resize(words, 0);
+        }
+        self.anchored.resize(words, 0);
+        if let Some(k) = key {
+            let generic = self.key_verdict(set, k, &mut keyhit, Some((&mut excl, &mut ctx)));
+            if let Some(p) = parent
+                && generic
+            {
+                self.key_verdict(set, p, &mut keyhit, None);
+            }
+        }
+        self.keyhit = keyhit;
+        self.excl = excl;
+        self.ctx = ctx;
         set.anchored(value, &mut self.anchored);
         let digits = value.iter().filter(|b| b.is_ascii_digit()).count();
-        let mut field_s: Option<String> = None;
+        // Candidates: key hits, anchored, and the signatures that need neither (by scope and digits).
+        let mut cand = std::mem::take(&mut self.cand);
+        cand.clear();
+        cand.resize(words, 0);
+        set.index.free(loc.scope, value, digits, &mut cand, &mut self.seen);
+        for ((c, k), a) in cand.iter_mut().zip(&self.keyhit).zip(&self.anchored) {
+            *c |= k | a;
+        }
+        let mut own_ip_checked = false;
         let mut matched_any = false;
-        let mut jwt_payloads: Vec<serde_json::Value> = Vec::new();
-        let mut cands: Vec<Cand> = Vec::new();
-        let mut spans: Vec<((usize, usize), (usize, usize))> = Vec::new();
+        let mut cands = std::mem::take(&mut self.cands);
+        cands.clear();
+        let mut spans = std::mem::take(&mut self.spans);
         for pass in 0..2 {
             // Pass 1: fallback signatures, only when nothing specific matched.
             if pass == 1 && matched_any {
                 break;
             }
-            for (si, sig) in set.sigs.iter().enumerate() {
+            for si in ones(&cand) {
+                let Some(sig) = set.sigs.get(si) else { continue };
                 if sig.fallback != (pass == 1) || !sig.in_scope(loc.scope) {
                     continue;
                 }
-                let key_hit = self.keyhit.get(si).copied().unwrap_or(false);
+                let key_hit = bit(&self.keyhit, si);
                 if sig.key_required && !key_hit {
                     continue;
                 }
-                if sig.has_anchors && !self.anchored.get(si).copied().unwrap_or(false) {
+                if sig.has_anchors && !bit(&self.anchored, si) {
                     continue;
                 }
                 if digits < usize::from(sig.digits_min) {
                     continue;
                 }
-                let excluded = key.is_some() && sig.exclude_keys.iter().any(|x| self.kw.contains_seq(x));
+                let excluded = key.is_some() && bit(&self.excl, si);
                 if excluded && !key_hit {
                     continue;
                 }
@@ -459,7 +639,7 @@ impl Scanner {
                 if key_hit {
                     conf += sig.key_boost;
                 }
-                if !sig.context.is_empty() && key.is_some() && sig.context.iter().any(|c| self.kw.contains_word(c)) {
+                if key.is_some() && bit(&self.ctx, si) {
                     conf += 0.05;
                 }
                 let conf = conf.min(1.0);
@@ -471,7 +651,7 @@ impl Scanner {
                 // (whole match, value): the value is group 1 when the pattern has one. Without groups the
                 // plain search is used, which skips capture bookkeeping (most patterns, most values).
                 spans.clear();
-                if sig.regex.captures_len() > 1 {
+                if sig.has_group {
                     for caps in sig.regex.captures_iter(value).take(max) {
                         let Some(m) = caps.get(1).or_else(|| caps.get(0)) else { continue };
                         let whole = caps.get(0).map_or((m.start(), m.end()), |w| (w.start(), w.end()));
@@ -492,8 +672,11 @@ impl Scanner {
                     {
                         continue;
                     }
-                    if sig.ty == "ip_address" && self.is_own_ip(v) {
-                        continue;
+                    if sig.ty == "ip_address" {
+                        own_ip_checked = true;
+                        if self.is_own_ip(v) {
+                            continue;
+                        }
                     }
                     // `scheme://user:secret@host` is a credential, not an email `secret@host`.
                     let before = value.get(..ms).unwrap_or(&[]);
@@ -505,6 +688,8 @@ impl Scanner {
                 }
             }
         }
+        self.cand = cand;
+        self.spans = spans;
         // A match lying inside a longer match of another type is explained by it (`user:secret@host` in a
         // URL is not an email); keep the outer one only.
         for c in &cands {
@@ -515,39 +700,130 @@ impl Scanner {
                     && d.outer.1 - d.outer.0 > c.outer.1 - c.outer.0
                     && set.sigs.get(usize::from(d.sig)).is_some_and(|s| s.ty != ty)
             });
-            if inside {
-                continue;
-            }
-            let v = value.get(c.inner.0..c.inner.1).unwrap_or(&[]);
-            if ty == "jwt"
-                && depth == 0
-                && let Some((_, p)) = jwt_parts(v)
-            {
-                jwt_payloads.push(p);
-            }
-            if self.findings >= self.limits.max_findings {
-                self.counts.cap_findings += 1;
-                break;
-            }
-            self.findings += 1;
-            let f = field_s.get_or_insert_with(&mut *field).clone();
-            out.push(Found { sig: c.sig, location: loc.name, field: f, value: v.to_vec(), confidence: c.conf });
-        }
-        // Claims inside a JWT count as data of the transaction (an email in an access token is an email).
-        if !jwt_payloads.is_empty() {
-            let base = field_s.get_or_insert_with(&mut *field).clone();
-            for p in jwt_payloads.iter().take(4) {
-                let text = serde_json::to_vec(p).unwrap_or_default();
-                let prefix = format!("{base}#jwt");
-                self.json(set, &text, loc, out, 1, &prefix);
+            if !inside {
+                hits.push(Hit { sig: c.sig, inner: c.inner, conf: c.conf, jwt: ty == "jwt" });
             }
         }
+        self.cands = cands;
+        own_ip_checked
+    }
+
+    /// ORs into `keyhit` the signatures naming key `k` (none of whose exclusions it holds) and, when asked,
+    /// sets in `excl` those with an exclusion in it and in `ctx` those with a context word in it. Returns
+    /// whether the key is only generic leaf words (or none), so the enclosing key names the data. Answered
+    /// from the key cache when `k` was seen before: keys repeat in every element of every array.
+    fn key_verdict(
+        &mut self,
+        set: &SignatureSet,
+        k: &[u8],
+        keyhit: &mut [u64],
+        words: Option<(&mut [u64], &mut [u64])>,
+    ) -> bool {
+        if self.key_cache.is_empty() {
+            self.key_cache.resize_with(KEY_CACHE_SLOTS, CachedKey::default);
+        }
+        let found = if k.len() <= KEY_CACHE_MAX_KEY && set.index.words <= KEY_CACHE_MAX_WORDS {
+            way2(&mut self.key_cache, self.hasher.hash_one(k), |c| c.generation == set.generation && c.key == k)
+        } else {
+            None
+        };
+        let cacheable = found.is_some();
+        let slot = found.map_or(0, |(s, _)| s);
+        if let Some((_, false)) = found
+            && let Some(c) = self.key_cache.get_mut(slot)
+        {
+            c.generation = set.generation;
+            c.key.clear();
+            c.key.extend_from_slice(k);
+            Self::compute_key(set, k, &mut self.kw, c);
+        }
+        let mut scratch = CachedKey::default();
+        let c = match self.key_cache.get(slot).filter(|_| cacheable) {
+            Some(c) => c,
+            None => {
+                Self::compute_key(set, k, &mut self.kw, &mut scratch);
+                &scratch
+            }
+        };
+        for (o, h) in keyhit.iter_mut().zip(&c.keyhit) {
+            *o |= h;
+        }
+        if let Some((excl, ctx)) = words {
+            for (o, x) in excl.iter_mut().zip(&c.excl) {
+                *o = *x;
+            }
+            for (o, x) in ctx.iter_mut().zip(&c.ctx) {
+                *o = *x;
+            }
+        }
+        c.generic
+    }
+
+    fn compute_key(set: &SignatureSet, k: &[u8], kw: &mut KeyWords, c: &mut CachedKey) {
+        let words = set.index.words;
+        kw.split(k);
+        for m in [&mut c.keyhit, &mut c.excl, &mut c.ctx] {
+            m.clear();
+            m.resize(words, 0);
+        }
+        set.key_hits(kw, &mut c.keyhit);
+        for &si in &set.index.with_exclusions {
+            if set.sigs.get(usize::from(si)).is_some_and(|s| s.exclude_keys.iter().any(|x| kw.contains_seq(x))) {
+                set_bit(&mut c.excl, usize::from(si));
+            }
+        }
+        for &si in &set.index.with_context {
+            if set.sigs.get(usize::from(si)).is_some_and(|s| s.context.iter().any(|w| kw.contains_word(w))) {
+                set_bit(&mut c.ctx, usize::from(si));
+            }
+        }
+        c.generic = kw.is_empty() || kw.iter().all(|w| GENERIC_LEAF.contains(&w));
     }
 
     fn is_own_ip(&self, v: &[u8]) -> bool {
         let Ok(ip) = std::str::from_utf8(v).unwrap_or("").parse::<IpAddr>() else { return false };
         self.own_ips.contains(&Some(ip))
     }
+}
+
+/// The cache entry for hash `h` in a 2-way set-associative table (`slots` pairs of ways, most recent first):
+/// `(index, true)` for the entry `hit` accepts, moved to its set's first way; else `(index, false)` for the
+/// set's least recently used entry, moved there to be overwritten. None for an empty table.
+fn way2<T>(slots: &mut [T], h: u64, hit: impl Fn(&T) -> bool) -> Option<(usize, bool)> {
+    let sets = slots.len() / 2;
+    if sets == 0 {
+        return None;
+    }
+    let i = (h as usize % sets) * 2;
+    if hit(slots.get(i)?) {
+        return Some((i, true));
+    }
+    let second = hit(slots.get(i + 1)?);
+    slots.swap(i, i + 1);
+    Some((i, second))
+}
+
+/// A finding of one value as classified (and cached): the signature, the value's span, the confidence.
+#[derive(Copy, Clone, Debug)]
+struct Hit {
+    sig: u16,
+    inner: (usize, usize),
+    conf: f32,
+    /// The signature's type is `jwt` (its claims are walked too).
+    jwt: bool,
+}
+
+/// One classified value: everything the verdict depends on, and the verdict.
+#[derive(Default)]
+struct CachedHits {
+    /// Hash of `id`, compared first.
+    hash: u64,
+    generation: u64,
+    /// The flow addresses, when the verdict depended on them (an address was matched).
+    own_ips: Option<[Option<IpAddr>; 2]>,
+    /// Scope, key, enclosing key and value, as built by `value_slot`.
+    id: Vec<u8>,
+    hits: Vec<Hit>,
 }
 
 /// A validated match before overlap resolution: whole-match and value (group 1) spans.
@@ -563,6 +839,40 @@ struct Cand {
 pub enum BodyLoc {
     Request,
     Response,
+}
+
+/// `prefix` followed by the path as [`json::render_path`] writes it, in one string; plain keys (the common
+/// case) are copied as they are, without the per-key conversion.
+fn render_field(prefix: &str, body: &[u8], path: &[Seg]) -> String {
+    let mut out = String::with_capacity(prefix.len() + 32);
+    out.push_str(prefix);
+    out.push('$');
+    for s in path {
+        match *s {
+            Seg::Key(a, b) => {
+                let raw = body.get(a..b).unwrap_or(&[]);
+                let plain = |c: &u8| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-';
+                if !raw.is_empty()
+                    && raw.len() <= 64
+                    && raw.iter().all(plain)
+                    && let Ok(k) = std::str::from_utf8(raw)
+                {
+                    out.push('.');
+                    out.push_str(k);
+                } else {
+                    let mut one = String::new();
+                    json::render_path(body, std::slice::from_ref(s), &mut one);
+                    out.push_str(one.get(1..).unwrap_or(""));
+                }
+            }
+            Seg::NoKey => {}
+            Seg::Index(k) => {
+                use std::fmt::Write as _;
+                let _ = write!(out, "[{k}]");
+            }
+        }
+    }
+    out
 }
 
 /// The innermost object key of a JSON path, and the one above it.
@@ -691,6 +1001,22 @@ mod tests {
 
     fn one(key: &str, value: &str) -> Vec<String> {
         types(&format!("{{{}:{}}}", serde_json::json!(key), serde_json::json!(value)))
+    }
+
+    #[test]
+    fn fields_render_as_json_paths_do() {
+        let body = br#"{"a":{"b-c_1":[0,{"x y":1,"it's":2,"":3}]},"k":{"\u00e9t\u00e9":4,"LONG0123456789012345678901234567890123456789012345678901234567890123456789":5}}"#;
+        let mut n = 0;
+        let mut path = Vec::new();
+        json::walk(body, 32, 100, &mut path, |p, _| {
+            let mut want = String::new();
+            json::render_path(body, p, &mut want);
+            assert_eq!(render_field("pre#jwt", body, p), format!("pre#jwt{want}"));
+            assert_eq!(render_field("", body, p), want);
+            n += 1;
+            true
+        });
+        assert_eq!(n, 6);
     }
 
     #[test]
@@ -875,6 +1201,88 @@ mod tests {
         sc.scan_transaction(&s, &tx, &mut out);
         let vals: Vec<_> = out.iter().map(|f| String::from_utf8_lossy(&f.value).into_owned()).collect();
         assert_eq!(vals, ["203.0.113.9"]);
+    }
+
+    /// The value cache answers repeats with what classifying them again gives, and an address matched on
+    /// one flow is classified again on another (it may be that flow's own address).
+    #[test]
+    fn value_cache_repeats_verdicts_and_keeps_flow_addresses_apart() {
+        let s = set();
+        let key = |f: &Found| (f.sig, f.location, f.field.clone(), f.value.clone(), f.confidence.to_bits());
+        let body = br#"{"data":[{"email":"jane.doe@example.com","client_ip":"10.20.3.7","card":"4111111111111111","n":"x"},{"email":"jane.doe@example.com","client_ip":"10.20.3.7","card":"4111111111111111","n":"x"}]}"#;
+        let mut fresh = Scanner::new(Limits::default());
+        let mut sc = Scanner::new(Limits::default());
+        let mut want = Vec::new();
+        fresh.body(&s, body, "application/json", BodyLoc::Response, &mut want);
+        for round in 0..3 {
+            let mut got = Vec::new();
+            sc.body(&s, body, "application/json", BodyLoc::Response, &mut got);
+            assert_eq!(got.iter().map(key).collect::<Vec<_>>(), want.iter().map(key).collect::<Vec<_>>());
+            assert!(sc.counts.value_cache_hits >= 4 * (round * 2 + 1), "{:?}", sc.counts);
+        }
+        let types = |out: &[Found]| -> Vec<String> {
+            let mut t: Vec<String> = out.iter().map(|f| s.sigs[usize::from(f.sig)].ty.clone()).collect();
+            t.sort();
+            t.dedup();
+            t
+        };
+        assert_eq!(types(&want), ["credit_card", "email", "ip_address"]);
+        let on_flow = |server: &str| Transaction {
+            flow: Some(std::sync::Arc::new(crate::flow::FlowInfo {
+                uid: "C1".into(),
+                community_id: String::new(),
+                client: "10.0.0.1:5555".parse().unwrap(),
+                server: server.parse().unwrap(),
+                encap: crate::decode::Encap::default(),
+            })),
+            has_response: true,
+            response_headers: vec![("Content-Type".to_owned(), "application/json".to_owned())].into(),
+            response_body: body.to_vec(),
+            ..Transaction::default()
+        };
+        let mut own = Vec::new();
+        sc.scan_transaction(&s, &on_flow("10.20.3.7:80"), &mut own);
+        assert_eq!(types(&own), ["credit_card", "email"], "the server's own address");
+        let mut other = Vec::new();
+        sc.scan_transaction(&s, &on_flow("10.9.9.9:80"), &mut other);
+        assert_eq!(types(&other), ["credit_card", "email", "ip_address"]);
+        let mut own_again = Vec::new();
+        sc.scan_transaction(&s, &on_flow("10.20.3.7:80"), &mut own_again);
+        assert_eq!(own.iter().map(key).collect::<Vec<_>>(), own_again.iter().map(key).collect::<Vec<_>>());
+    }
+
+    /// Keys whose cache slots collide both stay answered (two ways per set), with the same verdicts.
+    #[test]
+    fn key_cache_holds_colliding_keys() {
+        let s = set();
+        let mut sc = Scanner::new(Limits::default());
+        let keys: Vec<String> = (0..4000).map(|i| format!("field_{i}")).chain(["email".into(), "ssn".into()]).collect();
+        let words = s.index.words;
+        let verdict = |sc: &mut Scanner, k: &str| {
+            let (mut hit, mut excl, mut ctx) = (vec![0u64; words], vec![0u64; words], vec![0u64; words]);
+            let g = sc.key_verdict(&s, k.as_bytes(), &mut hit, Some((&mut excl, &mut ctx)));
+            (hit, excl, ctx, g)
+        };
+        let mut uncached = Scanner::new(Limits::default());
+        for k in &keys {
+            let a = verdict(&mut sc, k);
+            let b = verdict(&mut sc, k);
+            uncached.key_cache.clear();
+            let c = verdict(&mut uncached, k);
+            assert_eq!(a, b, "{k}");
+            assert_eq!(a, c, "{k}");
+        }
+        assert!(bit(&verdict(&mut sc, "customerEmail").0, s.sigs.iter().position(|x| x.id == "pii.email").unwrap()));
+        assert!(verdict(&mut sc, "number").3 && !verdict(&mut sc, "card_number").3);
+        let mut t = vec![0u8; 8];
+        for h in 0..64u64 {
+            let (i, hit) = way2(&mut t, h, |&x| x == (h % 5) as u8 + 1).unwrap();
+            assert!(i % 2 == 0 && i < 8);
+            if !hit {
+                t[i] = (h % 5) as u8 + 1;
+            }
+            assert_eq!(way2(&mut t, h, |&x| x == (h % 5) as u8 + 1), Some((i, true)));
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ use arc_swap::ArcSwap;
 use regex::bytes::{Regex, RegexBuilder};
 use serde::{Deserialize, Serialize};
 
+use super::index::{SigIndex, set_bit};
 use super::keys::term_words;
 use super::redact::Mask;
 use super::validators::Validator;
@@ -29,9 +30,9 @@ pub const BUILTIN_PACKS: &[(&str, &str)] = &[
 pub const DEFAULT_DIR: &str = "/etc/mirador/signatures";
 
 /// Compiled regex program size per signature (bytes); operator patterns beyond it are rejected.
-const REGEX_SIZE_LIMIT: usize = 1 << 20;
-const REGEX_DFA_SIZE_LIMIT: usize = 2 << 20;
-const REGEX_NEST_LIMIT: u32 = 64;
+pub(super) const REGEX_SIZE_LIMIT: usize = 1 << 20;
+pub(super) const REGEX_DFA_SIZE_LIMIT: usize = 2 << 20;
+pub(super) const REGEX_NEST_LIMIT: u32 = 64;
 /// A pack file larger than this is rejected rather than read.
 const MAX_PACK_BYTES: u64 = 4 << 20;
 
@@ -214,6 +215,8 @@ pub struct Signature {
     pub normalize: Normalize,
     /// Only tried when no other signature matched the value (generic key-name rules).
     pub fallback: bool,
+    /// The pattern has a capture group (the value is group 1); asked of the regex once, not per value.
+    pub has_group: bool,
     /// `file: line` of its definition.
     pub source: String,
 }
@@ -239,6 +242,8 @@ pub struct SignatureSet {
     key_index: HashMap<Vec<u8>, Vec<(u16, u16)>>,
     /// Some signature needs digits (cards, SSN, phone…): bodies dense in digits are walked.
     pub digit_sigs: bool,
+    /// Which signatures a value can trigger (the scanner's per-value candidate list).
+    pub index: SigIndex,
     /// Unique per set built in this process: what the scanner's header cache keys on, so a reloaded set
     /// never answers from the old set's results.
     pub generation: u64,
@@ -325,6 +330,7 @@ fn compile(def: SigDef, file: &str, line: usize) -> Result<Signature, SignatureE
             })
             .collect()
     };
+    let has_group = regex.captures_len() > 1;
     let scope = if def.scope.is_empty() { 0xff } else { def.scope.iter().fold(0u8, |a, s| a | s.bit()) };
     Ok(Signature {
         keys: terms(&def.keys)?,
@@ -348,6 +354,7 @@ fn compile(def: SigDef, file: &str, line: usize) -> Result<Signature, SignatureE
         mask_prefix: def.mask_prefix,
         normalize: def.normalize,
         fallback: def.fallback,
+        has_group,
         source: format!("{file}: line {line}"),
     })
 }
@@ -430,7 +437,18 @@ impl SignatureSet {
         }
         let digit_sigs = sigs.iter().any(|s| s.digits_min > 0);
         let generation = SET_GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok(SignatureSet { sigs, anchor_all, anchor_sigs, anchor_fast, anchor_bytes, key_index, digit_sigs, generation })
+        let index = SigIndex::build(&sigs, &anchor_text);
+        Ok(SignatureSet {
+            sigs,
+            anchor_all,
+            anchor_sigs,
+            anchor_fast,
+            anchor_bytes,
+            key_index,
+            digit_sigs,
+            index,
+            generation,
+        })
     }
 
     /// Any anchor in `hay`.
@@ -453,22 +471,24 @@ impl SignatureSet {
         })
     }
 
-    /// Marks in `out` (one flag per signature) the signatures whose anchor occurs in `hay`.
-    pub fn anchored(&self, hay: &[u8], out: &mut [bool]) {
-        out.iter_mut().for_each(|x| *x = false);
+    /// Sets in `out` (one bit per signature, [`SigIndex::words`] words) the signatures whose anchor occurs
+    /// in `hay`, and clears the others.
+    pub fn anchored(&self, hay: &[u8], out: &mut [u64]) {
+        out.iter_mut().for_each(|x| *x = 0);
+        if !self.index.maybe_anchored(hay) {
+            return;
+        }
         for m in self.anchor_all.find_overlapping_iter(hay) {
             if let Some(v) = self.anchor_sigs.get(m.pattern().as_usize()) {
                 for &s in v {
-                    if let Some(x) = out.get_mut(usize::from(s)) {
-                        *x = true;
-                    }
+                    set_bit(out, usize::from(s));
                 }
             }
         }
     }
 
-    /// Marks in `out` the signatures one of whose key names is in `key` (and none of whose exclusions is).
-    pub fn key_hits(&self, key: &super::keys::KeyWords, out: &mut [bool]) {
+    /// Sets in `out` the signatures one of whose key names is in `key` (and none of whose exclusions is).
+    pub fn key_hits(&self, key: &super::keys::KeyWords, out: &mut [u64]) {
         for i in 0..key.len() {
             let Some(cands) = self.key_index.get(key.word(i)) else { continue };
             for &(si, ti) in cands {
@@ -476,11 +496,8 @@ impl SignatureSet {
                 let Some(term) = sig.keys.get(usize::from(ti)) else { continue };
                 let fits = term.iter().enumerate().all(|(j, w)| key.word(i + j) == w.as_slice())
                     && i + term.len() <= key.len();
-                if fits
-                    && !sig.exclude_keys.iter().any(|x| key.contains_seq(x))
-                    && let Some(x) = out.get_mut(usize::from(si))
-                {
-                    *x = true;
+                if fits && !sig.exclude_keys.iter().any(|x| key.contains_seq(x)) {
+                    set_bit(out, usize::from(si));
                 }
             }
         }
