@@ -154,16 +154,32 @@ fn block_pass(hay: &[u8], digits: bool, mut keys: Option<KeyCtx<'_>>) -> bool {
                 }
                 // Its end and digit count come from the masks unless it runs past the next block.
                 let ones = (x >> bit).trailing_ones();
-                let (end, enough) = if bit + ones < 128 {
+                let hit = if bit + ones < 128 {
                     let span = (x >> bit) & ((1u128 << ones) - 1);
-                    (p + ones as usize, ((dx >> bit) & span).count_ones() >= 6)
+                    let end = p + ones as usize;
+                    let d = (dx >> bit) & span;
+                    let digits = d.count_ones() as usize;
+                    // A region that starts with a digit and whose every separator is followed by a digit is
+                    // one run (the common case: an id, a timestamp, a date): judged from the masks, without
+                    // walking it. Three separators may be an IPv4 address, which needs the dots counted.
+                    let seps = span & !d;
+                    let nseps = seps.count_ones() as usize;
+                    judged = end;
+                    if digits < 6 {
+                        false
+                    } else if d & 1 == 1 && seps & !(d >> 1) == 0 && nseps != 3 {
+                        judge(hay, p, end, digits, nseps, 0)
+                    } else {
+                        runs_in(hay, p, end)
+                    }
                 } else {
-                    (region_end(hay, p), true)
+                    // The region runs past the next block: found and walked byte by byte.
+                    judged = region_end(hay, p);
+                    runs_in(hay, p, judged)
                 };
-                if enough && runs_in(hay, p, end) {
+                if hit {
                     return true;
                 }
-                judged = end;
             }
         }
         if let Some((_, pm)) = prev {
@@ -323,32 +339,39 @@ pub fn runs_in(b: &[u8], from: usize, to: usize) -> bool {
             }
         }
         i = i.max(start + 1);
-        if digits < 6 {
-            continue;
-        }
-        let prev = start.checked_sub(1).and_then(|p| b.get(p)).copied().unwrap_or(b' ');
-        let next = b.get(end).copied().unwrap_or(b' ');
-        if prev.is_ascii_lowercase() || next.is_ascii_lowercase() {
-            continue;
-        }
-        let run = b.get(start..end).unwrap_or(&[]);
-        let iso_date = run.len() >= 10
-            && run.get(4) == Some(&b'-')
-            && run.get(7) == Some(&b'-')
-            && run.get(..4).is_some_and(|y| y.iter().all(u8::is_ascii_digit));
-        if iso_date && digits <= 12 {
-            continue;
-        }
-        let first = run.first().copied().unwrap_or(b'0');
-        let up = |c: u8| c.is_ascii_uppercase();
-        if digits >= 9 && (seps > 0 || (b'2'..=b'6').contains(&first) || prev == b'+' || up(prev) || up(next)) {
-            return true;
-        }
-        if (digits >= 7 && up(next)) || (up(prev) && up(next)) || (dots == 3 && seps == 3) {
+        if judge(b, start, end, digits, seps, dots) {
             return true;
         }
     }
     false
+}
+
+/// Whether the run `b[start..end]` (from its first digit to its last, `digits` digits, `seps` separators of
+/// which `dots` dots) is shaped like numeric data.
+#[inline]
+fn judge(b: &[u8], start: usize, end: usize, digits: usize, seps: usize, dots: usize) -> bool {
+    if digits < 6 {
+        return false;
+    }
+    let prev = start.checked_sub(1).and_then(|p| b.get(p)).copied().unwrap_or(b' ');
+    let next = b.get(end).copied().unwrap_or(b' ');
+    if prev.is_ascii_lowercase() || next.is_ascii_lowercase() {
+        return false;
+    }
+    let run = b.get(start..end).unwrap_or(&[]);
+    let iso_date = run.len() >= 10
+        && run.get(4) == Some(&b'-')
+        && run.get(7) == Some(&b'-')
+        && run.get(..4).is_some_and(|y| y.iter().all(u8::is_ascii_digit));
+    if iso_date && digits <= 12 {
+        return false;
+    }
+    let first = run.first().copied().unwrap_or(b'0');
+    let up = |c: u8| c.is_ascii_uppercase();
+    if digits >= 9 && (seps > 0 || (b'2'..=b'6').contains(&first) || prev == b'+' || up(prev) || up(next)) {
+        return true;
+    }
+    (digits >= 7 && up(next)) || (up(prev) && up(next)) || (dots == 3 && seps == 3)
 }
 
 /// Slots of the key cache.
