@@ -263,7 +263,9 @@ fn classify(w: &[u8; WINDOW], keys: bool, digits: bool) -> Masks {
         let t = x - splat(b'-');
         t.min(splat(12)).simd_eq(t) | (x & splat(0xfe)).simd_eq(splat(b'(')) | space
     };
-    let (mut colons, mut spaces, mut eqs) = (0u64, 0u64, 0u64);
+    let mut colons = 0u64;
+    // `=` and `" :` are rare in JSON: their masks are built only for the blocks that hold one.
+    let mut any_eq = splat(0);
     let mut ds = 0u64;
     for j in 0..BLOCK / 16 {
         let v = lanes(w, BEFORE + 16 * j);
@@ -271,8 +273,7 @@ fn classify(w: &[u8; WINDOW], keys: bool, digits: bool) -> Masks {
         if keys {
             colons |= u64::from(v.simd_eq(splat(b':')).to_bitmask()) << (16 * j);
             m.quotes |= u64::from(v.simd_eq(splat(b'"')).to_bitmask()) << (16 * j);
-            spaces |= u64::from(space.to_bitmask()) << (16 * j);
-            eqs |= u64::from(v.simd_eq(splat(b'=')).to_bitmask()) << (16 * j);
+            any_eq |= v.simd_eq(splat(b'='));
         }
         if digits {
             m.digits |= u64::from(digit(v).to_bitmask()) << (16 * j);
@@ -280,11 +281,17 @@ fn classify(w: &[u8; WINDOW], keys: bool, digits: bool) -> Masks {
         }
     }
     if keys {
+        let mask_of = |c: u8| {
+            (0..BLOCK / 16)
+                .fold(0u64, |a, j| a | u64::from(lanes(w, BEFORE + 16 * j).simd_eq(splat(c)).to_bitmask()) << (16 * j))
+        };
         // `":` and `" :`, with the two bytes before the block carried in.
         let (b2, b1) = (w.first().copied().unwrap_or(0), w.get(1).copied().unwrap_or(0));
         let q1 = m.quotes << 1 | u64::from(b1 == b'"');
         let q2 = m.quotes << 2 | u64::from(b1 == b'"') << 1 | u64::from(b2 == b'"');
-        let s1 = spaces << 1 | u64::from(b1 == b' ');
+        let spaced = colons & !q1 & q2;
+        let s1 = if spaced != 0 { mask_of(b' ') << 1 | u64::from(b1 == b' ') } else { 0 };
+        let eqs = if any_eq.any() { mask_of(b'=') } else { 0 };
         m.keys = (colons & (q1 | (s1 & q2))) | eqs;
         m.colons = colons;
         m.quote_before = q1;
