@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use criterion::{Criterion, Throughput, criterion_group};
 use mirador::sensitive::prefilter;
 use mirador::sensitive::scanner::{BodyLoc, Limits, Scanner};
-use mirador::sensitive::signatures::{BUILTIN_PACKS, SignatureSet};
+use mirador::sensitive::signatures::{LoadSpec, SignatureSet};
 
 /// Deterministic xorshift so the bodies are the same on every run.
 struct Rng(u64);
@@ -65,20 +65,28 @@ fn pii_body(rng: &mut Rng) -> String {
     )
 }
 
+fn builtin_set() -> SignatureSet {
+    SignatureSet::load(&LoadSpec { builtin: true, ..LoadSpec::default() }).expect("built-in packs compile")
+}
+
+/// The mixed workload: 95 clean listings of 20–50 items for 5 bodies with personal data.
+fn mixed_bodies(rng: &mut Rng) -> Vec<String> {
+    (0..100)
+        .map(|i| {
+            if i % 20 == 7 {
+                pii_body(rng)
+            } else {
+                let n = 20 + (rng.next() % 31) as usize;
+                clean_body(rng, n)
+            }
+        })
+        .collect()
+}
+
 fn bench(c: &mut Criterion) {
-    let packs: Vec<(String, String)> = BUILTIN_PACKS.iter().map(|(f, t)| ((*f).to_owned(), (*t).to_owned())).collect();
-    let set = SignatureSet::from_packs(&packs, &[]).expect("built-in packs compile");
+    let set = builtin_set();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    // 95 clean listings of 20–50 items for 5 bodies with personal data.
-    let mut bodies: Vec<String> = Vec::new();
-    for i in 0..100 {
-        if i % 20 == 7 {
-            bodies.push(pii_body(&mut rng));
-        } else {
-            let n = 20 + (rng.next() % 31) as usize;
-            bodies.push(clean_body(&mut rng, n));
-        }
-    }
+    let bodies = mixed_bodies(&mut rng);
     let total: usize = bodies.iter().map(String::len).sum();
     let mut g = c.benchmark_group("sensitive");
     g.throughput(Throughput::Bytes(total as u64));
@@ -132,19 +140,8 @@ fn thread_cpu() -> Option<f64> {
 /// The mixed workload timed by CPU time instead of wall time: on a machine shared with other work,
 /// wall-clock throughput understates what one core does.
 fn cpu_time_figure() {
-    let packs: Vec<(String, String)> = BUILTIN_PACKS.iter().map(|(f, t)| ((*f).to_owned(), (*t).to_owned())).collect();
-    let Ok(set) = SignatureSet::from_packs(&packs, &[]) else { return };
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let bodies: Vec<String> = (0..100)
-        .map(|i| {
-            if i % 20 == 7 {
-                pii_body(&mut rng)
-            } else {
-                let n = 20 + (rng.next() % 31) as usize;
-                clean_body(&mut rng, n)
-            }
-        })
-        .collect();
+    let set = builtin_set();
+    let bodies = mixed_bodies(&mut Rng(0x9e37_79b9_7f4a_7c15));
     let total: usize = bodies.iter().map(String::len).sum();
     let mut sc = Scanner::new(Limits::default());
     let mut out = Vec::new();
@@ -170,22 +167,12 @@ fn cpu_time_figure() {
 
 criterion_group!(benches, bench);
 
-/// `SENSITIVE_ITERS=N`: only the mixed workload, N times, no criterion: for `perf stat -e
-/// instructions,cycles`, whose counts do not depend on what else the machine runs.
+/// `SENSITIVE_ITERS=N`: only the mixed workload, N times, no criterion: for instruction counts (`perf stat -e
+/// instructions`, or `valgrind --tool=cachegrind` on machines without hardware counters), which do not
+/// depend on what else the machine runs.
 fn fixed_iterations(n: usize) {
-    let packs: Vec<(String, String)> = BUILTIN_PACKS.iter().map(|(f, t)| ((*f).to_owned(), (*t).to_owned())).collect();
-    let Ok(set) = SignatureSet::from_packs(&packs, &[]) else { return };
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let bodies: Vec<String> = (0..100)
-        .map(|i| {
-            if i % 20 == 7 {
-                pii_body(&mut rng)
-            } else {
-                let n = 20 + (rng.next() % 31) as usize;
-                clean_body(&mut rng, n)
-            }
-        })
-        .collect();
+    let set = builtin_set();
+    let bodies = mixed_bodies(&mut Rng(0x9e37_79b9_7f4a_7c15));
     let total: usize = bodies.iter().map(String::len).sum();
     let mut sc = Scanner::new(Limits::default());
     let mut out = Vec::new();

@@ -187,11 +187,8 @@ mod tests {
     use super::*;
 
     fn builtin() -> crate::sensitive::signatures::SignatureSet {
-        let packs: Vec<(String, String)> = crate::sensitive::signatures::BUILTIN_PACKS
-            .iter()
-            .map(|(f, t)| ((*f).to_owned(), (*t).to_owned()))
-            .collect();
-        crate::sensitive::signatures::SignatureSet::from_packs(&packs, &[]).unwrap()
+        use crate::sensitive::signatures::{LoadSpec, SignatureSet};
+        SignatureSet::load(&LoadSpec { builtin: true, ..LoadSpec::default() }).unwrap()
     }
 
     /// The byte-pair test never hides an anchor: for every value, no pair flagged means no anchor found.

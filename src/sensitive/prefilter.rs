@@ -440,13 +440,11 @@ impl KeyCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sensitive::signatures::BUILTIN_PACKS;
+    use crate::sensitive::signatures::LoadSpec;
     use proptest::prelude::*;
 
     fn set() -> SignatureSet {
-        let packs: Vec<(String, String)> =
-            BUILTIN_PACKS.iter().map(|(f, t)| ((*f).to_owned(), (*t).to_owned())).collect();
-        SignatureSet::from_packs(&packs, &[]).unwrap()
+        SignatureSet::load(&LoadSpec { builtin: true, ..LoadSpec::default() }).unwrap()
     }
 
     /// The reference answer: anchors, every delimiter the JSON key search visits, the run rules over all bytes.

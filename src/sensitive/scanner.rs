@@ -970,12 +970,10 @@ pub fn percent_decode(b: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sensitive::signatures::{BUILTIN_PACKS, SignatureSet};
+    use crate::sensitive::signatures::{LoadSpec, SignatureSet};
 
     fn set() -> SignatureSet {
-        let packs: Vec<(String, String)> =
-            BUILTIN_PACKS.iter().map(|(f, t)| ((*f).to_owned(), (*t).to_owned())).collect();
-        SignatureSet::from_packs(&packs, &[]).unwrap()
+        SignatureSet::load(&LoadSpec { builtin: true, ..LoadSpec::default() }).unwrap()
     }
 
     /// (type, field, value) found in a JSON body.
