@@ -66,6 +66,9 @@ pub struct Settings {
     pub max_matches_per_value: usize,
     /// Lines of a text body (or pairs of a form) looked at.
     pub max_text_lines: usize,
+    /// Verdicts of (place, key, value) kept per worker, so a value seen again is not classified again (ids,
+    /// enums, the same record fetched by many clients). About 150 bytes each.
+    pub value_cache_entries: usize,
     /// Detections of one kind of data at one place of one operation within this packet-time window are
     /// one finding, emitted when the window since the first has passed. `"0s"`: one finding per
     /// transaction, type, location and field, emitted at once.
@@ -95,6 +98,7 @@ impl Default for Settings {
             max_findings_per_transaction: l.max_findings,
             max_matches_per_value: l.max_matches_per_value,
             max_text_lines: l.max_text_lines,
+            value_cache_entries: l.value_cache_entries,
             finding_window: Duration::from_secs(300),
             max_held_findings: 10_000,
             max_finding_transactions: 10,
@@ -112,6 +116,7 @@ impl Settings {
             max_matches_per_value: self.max_matches_per_value,
             max_text_lines: self.max_text_lines,
             max_findings: self.max_findings_per_transaction,
+            value_cache_entries: self.value_cache_entries,
         }
     }
 
@@ -195,6 +200,7 @@ pub fn register(reg: &mut Registry, settings: &AnalysisSettings) -> Result<(), S
         ("max_findings_per_transaction", s.max_findings_per_transaction),
         ("max_matches_per_value", s.max_matches_per_value),
         ("max_text_lines", s.max_text_lines),
+        ("value_cache_entries", s.value_cache_entries),
         ("max_held_findings", s.max_held_findings),
         ("max_finding_transactions", s.max_finding_transactions),
         ("max_finding_hashes", s.max_finding_hashes),

@@ -33,6 +33,8 @@ pub struct Limits {
     pub max_matches_per_value: usize,
     pub max_text_lines: usize,
     pub max_findings: usize,
+    /// Entries of the per-worker value-verdict cache (`[sensitive] value_cache_entries`).
+    pub value_cache_entries: usize,
 }
 
 impl Default for Limits {
@@ -44,6 +46,7 @@ impl Default for Limits {
             max_matches_per_value: 8,
             max_text_lines: 5_000,
             max_findings: 100,
+            value_cache_entries: 65_536,
         }
     }
 }
@@ -75,9 +78,8 @@ pub struct ScanCounts {
 const HEADER_CACHE_SLOTS: usize = 1024;
 const HEADER_CACHE_MAX_VALUE: usize = 1024;
 
-/// Slots of the value cache (per worker, two ways per set), the longest key, enclosing key and value together
-/// it keeps, and the most findings one entry holds.
-const VALUE_CACHE_SLOTS: usize = 4096;
+/// The longest key, enclosing key and value together the value cache keeps, and the most findings one entry
+/// holds (its size is `Limits::value_cache_entries`).
 const VALUE_CACHE_MAX_BYTES: usize = 512;
 const VALUE_CACHE_MAX_HITS: usize = 16;
 
@@ -166,7 +168,7 @@ pub struct Scanner {
     /// transaction itself.
     header_cache: Vec<CachedValue>,
     /// Values repeat too: the same email, phone or address in every response that returns a record. The
-    /// verdict of a (scope, key, enclosing key, value) is kept in `VALUE_CACHE_SLOTS` slots of at most
+    /// verdict of a (scope, key, enclosing key, value) is kept in `value_cache_entries` slots of at most
     /// `VALUE_CACHE_MAX_BYTES` bytes and `VALUE_CACHE_MAX_HITS` findings; fields and findings are still made
     /// per occurrence.
     value_cache: Vec<CachedHits>,
@@ -559,7 +561,7 @@ impl Scanner {
         }
         id.extend_from_slice(value);
         if self.value_cache.is_empty() {
-            self.value_cache.resize_with(VALUE_CACHE_SLOTS, CachedHits::default);
+            self.value_cache.resize_with(self.limits.value_cache_entries, CachedHits::default);
         }
         Some(self.hasher.hash_one(id.as_slice()))
     }
