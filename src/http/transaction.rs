@@ -544,6 +544,19 @@ impl Transaction {
     }
 }
 
+/// Bytes JSON must escape inside a string.
+const JSON_ESCAPE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
 /// Any byte JSON must escape. Whole 16-byte blocks without early exit, so the compiler vectorizes the test.
 fn needs_json_escape(b: &[u8]) -> bool {
     let bad = |c: u8| c < 0x20 || c == b'"' || c == b'\\';
@@ -573,8 +586,22 @@ fn json_addr(out: &mut Vec<u8>, ip_key: &[u8], port_key: &[u8], addr: Option<Soc
     match addr {
         Some(a) => {
             out.push(b'"');
-            // An IP's Display never needs JSON escaping.
-            let _ = write!(out, "{}", a.ip());
+            match a.ip() {
+                // Two addresses per record: the formatting machinery cost more than the rest of the line.
+                std::net::IpAddr::V4(v4) => {
+                    let mut buf = itoa::Buffer::new();
+                    for (i, o) in v4.octets().into_iter().enumerate() {
+                        if i > 0 {
+                            out.push(b'.');
+                        }
+                        out.extend_from_slice(buf.format(o).as_bytes());
+                    }
+                }
+                // An IP's Display never needs JSON escaping.
+                ip => {
+                    let _ = write!(out, "{ip}");
+                }
+            }
             out.push(b'"');
         }
         None => out.extend_from_slice(b"null"),
@@ -587,7 +614,7 @@ fn json_addr(out: &mut Vec<u8>, ip_key: &[u8], port_key: &[u8], addr: Option<Soc
 }
 
 fn json_u64(out: &mut Vec<u8>, n: u64) {
-    let _ = write!(out, "{n}");
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 fn json_f64(out: &mut Vec<u8>, x: f64) {
@@ -605,7 +632,10 @@ fn json_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
 /// A JSON string. Almost every header is plain text: one scan, one copy; anything to escape goes through
 /// serde_json so the escapes are exactly its own.
 fn json_str(out: &mut Vec<u8>, s: &str) {
-    if needs_json_escape(s.as_bytes()) {
+    let b = s.as_bytes();
+    // Most strings of a record are short names and values: a table lookup per byte beats the block test.
+    let escape = if b.len() < 16 { b.iter().any(|&c| JSON_ESCAPE[usize::from(c)]) } else { needs_json_escape(b) };
+    if escape {
         let _ = serde_json::to_writer(out, s);
         return;
     }
