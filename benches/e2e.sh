@@ -5,6 +5,7 @@
 #   sudo benches/e2e.sh            (makes the capture with ../shared/bench/gen/make_capture.sh if missing)
 #   CAPTURE=/path/api-big.pcap benches/e2e.sh
 #   STAGES=1 CAPTURE=... benches/e2e.sh     (also: the pipeline alone, then each analyzer added in turn)
+#   SURICATA=1 CAPTURE=... benches/e2e.sh   (also: Suricata on the same file, no rules, as a reference)
 #
 # Prints Gbit/s, packets/s and transactions/s per core, peak RSS, and checks that every transaction nginx
 # logged (the capture's .truth.txt) came out, by method, status and protocol. Exits 1 if any is missing.
@@ -108,5 +109,22 @@ if [ "${STAGES:-0}" = 1 ]; then
         python3 -c "import sys; w,u,s,r,b=map(float,sys.argv[1:6]); print(f'  up to {sys.argv[6]:<10} {w:6.2f} s wall {u+s:6.2f} s CPU {b*8/w/1e9:5.2f} Gbit/s  peak RSS {r/1024:4.0f} MiB')" \
             "$wall" "$user" "$sys" "$rss" "$(stat -c %s "$CAPTURE")" "$stage"
     done
+fi
+if [ "${SURICATA:-0}" = 1 ]; then
+    # A reference point from the tools we measure ourselves against: Suricata replaying the same file with no
+    # rules loaded (protocol parsing and EVE logging only, http records included), default configuration.
+    if command -v suricata >/dev/null; then
+        sdir="$BENCH_DIR/suricata"
+        rm -rf "$sdir" && mkdir -p "$sdir"
+        s0=$(date +%s.%N)
+        /usr/bin/time -f "%U %S %M" -o "$sdir/time" suricata -r "$CAPTURE" -l "$sdir" -k none >/dev/null 2>&1 || true
+        s1=$(date +%s.%N)
+        read -r user sys rss < "$sdir/time"
+        http=$(grep -c '"event_type":"http"' "$sdir/eve.json" || true)
+        python3 -c "import sys; s0,s1,u,s,r,b=map(float,sys.argv[1:7]); w=s1-s0; print(f'suricata -r (no rules, EVE): {w:.2f} s wall, {u+s:.2f} s CPU = {b*8/w/1e9:.2f} Gbit/s, peak RSS {r/1024:.0f} MiB, {sys.argv[7]} http records ({sys.argv[8]})')" \
+            "$s0" "$s1" "$user" "$sys" "$rss" "$(stat -c %s "$CAPTURE")" "$http" "$(suricata -V 2>/dev/null | head -1)"
+    else
+        echo "suricata not installed: no reference run (Debian: apt-get install -t bookworm-backports suricata)"
+    fi
 fi
 exit $status
