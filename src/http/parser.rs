@@ -1129,26 +1129,22 @@ enum LineKind {
     Invalid,
 }
 
-/// RFC 9110 token characters, as a table: header names are checked byte by byte on every message.
+/// RFC 9110 token characters, as a table (a lookup per byte beat the `matches!` bit test and the search of
+/// the symbol list it replaced): header names are checked byte by byte on every message.
+#[expect(clippy::indexing_slicing, reason = "compile-time table: every index is a u8 into 256 entries")]
 const TCHAR: [bool; 256] = {
     let mut t = [false; 256];
     let mut i = 0;
     while i < 256 {
         let b = i as u8;
-        t[i] = b.is_ascii_alphanumeric();
+        t[i] = matches!(b, b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z' | b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~');
         i += 1;
-    }
-    let extra = b"!#$%&'*+-.^_`|~";
-    let mut j = 0;
-    while j < extra.len() {
-        t[extra[j] as usize] = true;
-        j += 1;
     }
     t
 };
 
 fn is_tchar(b: u8) -> bool {
-    TCHAR[usize::from(b)]
+    TCHAR.get(usize::from(b)).copied().unwrap_or(false)
 }
 
 fn is_ws(b: &u8) -> bool {
