@@ -113,6 +113,31 @@ pub struct Operation {
     pub clients: Hll,
     pub data_classes: Vec<DataClassSeen>,
     pub capped: OpCounters,
+    /// Where each data class sits in `data_classes`: every data-class hit of every transaction looks its
+    /// entry up, and a scan comparing three strings per entry over a full list was the inventory's top cost.
+    #[serde(skip)]
+    dc_index: DataClassIndex,
+}
+
+/// `data_classes` entries by hash of (location, field, class): the first entry of each hash. Rebuilt from
+/// the list when behind it (an operation loaded from the store, or built field by field).
+#[derive(Clone, Debug, Default)]
+struct DataClassIndex {
+    first: std::collections::HashMap<u64, usize, foldhash::fast::FixedState>,
+    /// Entries of `data_classes` already in `first`.
+    indexed: usize,
+}
+
+/// Derived state: two operations with the same data classes are equal whatever their index holds.
+impl PartialEq for DataClassIndex {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+fn data_class_hash(location: &str, field: &str, class: &str) -> u64 {
+    use std::hash::BuildHasher as _;
+    foldhash::fast::FixedState::default().hash_one((location, field, class))
 }
 
 /// One transaction, digested for [`Operation::observe`].
@@ -599,18 +624,38 @@ impl Operation {
     }
 
     pub fn add_data_class(&mut self, location: &str, field: &str, class: &str, category: &str, n: u64, caps: &OpCaps) {
-        if let Some(d) =
-            self.data_classes.iter_mut().find(|d| &*d.location == location && &*d.field == field && &*d.class == class)
-        {
+        let idx = &mut self.dc_index;
+        for (i, d) in self.data_classes.iter().enumerate().skip(idx.indexed) {
+            idx.first.entry(data_class_hash(&d.location, &d.field, &d.class)).or_insert(i);
+        }
+        idx.indexed = self.data_classes.len();
+        let h = data_class_hash(location, field, class);
+        let same = |d: &DataClassSeen| &*d.location == location && &*d.field == field && &*d.class == class;
+        let found = match idx.first.get(&h) {
+            // The first entry with this hash is the one, unless two keys share the hash: then the first
+            // matching entry, as a scan finds it.
+            Some(&i) => match self.data_classes.get(i) {
+                Some(d) if same(d) => Some(i),
+                _ => self.data_classes.iter().position(same),
+            },
+            // Every entry's hash is indexed: no entry has this key.
+            None => None,
+        };
+        if let Some(d) = found.and_then(|i| self.data_classes.get_mut(i)) {
             d.count += n;
         } else if self.data_classes.len() < caps.max_data_classes {
-            self.data_classes.push(DataClassSeen {
+            let i = self.data_classes.len();
+            let d = DataClassSeen {
                 location: location.into(),
                 field: field.chars().take(200).collect::<String>().into(),
                 class: class.into(),
                 category: category.into(),
                 count: n,
-            });
+            };
+            // Indexed by the stored (possibly cut) field, as a later lookup compares with it.
+            idx.first.entry(data_class_hash(&d.location, &d.field, &d.class)).or_insert(i);
+            idx.indexed = i + 1;
+            self.data_classes.push(d);
         } else {
             self.capped.data_classes_capped += 1;
         }
@@ -736,6 +781,50 @@ mod tests {
         twice.merge(op.clone(), &caps);
         assert_eq!(twice.count, 4);
         assert_eq!(twice.responses[&201].count, 2);
+    }
+
+    /// The index finds what a scan of the list finds: repeats count on the first entry, long fields
+    /// (stored cut) never match again, the cap holds, and an operation loaded without its index rebuilds it.
+    #[test]
+    fn data_class_index_matches_a_scan() {
+        let caps = OpCaps { max_data_classes: 6, ..OpCaps::default() };
+        let long = "f".repeat(250);
+        let mut op = Operation::default();
+        for (loc, field, class) in [
+            ("response.body", "$.email", "email"),
+            ("response.body", "$.email", "email"),
+            ("request.header", "$.email", "email"),
+            ("response.body", long.as_str(), "email"),
+            ("response.body", long.as_str(), "email"),
+            ("response.body", "$.phone", "phone"),
+            ("response.body", "$.email", "email"),
+            ("response.body", "$.x", "iban"),
+            ("response.body", "$.y", "iban"),
+        ] {
+            op.add_data_class(loc, field, class, "pii", 1, &caps);
+        }
+        let got: Vec<(&str, usize, u64)> =
+            op.data_classes.iter().map(|d| (&*d.location, d.field.len(), d.count)).collect();
+        assert_eq!(
+            got,
+            [
+                ("response.body", 7, 3),
+                ("request.header", 7, 1),
+                ("response.body", 200, 1),
+                ("response.body", 200, 1),
+                ("response.body", 7, 1),
+                ("response.body", 3, 1)
+            ]
+        );
+        assert_eq!(op.capped.data_classes_capped, 1);
+        // A 200-character field equal to the stored cut one counts on the first of the two.
+        op.add_data_class("response.body", &long[..200], "email", "pii", 5, &caps);
+        assert_eq!(op.data_classes[2].count, 6);
+        // Round trip without the index (as the store loads operations).
+        let mut loaded = Operation { data_classes: op.data_classes.clone(), ..Operation::default() };
+        loaded.add_data_class("response.body", "$.phone", "phone", "pii", 1, &caps);
+        assert_eq!(loaded.data_classes[4].count, 2);
+        assert_eq!(loaded.data_classes.len(), 6);
     }
 
     #[test]
