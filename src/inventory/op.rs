@@ -213,17 +213,53 @@ const API_KEY_HEADERS: &[&str] =
     &["x-api-key", "api-key", "apikey", "x-apikey", "x-auth-token", "x-access-token", "x-api-token", "x-token"];
 const API_KEY_QUERY: &[&str] = &["api_key", "apikey", "api-key", "key", "access_token", "token", "auth_token"];
 
-fn is_session_cookie(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    n.contains("session") || n.contains("sess") || n.ends_with("sid") || n.contains("token") || n.contains("auth")
+/// `STANDARD_HEADERS` as a set: every request header of every transaction is looked up.
+static STANDARD_SET: std::sync::LazyLock<std::collections::HashSet<&'static str, foldhash::fast::FixedState>> =
+    std::sync::LazyLock::new(|| STANDARD_HEADERS.iter().copied().collect());
+
+fn contains_ignore_ascii_case(hay: &str, needle: &str) -> bool {
+    hay.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
+fn is_session_cookie(name: &str) -> bool {
+    // "sess" covers "session".
+    contains_ignore_ascii_case(name, "sess")
+        || name
+            .len()
+            .checked_sub(3)
+            .and_then(|i| name.as_bytes().get(i..))
+            .is_some_and(|e| e.eq_ignore_ascii_case(b"sid"))
+        || contains_ignore_ascii_case(name, "token")
+        || contains_ignore_ascii_case(name, "auth")
+}
+
+/// Base64url bytes (1) for [`looks_like_jwt`].
+static B64URL: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        if c.is_ascii_alphanumeric() || c == b'-' || c == b'_' {
+            t[i] = 1;
+        }
+        i += 1;
+    }
+    t
+};
+
+/// Three dot-separated parts, the first two base64url of two bytes or more, starting `eyJ`. Bearer tokens
+/// are hundreds of bytes on every request: the bytes are checked without a branch each.
 fn looks_like_jwt(t: &str) -> bool {
-    let mut parts = t.split('.');
-    let ok = |p: Option<&str>| {
-        p.is_some_and(|p| p.len() >= 2 && p.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'))
-    };
-    t.starts_with("eyJ") && ok(parts.next()) && ok(parts.next()) && parts.next().is_some() && parts.next().is_none()
+    let b = t.as_bytes();
+    if !b.starts_with(b"eyJ") {
+        return false;
+    }
+    let Some(d1) = b.iter().position(|c| *c == b'.') else { return false };
+    let (head, rest) = (b.get(..d1).unwrap_or_default(), b.get(d1 + 1..).unwrap_or_default());
+    let Some(d2) = rest.iter().position(|c| *c == b'.') else { return false };
+    let (payload, sig) = (rest.get(..d2).unwrap_or_default(), rest.get(d2 + 1..).unwrap_or_default());
+    let b64 = |p: &[u8]| p.len() >= 2 && p.iter().fold(1u8, |a, c| a & B64URL[*c as usize]) == 1;
+    !sig.contains(&b'.') && b64(head) && b64(payload)
 }
 
 /// Auth schemes a request carries (`none` when it carries none).
@@ -242,15 +278,18 @@ pub fn auth_schemes(tx: &Transaction) -> Vec<String> {
             _ => out.push("other:unknown".to_owned()),
         }
     }
+    // The lists are lower case: a name equal to an entry ignoring case lower-cases to that entry.
     for (name, _) in tx.request_headers.iter() {
-        let n = name.to_ascii_lowercase();
-        if API_KEY_HEADERS.contains(&n.as_str()) && !out.iter().any(|o| o.ends_with(&n)) {
+        if let Some(n) = API_KEY_HEADERS.iter().find(|h| name.eq_ignore_ascii_case(h))
+            && !out.iter().any(|o| o.ends_with(n))
+        {
             out.push(format!("apiKey:header:{n}"));
         }
     }
     for (k, _) in &tx.query_params {
-        let k = k.to_ascii_lowercase();
-        if API_KEY_QUERY.contains(&k.as_str()) && !out.iter().any(|o| o.ends_with(&k)) {
+        if let Some(k) = API_KEY_QUERY.iter().find(|q| k.eq_ignore_ascii_case(q))
+            && !out.iter().any(|o| o.ends_with(k))
+        {
             out.push(format!("apiKey:query:{k}"));
         }
     }
@@ -384,13 +423,18 @@ impl Observation {
             }
             o.query.push((k.clone(), Schema::from_text(v, k, true)));
         }
+        let mut lower = [0u8; 64];
         for (name, v) in tx.request_headers.iter() {
-            let n = name.to_ascii_lowercase();
-            if STANDARD_HEADERS.contains(&n.as_str())
-                || API_KEY_HEADERS.contains(&n.as_str())
+            // Lower-cased on the stack: a name longer than this is no parameter (`safe_name`) anyway.
+            let Some(buf) = lower.get_mut(..name.len()) else { continue };
+            buf.copy_from_slice(name.as_bytes());
+            buf.make_ascii_lowercase();
+            let Ok(n) = std::str::from_utf8(buf) else { continue };
+            if STANDARD_SET.contains(n)
+                || API_KEY_HEADERS.contains(&n)
                 || n.starts_with("sec-")
-                || !safe_name(&n)
-                || o.headers.iter().any(|(x, _)| *x == n)
+                || !safe_name(n)
+                || o.headers.iter().any(|(x, _)| x == n)
             {
                 continue;
             }
@@ -398,8 +442,8 @@ impl Observation {
                 o.counters.params_capped += 1;
                 break;
             }
-            let s = Schema::from_text(v, &n, false);
-            o.headers.push((n, s));
+            let s = Schema::from_text(v, n, false);
+            o.headers.push((n.to_owned(), s));
         }
         for c in tx.request_headers.get_all("cookie") {
             for (k, v) in cookie_pairs(c) {
@@ -717,6 +761,30 @@ mod tests {
             response_headers: [("Content-Type", "application/json; charset=utf-8")].into_iter().collect(),
             response_body: resp.as_bytes().to_vec(),
             ..Transaction::default()
+        }
+    }
+
+    fn looks_like_jwt_reference(t: &str) -> bool {
+        let mut parts = t.split('.');
+        let ok = |p: Option<&str>| {
+            p.is_some_and(|p| p.len() >= 2 && p.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'))
+        };
+        t.starts_with("eyJ") && ok(parts.next()) && ok(parts.next()) && parts.next().is_some() && parts.next().is_none()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn jwt_check_matches_the_reference(t in "(eyJ)?[a-zA-Z0-9_.=+/ \u{e9}-]{0,24}") {
+            proptest::prop_assert_eq!(looks_like_jwt(&t), looks_like_jwt_reference(&t));
+        }
+    }
+
+    #[test]
+    fn jwt_check_matches_the_reference_on_samples() {
+        for t in
+            ["eyJ", "eyJa.bc.", "eyJa.bc.d", "eyJa.b.d", "eyJa.bc.d.e", "eyJa..d", "eyJa.b+c.d", "eyJ.bc.d", "x.y.z"]
+        {
+            assert_eq!(looks_like_jwt(t), looks_like_jwt_reference(t), "{t}");
         }
     }
 
