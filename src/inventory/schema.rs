@@ -322,11 +322,23 @@ impl Schema {
     /// One JSON document (a body) streamed into a fresh schema; `None` when it is not JSON (the partial
     /// schema of a malformed body is dropped, not merged).
     pub fn from_json(body: &[u8], caps: &SchemaCaps, c: &mut SchemaCounters) -> Option<Schema> {
+        // A body checked as UTF-8 once is read as text, whose strings need no check each: same values,
+        // and invalid UTF-8 (which only a string could hold) goes the byte way, failing or not as before.
+        match std::str::from_utf8(body) {
+            Ok(text) => Self::stream(&mut serde_json::Deserializer::from_str(text), caps, c),
+            Err(_) => Self::stream(&mut serde_json::Deserializer::from_slice(body), caps, c),
+        }
+    }
+
+    fn stream<'de, R: serde_json::de::Read<'de>>(
+        de: &mut serde_json::Deserializer<R>,
+        caps: &SchemaCaps,
+        c: &mut SchemaCounters,
+    ) -> Option<Schema> {
         use serde::de::DeserializeSeed;
         let mut s = Schema::default();
         let mut local = SchemaCounters::default();
-        let mut de = serde_json::Deserializer::from_slice(body);
-        Observe { schema: &mut s, field: "", depth: 0, caps, c: &mut local }.deserialize(&mut de).ok()?;
+        Observe { schema: &mut s, field: "", depth: 0, caps, c: &mut local }.deserialize(&mut *de).ok()?;
         de.end().ok()?;
         c.add(&local);
         Some(s)
@@ -795,6 +807,33 @@ mod tests {
         ] {
             assert_eq!(detect_format(t), detect_format_reference(t), "{t}");
         }
+    }
+
+    /// Reading a valid UTF-8 body as text learns what reading its bytes learns, and a body that is not
+    /// UTF-8 is read as bytes: refused when a learned string is invalid, accepted when only a skipped
+    /// array element is.
+    #[test]
+    fn text_and_byte_reading_agree() {
+        let caps = SchemaCaps { max_array_items: 1, ..SchemaCaps::default() };
+        let bytes = |b: &[u8]| {
+            let mut c = SchemaCounters::default();
+            Schema::stream(&mut serde_json::Deserializer::from_slice(b), &caps, &mut c).map(|s| (s, c))
+        };
+        let json = |b: &[u8]| {
+            let mut c = SchemaCounters::default();
+            Schema::from_json(b, &caps, &mut c).map(|s| (s, c))
+        };
+        for b in [
+            &br#"{"a":"x\u00e9","b":[1,"y"],"c":{"d":null}}"#[..],
+            "{\"\u{e9}\":\"\u{e9}t\u{e9}\"}".as_bytes(),
+            b"[\"ok\",\"\xff\"]",
+            b"[\"\xff\"]",
+            b"{\"a\":1,}",
+        ] {
+            assert_eq!(json(b), bytes(b), "{}", String::from_utf8_lossy(b));
+        }
+        assert!(json(b"[\"ok\",\"\xff\"]").is_some());
+        assert!(json(b"[\"\xff\"]").is_none());
     }
 
     #[test]
