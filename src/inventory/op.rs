@@ -254,10 +254,10 @@ fn looks_like_jwt(t: &str) -> bool {
     if !b.starts_with(b"eyJ") {
         return false;
     }
-    let Some(d1) = b.iter().position(|c| *c == b'.') else { return false };
-    let (head, rest) = (b.get(..d1).unwrap_or_default(), b.get(d1 + 1..).unwrap_or_default());
-    let Some(d2) = rest.iter().position(|c| *c == b'.') else { return false };
-    let (payload, sig) = (rest.get(..d2).unwrap_or_default(), rest.get(d2 + 1..).unwrap_or_default());
+    // `str::split_once` finds the dots with memchr.
+    let Some((head, rest)) = t.split_once('.') else { return false };
+    let Some((payload, sig)) = rest.split_once('.') else { return false };
+    let (head, payload, sig) = (head.as_bytes(), payload.as_bytes(), sig.as_bytes());
     let b64 = |p: &[u8]| p.len() >= 2 && p.iter().fold(1u8, |a, c| a & B64URL[*c as usize]) == 1;
     !sig.contains(&b'.') && b64(head) && b64(payload)
 }

@@ -276,7 +276,9 @@ pub struct TreeCounters {
 pub struct Node {
     /// Transactions through this node.
     pub hits: u64,
-    pub children: HashMap<Box<str>, Node>,
+    /// Hashed with foldhash (seeded per process): looked up for every segment of every path, where SipHash
+    /// was the walk's main cost. Nothing depends on the iteration order (views are sorted).
+    pub children: HashMap<Box<str>, Node, foldhash::fast::RandomState>,
     /// The parameter at the next position, if any.
     pub param: Option<Box<Node>>,
     /// The parameter's name (param nodes only).
