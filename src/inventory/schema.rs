@@ -198,10 +198,26 @@ impl Observe<'_> {
             }
             return;
         }
-        let st = string_stats(t, self.field, true);
         match &mut self.schema.string {
-            Some(s) => s.merge(st, self.caps),
-            None => self.schema.string = Some(Box::new(st)),
+            // What merging `string_stats(t, ..)` does, without building the one-value list first: a
+            // value already listed (the usual case for an enum) only counts.
+            Some(s) => {
+                let format = format_state(t);
+                let ok = format == FormatState::Mixed && enum_candidate(t) && enum_allowed_for(self.field);
+                s.count += 1;
+                s.format = s.format.merge(format);
+                if !ok {
+                    s.enum_closed = true;
+                    s.values = Vec::new();
+                    return;
+                }
+                match s.values.iter_mut().find(|(x, _)| **x == *t) {
+                    Some((_, m)) => *m += 1,
+                    None => s.values.push((t.into(), 1)),
+                }
+                s.cap(self.caps);
+            }
+            None => self.schema.string = Some(Box::new(string_stats(t, self.field, true))),
         }
     }
 }
