@@ -634,15 +634,27 @@ pub fn detect_format(t: &str) -> Option<Format> {
     {
         return Some(Format::DateTime);
     }
-    if is_email(t) {
+    // Which of the remaining tests can pass: one pass over a short string, memchr over a long one. An
+    // e-mail has an `@`; the IPv4 parser accepts digits and dots only; a string without a colon is neither
+    // an IPv6 address nor a URI.
+    let (at, colon, digits_dots) = if b.len() <= 64 {
+        let (mut at, mut colon, mut dd) = (false, false, true);
+        for c in b {
+            at |= *c == b'@';
+            colon |= *c == b':';
+            dd &= c.is_ascii_digit() || *c == b'.';
+        }
+        (at, colon, dd)
+    } else {
+        (b.contains(&b'@'), b.contains(&b':'), false)
+    };
+    if at && is_email(t) {
         return Some(Format::Email);
     }
-    // The address parsers accept nothing but these bytes: checking them first spares a parse of most
-    // strings, and a string without a colon is neither an IPv6 address nor a URI.
-    if t.len() <= 15 && b.iter().all(|c| c.is_ascii_digit() || *c == b'.') && t.parse::<std::net::Ipv4Addr>().is_ok() {
+    if digits_dots && t.len() <= 15 && t.parse::<std::net::Ipv4Addr>().is_ok() {
         return Some(Format::Ipv4);
     }
-    if !b.contains(&b':') {
+    if !colon {
         return None;
     }
     if t.len() <= 45
