@@ -315,7 +315,8 @@ impl Misconfig {
         for (name, v) in tx.response_headers.iter() {
             let is = |names: &[&str]| names.iter().any(|n| name.eq_ignore_ascii_case(n));
             let disclosing = if is(&["server", "x-powered-by", "x-generator", "x-runtime-version"]) {
-                VERSION.is_match(v)
+                // A version has digits: `Server: nginx` on every response needs no regex.
+                v.bytes().any(|c| c.is_ascii_digit()) && VERSION.is_match(v)
             } else {
                 is(&["x-aspnet-version", "x-aspnetmvc-version"])
             };
