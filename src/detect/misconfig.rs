@@ -315,8 +315,9 @@ impl Misconfig {
         for (name, v) in tx.response_headers.iter() {
             let is = |names: &[&str]| names.iter().any(|n| name.eq_ignore_ascii_case(n));
             let disclosing = if is(&["server", "x-powered-by", "x-generator", "x-runtime-version"]) {
-                // A version has digits: `Server: nginx` on every response needs no regex.
-                v.bytes().any(|c| c.is_ascii_digit()) && VERSION.is_match(v)
+                // A version has digits (`\d` is Unicode: any non-ASCII byte may start one): `Server: nginx`
+                // on every response needs no regex.
+                v.bytes().any(|c| c.is_ascii_digit() || !c.is_ascii()) && VERSION.is_match(v)
             } else {
                 is(&["x-aspnet-version", "x-aspnetmvc-version"])
             };
@@ -489,6 +490,14 @@ mod tests {
             let m = super::lengths(set);
             assert!(set.iter().all(|s| m & (1 << s.len()) != 0));
         }
+    }
+
+    #[test]
+    fn version_gate_keeps_unicode_digits() {
+        let e = engine(Settings::default());
+        let a = fired(&e, &resp(200, &[("Server", "nginx/\u{663}.\u{664}")], ""));
+        assert!(has(&a, "version_disclosure"));
+        assert!(super::VERSION.is_match("nginx/\u{663}.\u{664}"));
     }
 
     #[test]
