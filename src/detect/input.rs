@@ -151,7 +151,9 @@ impl<'a> Collector<'_, 'a> {
             }
         };
         let mut v = truncated(v, self.lim.max_value_bytes);
-        if v.contains("${")
+        // A byte search, not a substring searcher built for every value.
+        if v.as_bytes().contains(&b'$')
+            && v.as_bytes().windows(2).any(|w| w == b"${")
             && let Some(n) = resolve_lookups(&v)
             && n != *v
         {

@@ -179,6 +179,42 @@ const SCANNERS: &[&str] = &[
     "interactsh",
 ];
 
+/// `PROBE_PATHS` by the lower-cased byte after their leading `/`: a request path is compared with the few
+/// entries that can match it, not with all of them.
+static PROBES_BY_BYTE: LazyLock<Vec<Vec<&'static str>>> = LazyLock::new(|| {
+    let mut t = vec![Vec::new(); 256];
+    for p in PROBE_PATHS {
+        if let Some(v) = p.as_bytes().get(1).and_then(|b| t.get_mut(usize::from(b.to_ascii_lowercase()))) {
+            v.push(*p);
+        }
+    }
+    t
+});
+
+/// A path starting (ignoring case) with one of `PROBE_PATHS`.
+fn probe_path(path: &str) -> bool {
+    let Some(c) = path.as_bytes().get(1) else { return false };
+    PROBES_BY_BYTE
+        .get(usize::from(c.to_ascii_lowercase()))
+        .is_some_and(|ps| ps.iter().any(|p| path.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p))))
+}
+
+/// Bit n set: some entry of `set` is n bytes long (n < 64). Segment names are compared only at those lengths.
+const fn lengths(set: &[&str]) -> u64 {
+    let mut m = 0u64;
+    let mut i = 0;
+    while i < set.len() {
+        let n = set[i].len();
+        if n < 64 {
+            m |= 1 << n;
+        }
+        i += 1;
+    }
+    m
+}
+const DEBUG_LENGTHS: u64 = lengths(DEBUG_SEGMENTS);
+const ADMIN_LENGTHS: u64 = lengths(ADMIN_SEGMENTS);
+
 static SCANNER_AC: LazyLock<Option<AhoCorasick>> =
     LazyLock::new(|| AhoCorasickBuilder::new().ascii_case_insensitive(true).build(SCANNERS).ok());
 
@@ -279,7 +315,9 @@ impl Misconfig {
         for (name, v) in tx.response_headers.iter() {
             let is = |names: &[&str]| names.iter().any(|n| name.eq_ignore_ascii_case(n));
             let disclosing = if is(&["server", "x-powered-by", "x-generator", "x-runtime-version"]) {
-                VERSION.is_match(v)
+                // A version has digits (`\d` is Unicode: any non-ASCII byte may start one): `Server: nginx`
+                // on every response needs no regex.
+                v.bytes().any(|c| c.is_ascii_digit() || !c.is_ascii()) && VERSION.is_match(v)
             } else {
                 is(&["x-aspnet-version", "x-aspnetmvc-version"])
             };
@@ -338,9 +376,11 @@ impl Misconfig {
         let path = tx.path.as_str();
         if f.success() && em.on(self.debug) {
             let segs = || path.split('/').filter(|s| !s.is_empty());
-            let among = |set: &[&str], s: &str| set.iter().any(|d| s.eq_ignore_ascii_case(d));
-            let debug = segs().find(|s| among(DEBUG_SEGMENTS, s));
-            let admin = if f.authenticated { None } else { segs().find(|s| among(ADMIN_SEGMENTS, s)) };
+            let among = |set: &[&str], lens: u64, s: &str| {
+                s.len() < 64 && lens & (1 << s.len()) != 0 && set.iter().any(|d| s.eq_ignore_ascii_case(d))
+            };
+            let debug = segs().find(|s| among(DEBUG_SEGMENTS, DEBUG_LENGTHS, s));
+            let admin = if f.authenticated { None } else { segs().find(|s| among(ADMIN_SEGMENTS, ADMIN_LENGTHS, s)) };
             if let Some(seg) = debug.or(admin) {
                 let seg = seg.to_ascii_lowercase();
                 em.raise(
@@ -356,9 +396,7 @@ impl Misconfig {
                 );
             }
         }
-        if em.on(self.probe)
-            && PROBE_PATHS.iter().any(|p| path.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p)))
-        {
+        if em.on(self.probe) && probe_path(path) {
             let window = em.rules.window(self.probe);
             let h = std::hash::BuildHasher::hash_one(&self.hasher, path.to_ascii_lowercase());
             let key = f.ip_id;
@@ -437,6 +475,29 @@ mod tests {
 
     fn resp(status: u16, headers: &[(&str, &str)], body: &str) -> crate::http::Transaction {
         with_response(tx("GET", "/v1/x", &[], "", status, 1.0), headers, body)
+    }
+
+    #[test]
+    fn probe_paths_and_segment_lengths_as_a_scan_finds_them() {
+        for path in
+            ["/.env", "/.ENV.bak", "/admin/x", "/ADMINISTRATOR", "/api/v1", "/", "", "/a", "/wp-login.php", "/x/.env"]
+        {
+            let scan =
+                super::PROBE_PATHS.iter().any(|p| path.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p)));
+            assert_eq!(super::probe_path(path), scan, "{path}");
+        }
+        for set in [super::DEBUG_SEGMENTS, super::ADMIN_SEGMENTS] {
+            let m = super::lengths(set);
+            assert!(set.iter().all(|s| m & (1 << s.len()) != 0));
+        }
+    }
+
+    #[test]
+    fn version_gate_keeps_unicode_digits() {
+        let e = engine(Settings::default());
+        let a = fired(&e, &resp(200, &[("Server", "nginx/\u{663}.\u{664}")], ""));
+        assert!(has(&a, "version_disclosure"));
+        assert!(super::VERSION.is_match("nginx/\u{663}.\u{664}"));
     }
 
     #[test]

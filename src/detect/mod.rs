@@ -396,8 +396,9 @@ pub struct Engine {
     /// Posture findings already reported (see [`Hit::once`]).
     posture: state::Bounded<u64, bool>,
     pub stats: DetectStats,
-    /// Per-run HMAC key for `apikey:` identities.
-    key: [u8; 32],
+    /// HMAC-SHA256 keyed with the per-run key (for `apikey:` and other hashed identities), its key blocks
+    /// hashed once: each identity clones it. `None` cannot happen (HMAC takes any key length).
+    mac: Option<hmac::Hmac<sha2::Sha256>>,
     live_workers: AtomicUsize,
     last_tick: AtomicU64,
     /// Decoded credentials by hash of the header value: (JWT, identity).
@@ -449,7 +450,7 @@ impl Engine {
             drift,
             pending: state::Bounded::new(s.max_pending_alerts.max(1), "[detect] max_pending_alerts"),
             stats: DetectStats::default(),
-            key,
+            mac: <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(&key).ok(),
             live_workers: AtomicUsize::new(0),
             last_tick: AtomicU64::new(0),
             posture: state::Bounded::new(s.max_tracked_keys, "[detect] max_tracked_keys"),
@@ -746,7 +747,7 @@ impl Engine {
     /// First 12 hex digits of HMAC-SHA256(per-run key, value): stable within a run, useless outside it.
     pub fn keyed_hash(&self, v: &str) -> String {
         use hmac::Mac as _;
-        let Ok(mut m) = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.key) else { return String::new() };
+        let Some(mut m) = self.mac.clone() else { return String::new() };
         m.update(v.as_bytes());
         m.finalize().into_bytes().iter().take(6).map(|b| format!("{b:02x}")).collect()
     }

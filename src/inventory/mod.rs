@@ -186,9 +186,13 @@ pub struct InventoryStats {
     pub bodies_lost_to_remerge: u64,
 }
 
+/// Services by key.
+pub type Services = HashMap<String, Service, foldhash::fast::RandomState>;
+
 #[derive(Default)]
 struct Model {
-    services: HashMap<String, Service>,
+    /// foldhash, seeded per process: looked up several times per transaction (SipHash was a visible cost).
+    services: Services,
     stats: InventoryStats,
     /// Pins for every service, existing and future.
     pins: Vec<String>,
@@ -234,15 +238,19 @@ pub fn service_key(tx: &Transaction) -> String {
     {
         key.push_str(&format!("vni-{}/", t.id));
     }
-    let host = tx.host().map(|h| h.trim().to_ascii_lowercase()).filter(|h| {
+    // Lower-cased while copied into the key: the allowed bytes are ASCII, and the port and dot
+    // suffixes have no letters.
+    let host = tx.host().map(str::trim).filter(|h| {
         !h.is_empty()
             && h.len() <= 255
             && h.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_' | b':' | b'[' | b']'))
     });
     match host {
         Some(h) => {
-            let h = h.strip_suffix(":80").or_else(|| h.strip_suffix(":443")).unwrap_or(&h);
-            key.push_str(h.trim_end_matches('.'));
+            let h = h.strip_suffix(":80").or_else(|| h.strip_suffix(":443")).unwrap_or(h);
+            let h = h.trim_end_matches('.');
+            key.reserve(h.len());
+            key.extend(h.chars().map(|c| c.to_ascii_lowercase()));
         }
         None => match tx.endpoints() {
             Some((_, s)) => key.push_str(&s.to_string()),

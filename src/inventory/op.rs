@@ -113,6 +113,31 @@ pub struct Operation {
     pub clients: Hll,
     pub data_classes: Vec<DataClassSeen>,
     pub capped: OpCounters,
+    /// Where each data class sits in `data_classes`: every data-class hit of every transaction looks its
+    /// entry up, and a scan comparing three strings per entry over a full list was the inventory's top cost.
+    #[serde(skip)]
+    dc_index: DataClassIndex,
+}
+
+/// `data_classes` entries by hash of (location, field, class): the first entry of each hash. Rebuilt from
+/// the list when behind it (an operation loaded from the store, or built field by field).
+#[derive(Clone, Debug, Default)]
+struct DataClassIndex {
+    first: std::collections::HashMap<u64, usize, foldhash::fast::FixedState>,
+    /// Entries of `data_classes` already in `first`.
+    indexed: usize,
+}
+
+/// Derived state: two operations with the same data classes are equal whatever their index holds.
+impl PartialEq for DataClassIndex {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+fn data_class_hash(location: &str, field: &str, class: &str) -> u64 {
+    use std::hash::BuildHasher as _;
+    foldhash::fast::FixedState::default().hash_one((location, field, class))
 }
 
 /// One transaction, digested for [`Operation::observe`].
@@ -188,17 +213,53 @@ const API_KEY_HEADERS: &[&str] =
     &["x-api-key", "api-key", "apikey", "x-apikey", "x-auth-token", "x-access-token", "x-api-token", "x-token"];
 const API_KEY_QUERY: &[&str] = &["api_key", "apikey", "api-key", "key", "access_token", "token", "auth_token"];
 
-fn is_session_cookie(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    n.contains("session") || n.contains("sess") || n.ends_with("sid") || n.contains("token") || n.contains("auth")
+/// `STANDARD_HEADERS` as a set: every request header of every transaction is looked up.
+static STANDARD_SET: std::sync::LazyLock<std::collections::HashSet<&'static str, foldhash::fast::FixedState>> =
+    std::sync::LazyLock::new(|| STANDARD_HEADERS.iter().copied().collect());
+
+fn contains_ignore_ascii_case(hay: &str, needle: &str) -> bool {
+    hay.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
+fn is_session_cookie(name: &str) -> bool {
+    // "sess" covers "session".
+    contains_ignore_ascii_case(name, "sess")
+        || name
+            .len()
+            .checked_sub(3)
+            .and_then(|i| name.as_bytes().get(i..))
+            .is_some_and(|e| e.eq_ignore_ascii_case(b"sid"))
+        || contains_ignore_ascii_case(name, "token")
+        || contains_ignore_ascii_case(name, "auth")
+}
+
+/// Base64url bytes (1) for [`looks_like_jwt`].
+static B64URL: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        if c.is_ascii_alphanumeric() || c == b'-' || c == b'_' {
+            t[i] = 1;
+        }
+        i += 1;
+    }
+    t
+};
+
+/// Three dot-separated parts, the first two base64url of two bytes or more, starting `eyJ`. Bearer tokens
+/// are hundreds of bytes on every request: the bytes are checked without a branch each.
 fn looks_like_jwt(t: &str) -> bool {
-    let mut parts = t.split('.');
-    let ok = |p: Option<&str>| {
-        p.is_some_and(|p| p.len() >= 2 && p.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'))
-    };
-    t.starts_with("eyJ") && ok(parts.next()) && ok(parts.next()) && parts.next().is_some() && parts.next().is_none()
+    let b = t.as_bytes();
+    if !b.starts_with(b"eyJ") {
+        return false;
+    }
+    // `str::split_once` finds the dots with memchr.
+    let Some((head, rest)) = t.split_once('.') else { return false };
+    let Some((payload, sig)) = rest.split_once('.') else { return false };
+    let (head, payload, sig) = (head.as_bytes(), payload.as_bytes(), sig.as_bytes());
+    let b64 = |p: &[u8]| p.len() >= 2 && p.iter().fold(1u8, |a, c| a & B64URL[*c as usize]) == 1;
+    !sig.contains(&b'.') && b64(head) && b64(payload)
 }
 
 /// Auth schemes a request carries (`none` when it carries none).
@@ -217,15 +278,18 @@ pub fn auth_schemes(tx: &Transaction) -> Vec<String> {
             _ => out.push("other:unknown".to_owned()),
         }
     }
+    // The lists are lower case: a name equal to an entry ignoring case lower-cases to that entry.
     for (name, _) in tx.request_headers.iter() {
-        let n = name.to_ascii_lowercase();
-        if API_KEY_HEADERS.contains(&n.as_str()) && !out.iter().any(|o| o.ends_with(&n)) {
+        if let Some(n) = API_KEY_HEADERS.iter().find(|h| name.eq_ignore_ascii_case(h))
+            && !out.iter().any(|o| o.ends_with(n))
+        {
             out.push(format!("apiKey:header:{n}"));
         }
     }
     for (k, _) in &tx.query_params {
-        let k = k.to_ascii_lowercase();
-        if API_KEY_QUERY.contains(&k.as_str()) && !out.iter().any(|o| o.ends_with(&k)) {
+        if let Some(k) = API_KEY_QUERY.iter().find(|q| k.eq_ignore_ascii_case(q))
+            && !out.iter().any(|o| o.ends_with(k))
+        {
             out.push(format!("apiKey:query:{k}"));
         }
     }
@@ -359,13 +423,18 @@ impl Observation {
             }
             o.query.push((k.clone(), Schema::from_text(v, k, true)));
         }
+        let mut lower = [0u8; 64];
         for (name, v) in tx.request_headers.iter() {
-            let n = name.to_ascii_lowercase();
-            if STANDARD_HEADERS.contains(&n.as_str())
-                || API_KEY_HEADERS.contains(&n.as_str())
+            // Lower-cased on the stack: a name longer than this is no parameter (`safe_name`) anyway.
+            let Some(buf) = lower.get_mut(..name.len()) else { continue };
+            buf.copy_from_slice(name.as_bytes());
+            buf.make_ascii_lowercase();
+            let Ok(n) = std::str::from_utf8(buf) else { continue };
+            if STANDARD_SET.contains(n)
+                || API_KEY_HEADERS.contains(&n)
                 || n.starts_with("sec-")
-                || !safe_name(&n)
-                || o.headers.iter().any(|(x, _)| *x == n)
+                || !safe_name(n)
+                || o.headers.iter().any(|(x, _)| x == n)
             {
                 continue;
             }
@@ -373,8 +442,8 @@ impl Observation {
                 o.counters.params_capped += 1;
                 break;
             }
-            let s = Schema::from_text(v, &n, false);
-            o.headers.push((n, s));
+            let s = Schema::from_text(v, n, false);
+            o.headers.push((n.to_owned(), s));
         }
         for c in tx.request_headers.get_all("cookie") {
             for (k, v) in cookie_pairs(c) {
@@ -599,18 +668,38 @@ impl Operation {
     }
 
     pub fn add_data_class(&mut self, location: &str, field: &str, class: &str, category: &str, n: u64, caps: &OpCaps) {
-        if let Some(d) =
-            self.data_classes.iter_mut().find(|d| &*d.location == location && &*d.field == field && &*d.class == class)
-        {
+        let idx = &mut self.dc_index;
+        for (i, d) in self.data_classes.iter().enumerate().skip(idx.indexed) {
+            idx.first.entry(data_class_hash(&d.location, &d.field, &d.class)).or_insert(i);
+        }
+        idx.indexed = self.data_classes.len();
+        let h = data_class_hash(location, field, class);
+        let same = |d: &DataClassSeen| &*d.location == location && &*d.field == field && &*d.class == class;
+        let found = match idx.first.get(&h) {
+            // The first entry with this hash is the one, unless two keys share the hash: then the first
+            // matching entry, as a scan finds it.
+            Some(&i) => match self.data_classes.get(i) {
+                Some(d) if same(d) => Some(i),
+                _ => self.data_classes.iter().position(same),
+            },
+            // Every entry's hash is indexed: no entry has this key.
+            None => None,
+        };
+        if let Some(d) = found.and_then(|i| self.data_classes.get_mut(i)) {
             d.count += n;
         } else if self.data_classes.len() < caps.max_data_classes {
-            self.data_classes.push(DataClassSeen {
+            let i = self.data_classes.len();
+            let d = DataClassSeen {
                 location: location.into(),
                 field: field.chars().take(200).collect::<String>().into(),
                 class: class.into(),
                 category: category.into(),
                 count: n,
-            });
+            };
+            // Indexed by the stored (possibly cut) field, as a later lookup compares with it.
+            idx.first.entry(data_class_hash(&d.location, &d.field, &d.class)).or_insert(i);
+            idx.indexed = i + 1;
+            self.data_classes.push(d);
         } else {
             self.capped.data_classes_capped += 1;
         }
@@ -675,6 +764,30 @@ mod tests {
         }
     }
 
+    fn looks_like_jwt_reference(t: &str) -> bool {
+        let mut parts = t.split('.');
+        let ok = |p: Option<&str>| {
+            p.is_some_and(|p| p.len() >= 2 && p.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'))
+        };
+        t.starts_with("eyJ") && ok(parts.next()) && ok(parts.next()) && parts.next().is_some() && parts.next().is_none()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn jwt_check_matches_the_reference(t in "(eyJ)?[a-zA-Z0-9_.=+/ \u{e9}-]{0,24}") {
+            proptest::prop_assert_eq!(looks_like_jwt(&t), looks_like_jwt_reference(&t));
+        }
+    }
+
+    #[test]
+    fn jwt_check_matches_the_reference_on_samples() {
+        for t in
+            ["eyJ", "eyJa.bc.", "eyJa.bc.d", "eyJa.b.d", "eyJa.bc.d.e", "eyJa..d", "eyJa.b+c.d", "eyJ.bc.d", "x.y.z"]
+        {
+            assert_eq!(looks_like_jwt(t), looks_like_jwt_reference(t), "{t}");
+        }
+    }
+
     #[test]
     fn auth_kinds() {
         let jwt = "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln";
@@ -736,6 +849,50 @@ mod tests {
         twice.merge(op.clone(), &caps);
         assert_eq!(twice.count, 4);
         assert_eq!(twice.responses[&201].count, 2);
+    }
+
+    /// The index finds what a scan of the list finds: repeats count on the first entry, long fields
+    /// (stored cut) never match again, the cap holds, and an operation loaded without its index rebuilds it.
+    #[test]
+    fn data_class_index_matches_a_scan() {
+        let caps = OpCaps { max_data_classes: 6, ..OpCaps::default() };
+        let long = "f".repeat(250);
+        let mut op = Operation::default();
+        for (loc, field, class) in [
+            ("response.body", "$.email", "email"),
+            ("response.body", "$.email", "email"),
+            ("request.header", "$.email", "email"),
+            ("response.body", long.as_str(), "email"),
+            ("response.body", long.as_str(), "email"),
+            ("response.body", "$.phone", "phone"),
+            ("response.body", "$.email", "email"),
+            ("response.body", "$.x", "iban"),
+            ("response.body", "$.y", "iban"),
+        ] {
+            op.add_data_class(loc, field, class, "pii", 1, &caps);
+        }
+        let got: Vec<(&str, usize, u64)> =
+            op.data_classes.iter().map(|d| (&*d.location, d.field.len(), d.count)).collect();
+        assert_eq!(
+            got,
+            [
+                ("response.body", 7, 3),
+                ("request.header", 7, 1),
+                ("response.body", 200, 1),
+                ("response.body", 200, 1),
+                ("response.body", 7, 1),
+                ("response.body", 3, 1)
+            ]
+        );
+        assert_eq!(op.capped.data_classes_capped, 1);
+        // A 200-character field equal to the stored cut one counts on the first of the two.
+        op.add_data_class("response.body", &long[..200], "email", "pii", 5, &caps);
+        assert_eq!(op.data_classes[2].count, 6);
+        // Round trip without the index (as the store loads operations).
+        let mut loaded = Operation { data_classes: op.data_classes.clone(), ..Operation::default() };
+        loaded.add_data_class("response.body", "$.phone", "phone", "pii", 1, &caps);
+        assert_eq!(loaded.data_classes[4].count, 2);
+        assert_eq!(loaded.data_classes.len(), 6);
     }
 
     #[test]

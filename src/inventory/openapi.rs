@@ -4,7 +4,7 @@
 //! enum members (small sets of short code-like words, each seen at least three times, never under a
 //! personal-looking field name: see `schema.rs`). There are no `example`s.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
@@ -290,7 +290,7 @@ pub fn document(key: &str, svc: &Service, tree_caps: &TreeCaps, caps: &OpCaps) -
 }
 
 /// `inventory.json`: every service and operation with counts, auth, data classes and first/last seen.
-pub fn inventory(services: &HashMap<String, Service>, st: &InventoryStats, tree_caps: &TreeCaps) -> Value {
+pub fn inventory(services: &super::Services, st: &InventoryStats, tree_caps: &TreeCaps) -> Value {
     let mut keys: Vec<&String> = services.keys().collect();
     keys.sort();
     let mut out = Vec::new();

@@ -184,10 +184,40 @@ impl<'de> serde::de::DeserializeSeed<'de> for Observe<'_> {
 impl Observe<'_> {
     fn string(self, t: &str) {
         self.schema.seen += 1;
-        let st = string_stats(t, self.field, true);
+        // Merging into a closed enum set leaves only the count and the format to learn, and a format
+        // already mixed stays mixed: most strings of a body (array items) need no look at all.
+        if let Some(s) = &mut self.schema.string
+            && s.enum_closed
+        {
+            s.count += 1;
+            if s.format != FormatState::Mixed {
+                s.format = s.format.merge(format_state(t));
+            }
+            if !s.values.is_empty() {
+                s.values = Vec::new();
+            }
+            return;
+        }
         match &mut self.schema.string {
-            Some(s) => s.merge(st, self.caps),
-            None => self.schema.string = Some(Box::new(st)),
+            // What merging `string_stats(t, ..)` does, without building the one-value list first: a
+            // value already listed (the usual case for an enum) only counts.
+            Some(s) => {
+                let format = format_state(t);
+                let ok = format == FormatState::Mixed && enum_candidate(t) && enum_allowed_for(self.field);
+                s.count += 1;
+                s.format = s.format.merge(format);
+                if !ok {
+                    s.enum_closed = true;
+                    s.values = Vec::new();
+                    return;
+                }
+                match s.values.iter_mut().find(|(x, _)| **x == *t) {
+                    Some((_, m)) => *m += 1,
+                    None => s.values.push((t.into(), 1)),
+                }
+                s.cap(self.caps);
+            }
+            None => self.schema.string = Some(Box::new(string_stats(t, self.field, true))),
         }
     }
 }
@@ -308,11 +338,23 @@ impl Schema {
     /// One JSON document (a body) streamed into a fresh schema; `None` when it is not JSON (the partial
     /// schema of a malformed body is dropped, not merged).
     pub fn from_json(body: &[u8], caps: &SchemaCaps, c: &mut SchemaCounters) -> Option<Schema> {
+        // A body checked as UTF-8 once is read as text, whose strings need no check each: same values,
+        // and invalid UTF-8 (which only a string could hold) goes the byte way, failing or not as before.
+        match std::str::from_utf8(body) {
+            Ok(text) => Self::stream(&mut serde_json::Deserializer::from_str(text), caps, c),
+            Err(_) => Self::stream(&mut serde_json::Deserializer::from_slice(body), caps, c),
+        }
+    }
+
+    fn stream<'de, R: serde_json::de::Read<'de>>(
+        de: &mut serde_json::Deserializer<R>,
+        caps: &SchemaCaps,
+        c: &mut SchemaCounters,
+    ) -> Option<Schema> {
         use serde::de::DeserializeSeed;
         let mut s = Schema::default();
         let mut local = SchemaCounters::default();
-        let mut de = serde_json::Deserializer::from_slice(body);
-        Observe { schema: &mut s, field: "", depth: 0, caps, c: &mut local }.deserialize(&mut de).ok()?;
+        Observe { schema: &mut s, field: "", depth: 0, caps, c: &mut local }.deserialize(&mut *de).ok()?;
         de.end().ok()?;
         c.add(&local);
         Some(s)
@@ -530,11 +572,16 @@ impl Schema {
     }
 }
 
-fn string_stats(t: &str, field: &str, allow_enum: bool) -> StringStats {
-    let format = match detect_format(t) {
+/// The format of one string as a merge state: "Mixed" for a single sample means "no format".
+fn format_state(t: &str) -> FormatState {
+    match detect_format(t) {
         Some(f) => FormatState::One(f),
         None => FormatState::Mixed,
-    };
+    }
+}
+
+fn string_stats(t: &str, field: &str, allow_enum: bool) -> StringStats {
+    let format = format_state(t);
     let ok = allow_enum && format == FormatState::Mixed && enum_candidate(t) && enum_allowed_for(field);
     StringStats {
         count: 1,
@@ -587,13 +634,33 @@ pub fn detect_format(t: &str) -> Option<Format> {
     {
         return Some(Format::DateTime);
     }
-    if is_email(t) {
+    // Which of the remaining tests can pass: one pass over a short string, memchr over a long one. An
+    // e-mail has an `@`; the IPv4 parser accepts digits and dots only; a string without a colon is neither
+    // an IPv6 address nor a URI.
+    let (at, colon, digits_dots) = if b.len() <= 64 {
+        let (mut at, mut colon, mut dd) = (false, false, true);
+        for c in b {
+            at |= *c == b'@';
+            colon |= *c == b':';
+            dd &= c.is_ascii_digit() || *c == b'.';
+        }
+        (at, colon, dd)
+    } else {
+        (b.contains(&b'@'), b.contains(&b':'), false)
+    };
+    if at && is_email(t) {
         return Some(Format::Email);
     }
-    if t.len() <= 15 && t.parse::<std::net::Ipv4Addr>().is_ok() {
+    if digits_dots && t.len() <= 15 && t.parse::<std::net::Ipv4Addr>().is_ok() {
         return Some(Format::Ipv4);
     }
-    if t.contains(':') && t.len() <= 45 && t.parse::<std::net::Ipv6Addr>().is_ok() {
+    if !colon {
+        return None;
+    }
+    if t.len() <= 45
+        && b.iter().all(|c| c.is_ascii_hexdigit() || matches!(c, b':' | b'.'))
+        && t.parse::<std::net::Ipv6Addr>().is_ok()
+    {
         return Some(Format::Ipv6);
     }
     if is_uri(t) {
@@ -706,6 +773,95 @@ mod tests {
         fn streaming_never_panics(body in prop::collection::vec(any::<u8>(), 0..200)) {
             let _ = Schema::from_json(&body, &SchemaCaps::default(), &mut SchemaCounters::default());
         }
+    }
+
+    /// The format tests as first written, without the byte checks that skip the address parsers.
+    fn detect_format_reference(t: &str) -> Option<Format> {
+        let b = t.as_bytes();
+        if is_uuid(t) {
+            return Some(Format::Uuid);
+        }
+        if is_date(b) {
+            return Some(Format::Date);
+        }
+        if b.len() > 10
+            && is_date(b.get(..10)?)
+            && matches!(b.get(10), Some(b'T' | b't' | b' '))
+            && is_time_rest(b.get(11..)?)
+        {
+            return Some(Format::DateTime);
+        }
+        if is_email(t) {
+            return Some(Format::Email);
+        }
+        if t.len() <= 15 && t.parse::<std::net::Ipv4Addr>().is_ok() {
+            return Some(Format::Ipv4);
+        }
+        if t.contains(':') && t.len() <= 45 && t.parse::<std::net::Ipv6Addr>().is_ok() {
+            return Some(Format::Ipv6);
+        }
+        if is_uri(t) {
+            return Some(Format::Uri);
+        }
+        None
+    }
+
+    proptest! {
+        #[test]
+        fn formats_match_the_reference(t in "[0-9a-fA-FxyzT:./@%\\[\\] +-]{0,46}") {
+            prop_assert_eq!(detect_format(&t), detect_format_reference(&t));
+        }
+    }
+
+    #[test]
+    fn formats_match_the_reference_on_samples() {
+        for t in [
+            "10.0.0.1",
+            "1.2.3",
+            "::1",
+            "2001:db8::1",
+            "::ffff:10.0.0.1",
+            "fe80::1%eth0",
+            "[::1]",
+            "1:2:3:4:5:6:7:8",
+            "http://x",
+            "a:b",
+            "2024-01-02T03:04:05Z",
+            "a@b.example",
+            "",
+            ":",
+            "1.2.3.4.5",
+            "01.2.3.4",
+        ] {
+            assert_eq!(detect_format(t), detect_format_reference(t), "{t}");
+        }
+    }
+
+    /// Reading a valid UTF-8 body as text learns what reading its bytes learns, and a body that is not
+    /// UTF-8 is read as bytes: refused when a learned string is invalid, accepted when only a skipped
+    /// array element is.
+    #[test]
+    fn text_and_byte_reading_agree() {
+        let caps = SchemaCaps { max_array_items: 1, ..SchemaCaps::default() };
+        let bytes = |b: &[u8]| {
+            let mut c = SchemaCounters::default();
+            Schema::stream(&mut serde_json::Deserializer::from_slice(b), &caps, &mut c).map(|s| (s, c))
+        };
+        let json = |b: &[u8]| {
+            let mut c = SchemaCounters::default();
+            Schema::from_json(b, &caps, &mut c).map(|s| (s, c))
+        };
+        for b in [
+            &br#"{"a":"x\u00e9","b":[1,"y"],"c":{"d":null}}"#[..],
+            "{\"\u{e9}\":\"\u{e9}t\u{e9}\"}".as_bytes(),
+            b"[\"ok\",\"\xff\"]",
+            b"[\"\xff\"]",
+            b"{\"a\":1,}",
+        ] {
+            assert_eq!(json(b), bytes(b), "{}", String::from_utf8_lossy(b));
+        }
+        assert!(json(b"[\"ok\",\"\xff\"]").is_some());
+        assert!(json(b"[\"\xff\"]").is_none());
     }
 
     #[test]

@@ -8,7 +8,6 @@
 //!   clients_estimate, confidence)`, primary key (service, method, template): a flat view for operators,
 //!   rewritten on every save. `statuses`, `auth` and `data_classes` are JSON.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use rusqlite::{Connection, params};
@@ -43,7 +42,7 @@ struct OpRow {
 }
 
 impl Snapshot {
-    pub fn of(services: &HashMap<String, Service>, caps: &TreeCaps) -> Snapshot {
+    pub fn of(services: &super::Services, caps: &TreeCaps) -> Snapshot {
         let mut snap = Snapshot { services: Vec::new(), operations: Vec::new() };
         for (k, s) in services {
             let model = serde_json::to_string(s).unwrap_or_default();

@@ -44,7 +44,56 @@ pub enum Shape {
     Word,
 }
 
-/// Classifies a raw path segment (percent-encoded `@` counts as `@`).
+/// Byte classes for [`shape`]'s single pass.
+const C_DIGIT: u8 = 1;
+/// Digits, signs and the decimal point: the only bytes of a number.
+const C_NUM: u8 = 2;
+const C_HEX: u8 = 4;
+/// Letters, digits and `-_.~=%`.
+const C_TOKEN: u8 = 8;
+const C_UPPER: u8 = 16;
+const C_LOWER: u8 = 32;
+const C_AT: u8 = 64;
+const C_PCT: u8 = 128;
+
+static BYTE_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        let mut k = 0;
+        if c.is_ascii_digit() {
+            k |= C_DIGIT | C_NUM;
+        }
+        if matches!(c, b'-' | b'+' | b'.') {
+            k |= C_NUM;
+        }
+        if c.is_ascii_hexdigit() {
+            k |= C_HEX;
+        }
+        if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'~' | b'=' | b'%') {
+            k |= C_TOKEN;
+        }
+        if c.is_ascii_uppercase() {
+            k |= C_UPPER;
+        }
+        if c.is_ascii_lowercase() {
+            k |= C_LOWER;
+        }
+        if c == b'@' {
+            k |= C_AT;
+        }
+        if c == b'%' {
+            k |= C_PCT;
+        }
+        t[i] = k;
+        i += 1;
+    }
+    t
+};
+
+/// Classifies a raw path segment (percent-encoded `@` counts as `@`). One pass over the bytes gathers
+/// what every test needs: this runs for every path segment and every short string value of every body.
 pub fn shape(seg: &str) -> Shape {
     let b = seg.as_bytes();
     if b.is_empty() {
@@ -53,11 +102,17 @@ pub fn shape(seg: &str) -> Shape {
     if b.len() > 96 {
         return Shape::Long;
     }
-    let digits = b.iter().filter(|c| c.is_ascii_digit()).count();
+    let (mut all, mut any, mut digits) = (0xffu8, 0u8, 0usize);
+    for c in b {
+        let k = BYTE_CLASS[*c as usize];
+        all &= k;
+        any |= k;
+        digits += usize::from(k & C_DIGIT);
+    }
     if digits == b.len() {
         return if b.len() <= 20 { Shape::Integer } else { Shape::Token };
     }
-    if is_number(b) {
+    if all & C_NUM != 0 && is_number(b) {
         return if b.len() <= 24 { Shape::Integer } else { Shape::Token };
     }
     if is_uuid(seg) {
@@ -66,19 +121,18 @@ pub fn shape(seg: &str) -> Shape {
     if is_date(b) {
         return Shape::Date;
     }
-    if seg.contains('@') && is_email(seg) {
+    if any & C_AT != 0 && is_email(seg) {
         return Shape::Email;
     }
-    if (seg.contains("%40") || seg.contains("%40")) && is_email(&seg.replace("%40", "@")) {
+    if any & C_PCT != 0 && seg.contains("%40") && is_email(&seg.replace("%40", "@")) {
         return Shape::Email;
     }
-    if b.len() >= 8 && digits > 0 && b.iter().all(u8::is_ascii_hexdigit) {
+    if b.len() >= 8 && digits > 0 && all & C_HEX != 0 {
         return Shape::Hex;
     }
-    let tokenish = b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'~' | b'=' | b'%'));
-    if tokenish && b.len() >= 8 {
-        let upper = b.iter().any(u8::is_ascii_uppercase);
-        let lower = b.iter().any(u8::is_ascii_lowercase);
+    if all & C_TOKEN != 0 && b.len() >= 8 {
+        let upper = any & C_UPPER != 0;
+        let lower = any & C_LOWER != 0;
         if digits >= 3 || (b.len() >= 16 && digits >= 1 && upper && lower) {
             return Shape::Token;
         }
@@ -222,7 +276,9 @@ pub struct TreeCounters {
 pub struct Node {
     /// Transactions through this node.
     pub hits: u64,
-    pub children: HashMap<Box<str>, Node>,
+    /// Hashed with foldhash (seeded per process): looked up for every segment of every path, where SipHash
+    /// was the walk's main cost. Nothing depends on the iteration order (views are sorted).
+    pub children: HashMap<Box<str>, Node, foldhash::fast::RandomState>,
     /// The parameter at the next position, if any.
     pub param: Option<Box<Node>>,
     /// The parameter's name (param nodes only).
@@ -657,6 +713,87 @@ fn collect<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The classification as first written (one test per pass): [`shape`] must agree with it.
+    fn shape_reference(seg: &str) -> Shape {
+        let b = seg.as_bytes();
+        if b.is_empty() {
+            return Shape::Word;
+        }
+        if b.len() > 96 {
+            return Shape::Long;
+        }
+        let digits = b.iter().filter(|c| c.is_ascii_digit()).count();
+        if digits == b.len() {
+            return if b.len() <= 20 { Shape::Integer } else { Shape::Token };
+        }
+        if is_number(b) {
+            return if b.len() <= 24 { Shape::Integer } else { Shape::Token };
+        }
+        if is_uuid(seg) {
+            return Shape::Uuid;
+        }
+        if is_date(b) {
+            return Shape::Date;
+        }
+        if seg.contains('@') && is_email(seg) {
+            return Shape::Email;
+        }
+        if seg.contains("%40") && is_email(&seg.replace("%40", "@")) {
+            return Shape::Email;
+        }
+        if b.len() >= 8 && digits > 0 && b.iter().all(u8::is_ascii_hexdigit) {
+            return Shape::Hex;
+        }
+        let tokenish =
+            b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'~' | b'=' | b'%'));
+        if tokenish && b.len() >= 8 {
+            let upper = b.iter().any(u8::is_ascii_uppercase);
+            let lower = b.iter().any(u8::is_ascii_lowercase);
+            if digits >= 3 || (b.len() >= 16 && digits >= 1 && upper && lower) {
+                return Shape::Token;
+            }
+        }
+        Shape::Word
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn shape_matches_the_reference(s in "[-+.0-9a-fA-Z_~=%@xyz:/ \u{e9}]{0,40}") {
+            proptest::prop_assert_eq!(shape(&s), shape_reference(&s));
+        }
+    }
+
+    #[test]
+    fn shape_matches_the_reference_on_samples() {
+        for s in [
+            "",
+            "123",
+            "-17",
+            "+3",
+            "0.5",
+            "1.2.3",
+            "-",
+            ".",
+            "v1.2",
+            "123e4567-e89b-12d3-a456-426614174000",
+            "2024-01-02",
+            "a@b.example",
+            "a%40b.example",
+            "deadbeef1",
+            "deadbeef",
+            "SKU-00123",
+            "AbCdEfGh12345678",
+            "users",
+            "x".repeat(97).as_str(),
+            "9".repeat(21).as_str(),
+            "-".repeat(30).as_str(),
+            "%4",
+            "a%40",
+        ] {
+            assert_eq!(shape(s), shape_reference(s), "{s}");
+        }
+    }
 
     fn learn(tree: &mut Tree, path: &str) -> Option<String> {
         learn_status(tree, path, true)
