@@ -46,7 +46,7 @@ impl Default for Limits {
             max_matches_per_value: 8,
             max_text_lines: 5_000,
             max_findings: 100,
-            value_cache_entries: 65_536,
+            value_cache_entries: 16_384,
         }
     }
 }
@@ -796,7 +796,10 @@ fn way2<T>(slots: &mut [T], h: u64, hit: impl Fn(&T) -> bool) -> Option<(usize, 
     if sets == 0 {
         return None;
     }
-    let i = (h as usize % sets) * 2;
+    // The largest power of two of sets in the table, so the set is a mask, not a 64-bit division (a
+    // division per lookup, millions of lookups); a table of another size leaves its last slots unused.
+    let mask = (1usize << (usize::BITS - 1 - sets.leading_zeros())) - 1;
+    let i = (h as usize & mask) * 2;
     if hit(slots.get(i)?) {
         return Some((i, true));
     }
