@@ -123,8 +123,8 @@ impl Detector for Attacks {
         if self.rules.iter().all(|(id, _)| !em.on(*id)) {
             return;
         }
-        let (mut inputs, mut json) = (Vec::with_capacity(16), None);
-        let skipped = input::collect(tx, &self.limits, &mut json, &mut inputs);
+        let mut inputs = Vec::with_capacity(16);
+        let skipped = input::collect(tx, &self.limits, &mut inputs);
         if skipped > 0 {
             self.values_skipped.fetch_add(skipped, Ordering::Relaxed);
         }
