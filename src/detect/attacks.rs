@@ -5,7 +5,9 @@
 //! first input that carried it, the outcome (2xx: possible success, severity one step up; 4xx/5xx:
 //! rejected) and the payload cut to `evidence_bytes`.
 
-use std::sync::atomic::Ordering;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
@@ -24,7 +26,29 @@ pub struct Attacks {
     limits: Limits,
     evidence_bytes: usize,
     values_skipped: std::sync::atomic::AtomicU64,
+    /// Tells this instance's entries in the per-thread [`MEMO`] from another engine's (tests, reloads).
+    id: u64,
 }
+
+/// What the scan learnt of recent short values, per worker thread: clients repeat most values (User-Agent,
+/// Content-Type, paths, query parameters), and the anchor scan and the candidates' regexes are the cost of
+/// a value. Both are functions of the value alone (locations are checked apart). A memo, not
+/// a table of state: when full it is emptied, losing only time, so its size is not a setting.
+const MEMO_ENTRIES: usize = 1024;
+/// Longer values are scanned every time (rarely repeated, and the memo's memory stays under 128 KiB).
+const MEMO_VALUE_BYTES: usize = 128;
+
+struct Memo {
+    owner: u64,
+    /// Value → (candidate rules, candidates whose regex found nothing in it).
+    masks: HashMap<Box<str>, (u64, u64), foldhash::fast::RandomState>,
+}
+
+thread_local! {
+    static MEMO: RefCell<Memo> = RefCell::new(Memo { owner: 0, masks: HashMap::default() });
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 impl Attacks {
     pub fn new(pack: &[AttackRule], rules: &Rules, s: &Settings) -> Self {
@@ -64,6 +88,7 @@ impl Attacks {
             },
             evidence_bytes: s.evidence_bytes,
             values_skipped: Default::default(),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         }
     }
 
@@ -82,10 +107,36 @@ impl Attacks {
 
     /// The hits of one set of inputs: (rule index, input index, match start).
     pub fn scan(&self, inputs: &[Input]) -> Vec<(usize, usize, usize)> {
+        MEMO.with_borrow_mut(|memo| {
+            if memo.owner != self.id {
+                memo.masks.clear();
+                memo.owner = self.id;
+            }
+            self.scan_with(inputs, memo)
+        })
+    }
+
+    fn scan_with(&self, inputs: &[Input], memo: &mut Memo) -> Vec<(usize, usize, usize)> {
         let mut done = 0u64;
         let mut out = Vec::new();
         for (ii, inp) in inputs.iter().enumerate() {
-            let mut cand = self.candidates(&inp.value) & !done;
+            let v: &str = &inp.value;
+            let memoable = v.len() <= MEMO_VALUE_BYTES;
+            let (cand, mut quiet) = match memoable.then(|| memo.masks.get(v)).flatten() {
+                Some(&e) => e,
+                _ => {
+                    let c = self.candidates(v);
+                    if memoable {
+                        if memo.masks.len() >= MEMO_ENTRIES {
+                            memo.masks.clear();
+                        }
+                        memo.masks.insert(v.into(), (c, 0));
+                    }
+                    (c, 0)
+                }
+            };
+            let was_quiet = quiet;
+            let mut cand = cand & !done & !quiet;
             while cand != 0 {
                 let ri = cand.trailing_zeros() as usize;
                 cand &= cand - 1;
@@ -93,10 +144,18 @@ impl Attacks {
                 if r.locations & inp.loc as u8 == 0 {
                     continue;
                 }
-                if let Some(m) = r.regex.find(&inp.value) {
+                if let Some(m) = r.regex.find(v) {
                     done |= 1 << ri;
                     out.push((ri, ii, m.start()));
+                } else {
+                    quiet |= 1 << ri;
                 }
+            }
+            if memoable
+                && quiet != was_quiet
+                && let Some(e) = memo.masks.get_mut(v)
+            {
+                e.1 = quiet;
             }
         }
         out
@@ -123,8 +182,8 @@ impl Detector for Attacks {
         if self.rules.iter().all(|(id, _)| !em.on(*id)) {
             return;
         }
-        let (mut inputs, mut json) = (Vec::with_capacity(16), None);
-        let skipped = input::collect(tx, &self.limits, &mut json, &mut inputs);
+        let mut inputs = Vec::with_capacity(16);
+        let skipped = input::collect(tx, &self.limits, &mut inputs);
         if skipped > 0 {
             self.values_skipped.fetch_add(skipped, Ordering::Relaxed);
         }
@@ -262,6 +321,27 @@ mod tests {
             .is_empty()
         );
         assert!(attack_ids("/x?q=salt%3B%20pepper%20%7C%20id%20card", &[], "").is_empty());
+    }
+
+    /// The per-thread memo answers repeated values as a fresh scan would: a rule skipped for its location is
+    /// not remembered as quiet, and a second engine does not read the first one's entries.
+    #[test]
+    fn memo_answers_repeats_like_a_fresh_scan() {
+        let url = "http://169.254.169.254/latest/meta-data/";
+        let e = engine(Settings::default());
+        let ids_of = |uri: &str, h: &[(&str, &str)]| {
+            let t = tx("GET", uri, h, "", 400, 1.0);
+            ids(&fired(&e, &t))
+        };
+        for _ in 0..3 {
+            // SSRF is not looked for in headers: the value is seen there first, then in the query.
+            assert!(!ids_of("/a", &[("X-Target", url)]).contains(&"ssrf".to_owned()));
+            assert!(ids_of(&format!("/fetch?url={url}"), &[("X-Target", url)]).contains(&"ssrf".to_owned()));
+            assert!(ids_of("/s?name=O'Brien", &[]).is_empty());
+        }
+        let other = engine(Settings::default());
+        let t = tx("GET", &format!("/fetch?url={url}"), &[], "", 400, 1.0);
+        assert!(ids(&fired(&other, &t)).contains(&"ssrf".to_owned()));
     }
 
     #[test]

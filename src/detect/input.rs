@@ -49,14 +49,8 @@ const SKIP_HEADERS: &[&str] = &[
     "x-xsrf-token",
 ];
 
-/// Collects the inputs of `tx` into `out` (cleared first); a JSON body is parsed into `json`, which the
-/// inputs borrow from. Returns how many values were skipped by the cap.
-pub fn collect<'a>(
-    tx: &'a Transaction,
-    lim: &Limits,
-    json: &'a mut Option<serde_json::Value>,
-    out: &mut Vec<Input<'a>>,
-) -> u64 {
+/// Collects the inputs of `tx` into `out` (cleared first). Returns how many values were skipped by the cap.
+pub fn collect<'a>(tx: &'a Transaction, lim: &Limits, out: &mut Vec<Input<'a>>) -> u64 {
     out.clear();
     let mut c = Collector { out, lim, skipped: 0 };
     if !tx.has_request {
@@ -97,8 +91,7 @@ pub fn collect<'a>(
         let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
         let mut done = false;
         if has("json") || (content_type.is_empty() && matches!(first, Some(b'{' | b'['))) {
-            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
-                let v: &'a serde_json::Value = json.insert(v);
+            if let Ok(v) = serde_json::from_slice::<Json<'a>>(body) {
                 let mut path = String::new();
                 c.json(v, &mut path, 0);
                 done = true;
@@ -188,15 +181,16 @@ impl<'a> Collector<'_, 'a> {
         true
     }
 
-    fn json(&mut self, v: &'a serde_json::Value, path: &mut String, depth: usize) {
-        use serde_json::Value;
+    /// Objects are walked in key order, a repeated key taking its last value: the order and values of a
+    /// `serde_json::Value` (a BTreeMap), which decide the field an alert names.
+    fn json(&mut self, v: Json<'a>, path: &mut String, depth: usize) {
         if depth > MAX_JSON_DEPTH {
             self.skipped += 1;
             return;
         }
         match v {
-            Value::String(s) => self.push(Loc::Body, Cow::Owned(path.clone()), Cow::Borrowed(s)),
-            Value::Array(a) => {
+            Json::Str(s) => self.push(Loc::Body, Cow::Owned(path.clone()), s),
+            Json::Arr(a) => {
                 for x in a {
                     let len = path.len();
                     path.push_str("[]");
@@ -204,22 +198,95 @@ impl<'a> Collector<'_, 'a> {
                     path.truncate(len);
                 }
             }
-            Value::Object(m) => {
-                for (k, x) in m {
+            Json::Obj(mut m) => {
+                m.sort_by(|a, b| a.0.cmp(&b.0));
+                let mut it = m.into_iter().peekable();
+                while let Some((k, x)) = it.next() {
+                    if it.peek().is_some_and(|n| n.0 == k) {
+                        continue;
+                    }
                     let len = path.len();
                     if !path.is_empty() {
                         path.push('.');
                     }
-                    path.push_str(k);
+                    path.push_str(&k);
                     if k.starts_with('$') {
-                        self.push(Loc::Body, Cow::Owned(path.clone()), Cow::Borrowed(k));
+                        self.push(Loc::Body, Cow::Owned(path.clone()), k);
                     }
                     self.json(x, path, depth + 1);
                     path.truncate(len);
                 }
             }
-            _ => {}
+            Json::Other => {}
         }
+    }
+}
+
+/// A JSON document with its strings borrowed from the body when they have no escapes: what the walk
+/// needs of a `serde_json::Value` without a String per key and value and a BTreeMap per object. The
+/// parser, and so what is accepted or rejected, is serde_json's either way.
+enum Json<'a> {
+    Str(Cow<'a, str>),
+    Arr(Vec<Json<'a>>),
+    /// Members as sent; the walk sorts them.
+    Obj(Vec<(Cow<'a, str>, Json<'a>)>),
+    /// Numbers, booleans, null.
+    Other,
+}
+
+impl<'de> serde::Deserialize<'de> for Json<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(JsonVisitor)
+    }
+}
+
+struct JsonVisitor;
+
+impl<'de> serde::de::Visitor<'de> for JsonVisitor {
+    type Value = Json<'de>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Json<'de>, E> {
+        Ok(Json::Other)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Json<'de>, E> {
+        Ok(Json::Other)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Json<'de>, E> {
+        Ok(Json::Other)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Json<'de>, E> {
+        Ok(Json::Other)
+    }
+    fn visit_unit<E>(self) -> Result<Json<'de>, E> {
+        Ok(Json::Other)
+    }
+    fn visit_none<E>(self) -> Result<Json<'de>, E> {
+        Ok(Json::Other)
+    }
+    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Json<'de>, E> {
+        Ok(Json::Str(Cow::Borrowed(s)))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Json<'de>, E> {
+        Ok(Json::Str(Cow::Owned(s.to_owned())))
+    }
+    fn visit_string<E>(self, s: String) -> Result<Json<'de>, E> {
+        Ok(Json::Str(Cow::Owned(s)))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Json<'de>, A::Error> {
+        let mut v = Vec::new();
+        while let Some(x) = seq.next_element()? {
+            v.push(x);
+        }
+        Ok(Json::Arr(v))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Json<'de>, A::Error> {
+        let mut m = Vec::new();
+        while let Some(Json::Str(k)) = map.next_key()? {
+            m.push((k, map.next_value()?));
+        }
+        Ok(Json::Obj(m))
     }
 }
 
@@ -386,8 +453,8 @@ mod tests {
             ],
             r#"{"n":{"$where":"1"},"l":["v"]}"#,
         );
-        let (mut out, mut json) = (Vec::new(), None);
-        collect(&t, &lim(), &mut json, &mut out);
+        let mut out = Vec::new();
+        collect(&t, &lim(), &mut out);
         let got: Vec<(&str, &str, &str)> = out.iter().map(|i| (i.loc.name(), &*i.field, &*i.value)).collect();
         assert!(got.contains(&("request.path", "", "/a/b")), "{got:?}");
         assert!(got.contains(&("request.query", "q", "1'")), "{got:?}");
@@ -398,13 +465,70 @@ mod tests {
         assert!(!got.iter().any(|g| g.2.contains("secret")));
     }
 
+    /// The walk before borrowed parsing: a `serde_json::Value` tree, objects in BTreeMap key order.
+    fn value_walk(v: &serde_json::Value, path: &mut String, out: &mut Vec<(String, String)>) {
+        use serde_json::Value;
+        match v {
+            Value::String(s) => out.push((path.clone(), s.clone())),
+            Value::Array(a) => {
+                for x in a {
+                    let len = path.len();
+                    path.push_str("[]");
+                    value_walk(x, path, out);
+                    path.truncate(len);
+                }
+            }
+            Value::Object(m) => {
+                for (k, x) in m {
+                    let len = path.len();
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(k);
+                    if k.starts_with('$') {
+                        out.push((path.clone(), k.clone()));
+                    }
+                    value_walk(x, path, out);
+                    path.truncate(len);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn json_walk_matches_the_value_tree_order() {
+        for doc in [
+            r#"{"z":"1","a":{"y":"2","$b":"3","b":"4"},"m":["5",{"k":"6"},7,null,true]}"#,
+            r#"{"dup":"first","x":"0","dup":"last","\u0061":"esc","a":"plain","B":"upper","é":"u"}"#,
+            r#"{"a\"b":"q\n","a":{"a":{"a":"deep"}},"$where":{"$ne":"1"},"":"empty-key"}"#,
+            r#"[["a","b"],{"d":"1","c":"2","d":{"e":"3"}}]"#,
+            r#""top""#,
+        ] {
+            let t = tx("/j", &[("Content-Type", "application/json")], doc);
+            let mut out = Vec::new();
+            collect(&t, &lim(), &mut out);
+            let got: Vec<(String, String)> =
+                out.iter().filter(|i| i.loc == Loc::Body).map(|i| (i.field.to_string(), i.value.to_string())).collect();
+            let mut want = Vec::new();
+            value_walk(&serde_json::from_str(doc).unwrap(), &mut String::new(), &mut want);
+            want.retain(|w| !w.1.is_empty());
+            assert_eq!(got, want, "{doc}");
+        }
+        // What serde_json rejects still falls back to the raw body.
+        let t = tx("/j", &[("Content-Type", "application/json")], r#"{"a":"1",}"#);
+        let mut out = Vec::new();
+        collect(&t, &lim(), &mut out);
+        assert!(out.iter().any(|i| i.loc == Loc::RawBody));
+    }
+
     #[test]
     fn multipart_fields_without_files() {
         let body = "--XyZ\r\nContent-Disposition: form-data; name=\"user\"\r\n\r\nadmin'--\r\n--XyZ\r\n\
                     Content-Disposition: form-data; name=\"f\"; filename=\"a.bin\"\r\n\r\n' OR 1=1\r\n--XyZ--\r\n";
         let t = tx("/up", &[("Content-Type", "multipart/form-data; boundary=XyZ")], body);
-        let (mut out, mut json) = (Vec::new(), None);
-        collect(&t, &lim(), &mut json, &mut out);
+        let mut out = Vec::new();
+        collect(&t, &lim(), &mut out);
         let body: Vec<_> = out.iter().filter(|i| i.loc == Loc::Body).map(|i| (&*i.field, &*i.value)).collect();
         assert_eq!(body, [("user", "admin'--")]);
     }
@@ -413,13 +537,13 @@ mod tests {
     fn caps_hold() {
         let q: Vec<String> = (0..500).map(|i| format!("p{i}=v")).collect();
         let t = tx(&format!("/x?{}", q.join("&")), &[], "");
-        let (mut out, mut json) = (Vec::new(), None);
-        let skipped = collect(&t, &lim(), &mut json, &mut out);
+        let mut out = Vec::new();
+        let skipped = collect(&t, &lim(), &mut out);
         assert_eq!(out.len(), 64);
         assert!(skipped > 400);
         let t = tx("/x", &[("X-Long", &"é".repeat(5000))], "");
-        let (mut out, mut json) = (Vec::new(), None);
-        collect(&t, &lim(), &mut json, &mut out);
+        let mut out = Vec::new();
+        collect(&t, &lim(), &mut out);
         assert!(out.iter().all(|i| i.value.len() <= 4096));
     }
 }
