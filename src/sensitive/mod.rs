@@ -471,7 +471,7 @@ impl Analyzer for Sensitive {
             if let Some(g) = existing
                 && !g.is_after(&hit)
             {
-                let hash = g.wants_hash(caps).then(|| hash16(&shared.key, &a.norm));
+                let hash = g.wants_hash(&hit, caps).then(|| hash16(&shared.key, &a.norm));
                 g.add(&hit, hash, caps);
                 continue;
             }

@@ -50,8 +50,33 @@ pub struct Group {
     count: u64,
     tx_count: u64,
     last_seq: u64,
-    transactions: Vec<(String, u64)>,
-    hashes: Vec<[u8; 16]>,
+    /// The earliest transactions of the finding, by [`TxKey`], in that order: whatever order the workers
+    /// handed them in, the same references come out.
+    transactions: Vec<TxKey>,
+    /// The distinct value hashes seen earliest (each under the earliest transaction it was seen in), sorted.
+    hashes: Vec<(TxKey, [u8; 16])>,
+}
+
+/// A transaction's place in the capture: packet time, then flow uid and depth to break ties.
+#[derive(Clone, Debug, PartialEq)]
+struct TxKey {
+    ts: f64,
+    uid: String,
+    trans_depth: u64,
+}
+
+impl TxKey {
+    fn of(hit: &Hit<'_>) -> TxKey {
+        TxKey { ts: hit.ts, uid: hit.uid.to_owned(), trans_depth: hit.trans_depth }
+    }
+    /// `hit` comes before `self`.
+    fn after(&self, hit: &Hit<'_>) -> bool {
+        self.ts
+            .total_cmp(&hit.ts)
+            .then_with(|| self.uid.as_str().cmp(hit.uid))
+            .then(self.trans_depth.cmp(&hit.trans_depth))
+            == std::cmp::Ordering::Greater
+    }
 }
 
 /// What a new finding is made of; strings are borrowed, copied into the rendered head once.
@@ -126,14 +151,15 @@ impl Group {
             count: u64::from(hit.count),
             tx_count: 1,
             last_seq: hit.seq,
-            transactions: vec![(hit.uid.to_owned(), hit.trans_depth)],
-            hashes: vec![f.hash],
+            transactions: vec![TxKey::of(hit)],
+            hashes: vec![(TxKey::of(hit), f.hash)],
         }
     }
 
-    /// Whether another distinct value's hash would still be kept (else the caller need not compute it).
-    pub fn wants_hash(&self, caps: &Caps) -> bool {
-        self.hashes.len() < caps.max_hashes
+    /// Whether the hash of `hit`'s value could still be kept (else the caller need not compute it): room
+    /// left, or `hit` is earlier than the latest kept.
+    pub fn wants_hash(&self, hit: &Hit<'_>, caps: &Caps) -> bool {
+        self.hashes.len() < caps.max_hashes || self.hashes.last().is_some_and(|(k, _)| k.after(hit))
     }
 
     /// Adds a detection; `hash` is that of its value when [`Group::wants_hash`] said so.
@@ -145,15 +171,26 @@ impl Group {
         if hit.seq != self.last_seq {
             self.last_seq = hit.seq;
             self.tx_count += 1;
-            if self.transactions.len() < caps.max_transactions {
-                self.transactions.push((hit.uid.to_owned(), hit.trans_depth));
+            let at = self.transactions.partition_point(|k| !k.after(hit));
+            if at < caps.max_transactions {
+                self.transactions.insert(at, TxKey::of(hit));
+                self.transactions.truncate(caps.max_transactions);
             }
         }
-        if let Some(h) = hash
-            && self.hashes.len() < caps.max_hashes
-            && !self.hashes.contains(&h)
-        {
-            self.hashes.push(h);
+        if let Some(h) = hash {
+            match self.hashes.iter().position(|(_, x)| *x == h) {
+                // Seen already: it moves up if this transaction is earlier.
+                Some(i) if self.hashes.get(i).is_some_and(|(k, _)| k.after(hit)) => {
+                    self.hashes.remove(i);
+                }
+                Some(_) => return,
+                None => {}
+            }
+            let at = self.hashes.partition_point(|(k, _)| !k.after(hit));
+            if at < caps.max_hashes {
+                self.hashes.insert(at, (TxKey::of(hit), h));
+                self.hashes.truncate(caps.max_hashes);
+            }
         }
     }
 
@@ -169,7 +206,7 @@ impl Group {
         self.uid = new.uid;
         self.trans_depth = new.trans_depth;
         self.head = new.head;
-        let hash = new.hashes.first().copied();
+        let hash = new.hashes.first().map(|(_, h)| *h);
         self.add(hit, hash, caps);
     }
 
@@ -194,18 +231,18 @@ impl Group {
         out.extend_from_slice(b",\"last_seen\":");
         put_f64(out, self.last_seen);
         out.extend_from_slice(b",\"transactions\":[");
-        for (i, (uid, depth)) in self.transactions.iter().enumerate() {
+        for (i, k) in self.transactions.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
             out.extend_from_slice(b"{\"uid\":");
-            put_str(out, uid);
+            put_str(out, &k.uid);
             out.extend_from_slice(b",\"trans_depth\":");
-            put_u64(out, *depth);
+            put_u64(out, k.trans_depth);
             out.push(b'}');
         }
         out.extend_from_slice(b"],\"hashes\":[");
-        for (i, h) in self.hashes.iter().enumerate() {
+        for (i, (_, h)) in self.hashes.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
@@ -408,7 +445,44 @@ mod tests {
             (v["first_seen"].as_f64(), v["last_seen"].as_f64(), v["ts"].as_f64()),
             (Some(10.0), Some(13.0), Some(10.0))
         );
-        assert!(!g.wants_hash(&c));
+        assert!(!g.wants_hash(&hit(14.0, "C4"), &c), "full, and later than every kept hash");
+        assert!(g.wants_hash(&hit(9.0, "C0"), &c), "earlier than a kept hash");
+    }
+
+    /// Workers hand a finding's transactions over in any order: the references and hashes kept are the
+    /// earliest by packet time either way.
+    #[test]
+    fn kept_references_and_hashes_do_not_depend_on_arrival_order() {
+        let c = Caps { max_transactions: 3, max_hashes: 3, ..caps() };
+        let hits: Vec<(Hit<'_>, [u8; 16])> =
+            [(10.0, "C1", 1), (11.0, "C2", 2), (12.0, "C3", 3), (13.0, "C4", 4), (14.0, "C5", 2)]
+                .into_iter()
+                .map(|(ts, uid, h)| (hit(ts, uid), [h; 16]))
+                .collect();
+        let render = |order: &[usize]| {
+            let first = order.first().and_then(|&i| hits.get(i)).unwrap();
+            let mut g = Group::new(&nf(first.1[0]), &first.0, c.window);
+            for &i in order.get(1..).unwrap_or(&[]) {
+                let (h, v) = hits.get(i).unwrap();
+                let hash = g.wants_hash(h, &c).then_some(*v);
+                if g.is_after(h) {
+                    g.take_first(Group::new(&nf(v[0]), h, c.window), h, &c);
+                } else {
+                    g.add(h, hash, &c);
+                }
+            }
+            let v: serde_json::Value = serde_json::from_slice(&g.record().json).unwrap();
+            (v["transactions"].clone(), v["hashes"].clone(), v["tx_count"].clone(), v["uid"].clone())
+        };
+        let want = render(&[0, 1, 2, 3, 4]);
+        assert_eq!(
+            want.0.as_array().unwrap().iter().map(|t| t["uid"].as_str().unwrap()).collect::<Vec<_>>(),
+            ["C1", "C2", "C3"]
+        );
+        assert_eq!(want.1.as_array().unwrap().len(), 3);
+        for order in [[4, 3, 2, 1, 0], [2, 4, 0, 3, 1], [3, 0, 4, 1, 2]] {
+            assert_eq!(render(&order), want, "order {order:?}");
+        }
     }
 
     #[test]
