@@ -67,8 +67,8 @@ pub struct Settings {
     /// Lines of a text body (or pairs of a form) looked at.
     pub max_text_lines: usize,
     /// Verdicts of (place, key, value) kept per worker, so a value seen again is not classified again (ids,
-    /// enums, the same record fetched by many clients). About 150 bytes each; used as the largest power of two
-    /// not above it.
+    /// enums, the same record fetched by many clients). About 200 bytes each with the values they hold; used as
+    /// the largest power of two not above it.
     pub value_cache_entries: usize,
     /// Detections of one kind of data at one place of one operation within this packet-time window are
     /// one finding, emitted when the window since the first has passed. `"0s"`: one finding per

@@ -46,7 +46,7 @@ impl Default for Limits {
             max_matches_per_value: 8,
             max_text_lines: 5_000,
             max_findings: 100,
-            value_cache_entries: 16_384,
+            value_cache_entries: 65_536,
         }
     }
 }
