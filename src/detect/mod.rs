@@ -765,9 +765,7 @@ fn session_cookie(c: &str) -> Option<&str> {
     })
 }
 
-fn contains_ignore_ascii_case(hay: &str, needle: &str) -> bool {
-    hay.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
-}
+use crate::http::contains_ignore_ascii_case;
 
 /// `host:80` and `host:443` are `host`: one service whichever way clients write it.
 fn without_default_port(host: &str) -> &str {

@@ -43,7 +43,7 @@ pub(crate) use transaction::percent_decode;
 pub use decompress::DecompressConfig;
 pub use fixture::{FixtureEvent, parse_fixture, run_fixture};
 pub use parser::HttpParser;
-pub use transaction::{Flag, Flags, Headers, Transaction, TransactionRecord, TunnelRecord};
+pub use transaction::{Flag, Flags, Headers, Transaction, TransactionRecord, TunnelRecord, contains_ignore_ascii_case};
 
 /// Caps and switches of the HTTP stage. Every cap is a field here with its default in [`Default`].
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]

@@ -182,14 +182,7 @@ impl Headers {
     }
     /// The first value of `name` (ASCII case-insensitive).
     pub fn get(&self, name: &str) -> Option<&str> {
-        let mut start = 0;
-        for &(n, v) in &self.ends {
-            if self.name_is(start, n, name) {
-                return self.text.get(n..v);
-            }
-            start = v;
-        }
-        None
+        self.get_all(name).next()
     }
     fn name_is(&self, begin: usize, end: usize, name: &str) -> bool {
         end.wrapping_sub(begin) == name.len()
@@ -197,7 +190,7 @@ impl Headers {
     }
     /// Every value of `name`, in order. Names are told apart by length before any byte is compared: the
     /// analyzers look up a dozen headers in every message.
-    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    pub fn get_all<'a, 'n>(&'a self, name: &'n str) -> impl Iterator<Item = &'a str> + use<'a, 'n> {
         let mut start = 0;
         self.ends.iter().filter_map(move |&(n, v)| {
             let begin = start;
@@ -219,6 +212,11 @@ impl Headers {
             pair
         })
     }
+}
+
+/// Whether `needle` occurs in `hay`, ASCII case ignored (header values, content types, cookie names).
+pub fn contains_ignore_ascii_case(hay: &str, needle: &str) -> bool {
+    needle.is_empty() || hay.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 /// Builds [`Headers`] from wire bytes, escaped as [`escape_bytes`] logs them. Printable ASCII (nearly every
@@ -556,9 +554,13 @@ const JSON_ESCAPE: [bool; 256] = {
     t
 };
 
-/// Any byte JSON must escape. Whole 16-byte blocks without early exit, so the compiler vectorizes the test.
+/// Any byte JSON must escape. Whole 16-byte blocks without early exit, so the compiler vectorizes the test;
+/// a string shorter than a block (most names and values of a record) is looked up byte by byte.
 fn needs_json_escape(b: &[u8]) -> bool {
-    let bad = |c: u8| c < 0x20 || c == b'"' || c == b'\\';
+    let bad = |c: u8| JSON_ESCAPE.get(usize::from(c)).copied().unwrap_or(true);
+    if b.len() < 16 {
+        return b.iter().any(|&c| bad(c));
+    }
     let mut blocks = b.chunks_exact(16);
     for blk in &mut blocks {
         if blk.iter().fold(false, |acc, &c| acc | bad(c)) {
@@ -631,14 +633,7 @@ fn json_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
 /// A JSON string. Almost every header is plain text: one scan, one copy; anything to escape goes through
 /// serde_json so the escapes are exactly its own.
 fn json_str(out: &mut Vec<u8>, s: &str) {
-    let b = s.as_bytes();
-    // Most strings of a record are short names and values: a lookup per byte beats the block test there.
-    let escape = if b.len() < 16 {
-        b.iter().any(|&c| JSON_ESCAPE.get(usize::from(c)).copied().unwrap_or(true))
-    } else {
-        needs_json_escape(b)
-    };
-    if escape {
+    if needs_json_escape(s.as_bytes()) {
         let _ = serde_json::to_writer(out, s);
         return;
     }

@@ -217,9 +217,7 @@ const API_KEY_QUERY: &[&str] = &["api_key", "apikey", "api-key", "key", "access_
 static STANDARD_SET: std::sync::LazyLock<std::collections::HashSet<&'static str, foldhash::fast::FixedState>> =
     std::sync::LazyLock::new(|| STANDARD_HEADERS.iter().copied().collect());
 
-fn contains_ignore_ascii_case(hay: &str, needle: &str) -> bool {
-    hay.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
-}
+use crate::http::contains_ignore_ascii_case;
 
 fn is_session_cookie(name: &str) -> bool {
     // "sess" covers "session".

@@ -184,39 +184,8 @@ impl<'de> serde::de::DeserializeSeed<'de> for Observe<'_> {
 impl Observe<'_> {
     fn string(self, t: &str) {
         self.schema.seen += 1;
-        // Merging into a closed enum set leaves only the count and the format to learn, and a format
-        // already mixed stays mixed: most strings of a body (array items) need no look at all.
-        if let Some(s) = &mut self.schema.string
-            && s.enum_closed
-        {
-            s.count += 1;
-            if s.format != FormatState::Mixed {
-                s.format = s.format.merge(format_state(t));
-            }
-            if !s.values.is_empty() {
-                s.values = Vec::new();
-            }
-            return;
-        }
         match &mut self.schema.string {
-            // What merging `string_stats(t, ..)` does, without building the one-value list first: a
-            // value already listed (the usual case for an enum) only counts.
-            Some(s) => {
-                let format = format_state(t);
-                let ok = format == FormatState::Mixed && enum_candidate(t) && enum_allowed_for(self.field);
-                s.count += 1;
-                s.format = s.format.merge(format);
-                if !ok {
-                    s.enum_closed = true;
-                    s.values = Vec::new();
-                    return;
-                }
-                match s.values.iter_mut().find(|(x, _)| **x == *t) {
-                    Some((_, m)) => *m += 1,
-                    None => s.values.push((t.into(), 1)),
-                }
-                s.cap(self.caps);
-            }
+            Some(s) => s.add(t, self.field, self.caps),
             None => self.schema.string = Some(Box::new(string_stats(t, self.field, true))),
         }
     }
@@ -582,7 +551,7 @@ fn format_state(t: &str) -> FormatState {
 
 fn string_stats(t: &str, field: &str, allow_enum: bool) -> StringStats {
     let format = format_state(t);
-    let ok = allow_enum && format == FormatState::Mixed && enum_candidate(t) && enum_allowed_for(field);
+    let ok = allow_enum && enum_value(t, field, format);
     StringStats {
         count: 1,
         // "Mixed" for a single sample means "no format": merging keeps it that way.
@@ -592,7 +561,38 @@ fn string_stats(t: &str, field: &str, allow_enum: bool) -> StringStats {
     }
 }
 
+/// A string of this format under this field may be an enum member.
+fn enum_value(t: &str, field: &str, format: FormatState) -> bool {
+    format == FormatState::Mixed && enum_candidate(t) && enum_allowed_for(field)
+}
+
 impl StringStats {
+    /// What merging `string_stats(t, field, true)` does, without building its one-value list: a closed
+    /// enum set learns only the count and the format (a format already mixed stays mixed: most strings of a
+    /// body, array items, need no look at all); a value already listed only counts.
+    fn add(&mut self, t: &str, field: &str, caps: &SchemaCaps) {
+        self.count += 1;
+        if self.enum_closed {
+            if self.format != FormatState::Mixed {
+                self.format = self.format.merge(format_state(t));
+            }
+            self.values = Vec::new();
+            return;
+        }
+        let format = format_state(t);
+        self.format = self.format.merge(format);
+        if !enum_value(t, field, format) {
+            self.enum_closed = true;
+            self.values = Vec::new();
+            return;
+        }
+        match self.values.iter_mut().find(|(x, _)| **x == *t) {
+            Some((_, m)) => *m += 1,
+            None => self.values.push((t.into(), 1)),
+        }
+        self.cap(caps);
+    }
+
     fn merge(&mut self, o: StringStats, caps: &SchemaCaps) {
         self.count += o.count;
         self.format = self.format.merge(o.format);

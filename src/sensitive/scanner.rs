@@ -561,7 +561,10 @@ impl Scanner {
         }
         id.extend_from_slice(value);
         if self.value_cache.is_empty() {
-            self.value_cache.resize_with(self.limits.value_cache_entries, CachedHits::default);
+            // The largest power of two not above the setting: what `way2` addresses.
+            let n = self.limits.value_cache_entries;
+            let used = if n < 2 { 0 } else { 1 << (usize::BITS - 1 - n.leading_zeros()) };
+            self.value_cache.resize_with(used, CachedHits::default);
         }
         Some(self.hasher.hash_one(id.as_slice()))
     }
