@@ -182,7 +182,16 @@ impl Headers {
     }
     /// The first value of `name` (ASCII case-insensitive).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.get_all(name).next()
+        // A plain loop, not `get_all(name).next()`: the iterator's closure stayed a call in the analyzers'
+        // dozen lookups per transaction (+0.6% instructions on the benchmark cut).
+        let mut start = 0;
+        for &(n, v) in &self.ends {
+            if self.name_is(start, n, name) {
+                return self.text.get(n..v);
+            }
+            start = v;
+        }
+        None
     }
     fn name_is(&self, begin: usize, end: usize, name: &str) -> bool {
         end.wrapping_sub(begin) == name.len()
