@@ -12,9 +12,11 @@
 //!   segments per path, parameters, content types, status codes and data classes per operation, schema
 //!   depth, width and array items. Every cap hit is counted (`inventory.json` → `stats`) and logged once.
 
+mod evidence;
 mod op;
 mod openapi;
 mod schema;
+mod segment;
 mod sketch;
 mod store;
 mod template;
@@ -29,7 +31,8 @@ use serde::{Deserialize, Serialize};
 
 pub use op::{BodySample, Observation, OpCaps, OpCounters, Operation};
 pub use schema::{Schema, SchemaCaps};
-pub use template::{Shape, Tree, TreeCaps, TreeCounters, check_template, param_name, shape};
+pub use segment::{Shape, param_name, secret_like, shape};
+pub use template::{Tree, TreeCaps, TreeCounters, check_template};
 
 use crate::analyzer::{AnalysisSettings, Analyzer, Record, Registry, SetupError, TxContext};
 use crate::capture::Timestamp;
@@ -163,6 +166,40 @@ pub struct Service {
     pub first_seen: f64,
     pub last_seen: f64,
     pub tree: Tree,
+    /// Requests the server refused (404, 405, 501) or left unanswered that match no operation, by
+    /// `METHOD status /shape` (each segment replaced by its kind: no value is kept), at most
+    /// [`MAX_PROBE_KEYS`] keys, the rest under `other`.
+    #[serde(default)]
+    pub probes: BTreeMap<String, u64>,
+}
+
+/// Distinct probe shapes kept per service.
+pub const MAX_PROBE_KEYS: usize = 64;
+
+/// `METHOD status /shape` of a refused request: the path as the kinds of its segments (`/word/integer/`),
+/// so a probe is counted without keeping anything it carried.
+fn probe_key(method: &str, status: Option<u16>, path: &str) -> String {
+    let mut k = format!("{method} {} ", status.map_or_else(|| "none".to_owned(), |s| s.to_string()));
+    let mut any = false;
+    for seg in template::wire_segments(path).take(16) {
+        any = true;
+        k.push('/');
+        if !seg.is_empty() {
+            k.push_str(match shape(seg) {
+                Shape::Integer => "integer",
+                Shape::Uuid => "uuid",
+                Shape::Hex => "hex",
+                Shape::Date => "date",
+                Shape::Email => "email",
+                Shape::Token | Shape::Long => "token",
+                Shape::Word => "word",
+            });
+        }
+    }
+    if !any {
+        k.push('/');
+    }
+    k
 }
 
 /// Counters of the inventory as a whole (`inventory.json` → `stats`).
@@ -260,6 +297,14 @@ pub fn service_key(tx: &Transaction) -> String {
     key
 }
 
+/// Whether the server served a request: an answer other than 404 (no such path), 405 (no such method
+/// there) or 501 (no such method at all). A refused or unanswered request matches the operations that exist
+/// but never creates one: what the server refused is not an API. A 400 or 422 still does (the route exists
+/// and validated the input).
+pub fn serves(status: Option<u16>) -> bool {
+    status.is_some_and(|s| !matches!(s, 404 | 405 | 501))
+}
+
 /// An HTTP method as a short upper-case token (anything else is `OTHER`).
 fn method_key(m: &str) -> &str {
     if !m.is_empty() && m.len() <= 16 && m.bytes().all(|c| c.is_ascii_uppercase() || c == b'-' || c == b'_') {
@@ -351,7 +396,7 @@ impl Inventory {
         let key = service_key(tx);
         // Parsing and typing happen before the lock.
         let obs = Observation::from_tx(tx, &self.op_caps);
-        let learn = tx.status.is_some_and(|s| s != 404);
+        let learn = serves(tx.status);
         let method = method_key(&tx.method);
         let (tree_caps, op_caps) = (self.tree_caps, self.op_caps);
         let (has_req, has_resp) = (obs.request_body.is_some(), obs.response_body.is_some());
@@ -402,7 +447,12 @@ impl Inventory {
                 })
             };
             let mut added = 0;
-            let found = svc.tree.walk(&tx.path, learn, &tree_caps, &op_caps, &mut stats.templating, &on_cap);
+            let mut ex = evidence::Exchange::new(learn, method, status);
+            ex.request_body = tx.decoded_request_body();
+            ex.response_body = tx.decoded_response_body();
+            ex.response_type = tx.response_headers.get("content-type").unwrap_or("");
+            ex.location = tx.response_headers.get("location");
+            let found = svc.tree.walk(&tx.path, &ex, &tree_caps, &op_caps, &mut stats.templating, &on_cap);
             let endpoint = match found {
                 Some(f) => {
                     let node = f.node;
@@ -430,6 +480,17 @@ impl Inventory {
                 None => None,
             };
             svc.tree.operations += added;
+            if !learn && stats.recorded == recorded_before {
+                let n = svc.probes.len();
+                let pk = probe_key(method, status, &tx.path);
+                match svc.probes.get_mut(&pk) {
+                    Some(c) => *c += 1,
+                    None if n < MAX_PROBE_KEYS => {
+                        svc.probes.insert(pk, 1);
+                    }
+                    None => *svc.probes.entry("other".to_owned()).or_default() += 1,
+                }
+            }
             // Only bodies of a transaction recorded in an operation were eligible for sampling.
             if stats.recorded > recorded_before {
                 stats.bodies_sampled_out += u64::from(has_req && !want.0) + u64::from(has_resp && !want.1);
@@ -814,6 +875,36 @@ mod tests {
         assert_eq!(service_key(&t), "vni-123/api.example.com");
         t.request_headers = Headers::default();
         assert_eq!(service_key(&t), "vni-123/10.0.0.2:8080");
+    }
+
+    /// What the server refused is not an API: 405 and 501 (like 404) create no operation, even on a path
+    /// that exists; they are counted as probes by shape. A 400 or 422 is the route validating its input.
+    #[test]
+    fn refusals_create_no_operation_and_are_counted_as_probes() {
+        let inv = Inventory::new(&Settings::default()).unwrap();
+        run(&inv, &tx("GET", "api.example.com", "/v1/items/7", 200, 1.0));
+        for (m, p, s) in [
+            ("DELETE", "/v1/items/8", 405),
+            ("PATCH", "/v1/items/9", 405),
+            ("BREW", "/v1/items/9", 501),
+            ("PUT", "/v1/orders/Sup3rS3cret", 405),
+            ("TRACE", "/v1/items/", 405),
+        ] {
+            let (ctx, out) = run(&inv, &tx(m, "api.example.com", p, s, 2.0));
+            assert!(out.is_empty(), "{m} {p}: {out:?}");
+            assert_eq!(ctx.service.as_deref(), Some("api.example.com"));
+        }
+        run(&inv, &tx("POST", "api.example.com", "/v1/items/", 422, 3.0));
+        let ops: Vec<String> = inv.operations().into_iter().map(|(_, m, t)| format!("{m} {t}")).collect();
+        assert_eq!(ops, ["GET /v1/items/{itemId}", "POST /v1/items/"]);
+        let j = inv.inventory_json();
+        let probes = &j["services"][0]["probes"];
+        assert_eq!(probes["DELETE 405 /word/word/integer"], 1);
+        assert_eq!(probes["PATCH 405 /word/word/integer"], 1);
+        assert_eq!(probes["BREW 501 /word/word/integer"], 1);
+        assert_eq!(probes["PUT 405 /word/word/word"], 1);
+        assert_eq!(probes["TRACE 405 /word/word/"], 1);
+        assert!(!j.to_string().contains("Sup3rS3cret"));
     }
 
     /// A scanner requesting 100k random paths from a catch-all server (every answer 200) while the real API

@@ -705,7 +705,7 @@ impl Operation {
 
     /// Any answer other than 404 (or none): the operation exists on the server.
     pub fn answered(&self) -> bool {
-        self.responses.keys().any(|s| *s != 404)
+        self.responses.keys().any(|s| super::serves(Some(*s)))
     }
 }
 

@@ -327,6 +327,7 @@ pub fn inventory(services: &super::Services, st: &InventoryStats, tree_caps: &Tr
             "first_seen": svc.first_seen,
             "last_seen": svc.last_seen,
             "operations": ops,
+            "probes": &svc.probes,
         }));
     }
     json!({"services": out, "stats": {"inventory": st, "operations": caps_total}})

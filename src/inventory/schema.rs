@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::template::{Shape, shape};
+use super::segment::{Shape, shape};
 
 /// Limits of one learned schema (from [`super::Settings`]).
 #[derive(Clone, Copy, Debug)]

@@ -24,207 +24,13 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::op::{OpCaps, Operation};
-use super::schema::{Schema, SchemaCaps, SchemaCounters, is_date, is_email, is_uuid};
-use super::sketch::{Hll, hash64};
-
-/// The look of one path segment.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Shape {
-    Integer,
-    Uuid,
-    /// Hex of at least 8 characters with a digit (object ids, hashes).
-    Hex,
-    Date,
-    Email,
-    /// A long token mixing letters and digits (`pay_3f2a9c…`, base64-ish ids, `SKU-00123`).
-    Token,
-    /// Longer than any name: an opaque value.
-    Long,
-    /// Anything else: a word such as `users`, `me`, `v2`.
-    Word,
-}
-
-/// Byte classes for [`shape`]'s single pass.
-const C_DIGIT: u8 = 1;
-/// Digits, signs and the decimal point: the only bytes of a number.
-const C_NUM: u8 = 2;
-const C_HEX: u8 = 4;
-/// Letters, digits and `-_.~=%`.
-const C_TOKEN: u8 = 8;
-const C_UPPER: u8 = 16;
-const C_LOWER: u8 = 32;
-const C_AT: u8 = 64;
-const C_PCT: u8 = 128;
-
-static BYTE_CLASS: [u8; 256] = {
-    let mut t = [0u8; 256];
-    let mut i = 0;
-    while i < 256 {
-        let c = i as u8;
-        let mut k = 0;
-        if c.is_ascii_digit() {
-            k |= C_DIGIT | C_NUM;
-        }
-        if matches!(c, b'-' | b'+' | b'.') {
-            k |= C_NUM;
-        }
-        if c.is_ascii_hexdigit() {
-            k |= C_HEX;
-        }
-        if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'~' | b'=' | b'%') {
-            k |= C_TOKEN;
-        }
-        if c.is_ascii_uppercase() {
-            k |= C_UPPER;
-        }
-        if c.is_ascii_lowercase() {
-            k |= C_LOWER;
-        }
-        if c == b'@' {
-            k |= C_AT;
-        }
-        if c == b'%' {
-            k |= C_PCT;
-        }
-        t[i] = k;
-        i += 1;
-    }
-    t
+use super::evidence::Exchange;
+use super::schema::{Schema, SchemaCaps, SchemaCounters};
+use super::evidence::same_shape;
+use super::segment::{
+    Shape, alias_word, credential_word, digit_pattern, is_version, param_name, resource_word, secret_like, shape, value_word,
 };
-
-/// Classifies a raw path segment (percent-encoded `@` counts as `@`). One pass over the bytes gathers
-/// what every test needs: this runs for every path segment and every short string value of every body.
-pub fn shape(seg: &str) -> Shape {
-    let b = seg.as_bytes();
-    if b.is_empty() {
-        return Shape::Word;
-    }
-    if b.len() > 96 {
-        return Shape::Long;
-    }
-    let (mut all, mut any, mut digits) = (0xffu8, 0u8, 0usize);
-    for c in b {
-        let k = BYTE_CLASS[*c as usize];
-        all &= k;
-        any |= k;
-        digits += usize::from(k & C_DIGIT);
-    }
-    if digits == b.len() {
-        return if b.len() <= 20 { Shape::Integer } else { Shape::Token };
-    }
-    if all & C_NUM != 0 && is_number(b) {
-        return if b.len() <= 24 { Shape::Integer } else { Shape::Token };
-    }
-    if is_uuid(seg) {
-        return Shape::Uuid;
-    }
-    if is_date(b) {
-        return Shape::Date;
-    }
-    if any & C_AT != 0 && is_email(seg) {
-        return Shape::Email;
-    }
-    if any & C_PCT != 0 && seg.contains("%40") && is_email(&seg.replace("%40", "@")) {
-        return Shape::Email;
-    }
-    if b.len() >= 8 && digits > 0 && all & C_HEX != 0 {
-        return Shape::Hex;
-    }
-    if all & C_TOKEN != 0 && b.len() >= 8 {
-        let upper = any & C_UPPER != 0;
-        let lower = any & C_LOWER != 0;
-        if digits >= 3 || (b.len() >= 16 && digits >= 1 && upper && lower) {
-            return Shape::Token;
-        }
-    }
-    Shape::Word
-}
-
-/// A signed or decimal number (`-17`, `0.5`, `+3`, `-1.25`): never a name. Unsigned integers are
-/// handled before; a leading `v` (`v1.2`) is a version, not a number.
-fn is_number(b: &[u8]) -> bool {
-    let rest = match b.first() {
-        Some(b'-' | b'+') => b.get(1..).unwrap_or_default(),
-        _ => b,
-    };
-    let (int, frac) = match rest.iter().position(|c| *c == b'.') {
-        Some(i) => (rest.get(..i).unwrap_or_default(), rest.get(i + 1..)),
-        None => (rest, None),
-    };
-    let all_digits = |x: &[u8]| !x.is_empty() && x.iter().all(u8::is_ascii_digit);
-    all_digits(int) && frac.is_none_or(all_digits)
-}
-
-/// Words that are values in every API, never resource names.
-const VALUE_WORDS: &[&str] = &["true", "false", "null", "nil", "none", "undefined", "nan", "infinity"];
-
-/// A segment that may be a literal beside a parameter: an ASCII identifier starting with a lowercase letter,
-/// of letters and digits with inner `-` or `_` (`me`, `v2`, `findByStatus`, `export-csv`, `by_name`), not
-/// all capitals, not a value word (`true`, `null`). Everything else at such a position (`AAA`, `0.5`,
-/// `null%2Cnull`, `__main__`, `%C2%92`) is a parameter value.
-pub fn resource_word(seg: &str) -> bool {
-    let b = seg.as_bytes();
-    b.len() <= 64
-        && b.first().is_some_and(u8::is_ascii_lowercase)
-        && b.last().is_some_and(u8::is_ascii_alphanumeric)
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_'))
-        && !b.windows(2).any(|w| matches!(w, [b'-' | b'_', b'-' | b'_']))
-        && !VALUE_WORDS.iter().any(|w| seg.eq_ignore_ascii_case(w))
-}
-
-fn is_version(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() >= 2 && matches!(b.first(), Some(b'v' | b'V')) && b.iter().skip(1).all(|c| c.is_ascii_digit() || *c == b'.')
-}
-
-fn singular(w: &str) -> String {
-    let l = w.len();
-    if l > 4 && w.ends_with("ies") {
-        format!("{}y", w.get(..l - 3).unwrap_or(w))
-    } else if l > 4 && (w.ends_with("sses") || w.ends_with("ches") || w.ends_with("shes") || w.ends_with("xes")) {
-        w.get(..l - 2).unwrap_or(w).to_owned()
-    } else if l > 3 && w.ends_with('s') && !w.ends_with("ss") && !w.ends_with("us") {
-        w.get(..l - 1).unwrap_or(w).to_owned()
-    } else {
-        w.to_owned()
-    }
-}
-
-/// The name of a parameter following the literal `prev` (`users` → `userId`, `payment-methods` →
-/// `paymentMethodId`); `param{index}` when there is no usable literal before it.
-pub fn param_name(prev: Option<&str>, index: usize) -> String {
-    let usable = |s: &str| {
-        !s.is_empty()
-            && s.len() <= 40
-            && s.as_bytes().first().is_some_and(u8::is_ascii_alphabetic)
-            && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
-            && !is_version(s)
-            && shape(s) == Shape::Word
-    };
-    match prev {
-        Some(s) if usable(s) => {
-            let parts: Vec<&str> = s.split(['-', '_']).filter(|p| !p.is_empty()).collect();
-            let n = parts.len();
-            let mut out = String::with_capacity(s.len() + 2);
-            for (i, p) in parts.iter().enumerate() {
-                let p = p.to_ascii_lowercase();
-                let p = if i + 1 == n { singular(&p) } else { p };
-                if i == 0 {
-                    out.push_str(&p);
-                } else {
-                    let mut cs = p.chars();
-                    if let Some(f) = cs.next() {
-                        out.push(f.to_ascii_uppercase());
-                        out.push_str(cs.as_str());
-                    }
-                }
-            }
-            out.push_str("Id");
-            out
-        }
-        _ => format!("param{index}"),
-    }
-}
+use super::sketch::{Hll, hash64};
 
 /// Limits of one service's tree (from [`super::Settings`]).
 #[derive(Clone, Copy, Debug)]
@@ -292,6 +98,33 @@ pub struct Node {
     pub distinct: Option<Box<Hll>>,
     /// Method → operation, for the path ending here.
     pub ops: Vec<(Box<str>, Operation)>,
+    /// The shape of the first successful read answered here ([`Exchange::response_shape`]): siblings
+    /// answered with one shape are values of one parameter, with different shapes separate resources.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shape: Vec<u32>,
+    /// Param nodes: why this position is a parameter ([`Evidence`] bits), for the template's confidence.
+    #[serde(default)]
+    pub evidence: u8,
+}
+
+/// Why a position became a parameter (bits of [`Node::evidence`]).
+pub struct Evidence;
+
+impl Evidence {
+    pub const SHAPE: u8 = 1;
+    pub const CARDINALITY: u8 = 2;
+    /// The exchange named the value as an id (a JSON id field, `Location:`).
+    pub const EXCHANGE: u8 = 4;
+    /// The literal before it is a collection: it has a parameter elsewhere in the service.
+    pub const COLLECTION: u8 = 8;
+    /// Siblings share a word+digit pattern (`red1`, `block3`).
+    pub const PATTERN: u8 = 16;
+    /// Siblings lead to the same next literal (`/projects/a/boards`, `/projects/b/boards`).
+    pub const STRUCTURE: u8 = 32;
+    /// Siblings answer reads with one response shape.
+    pub const RESPONSE: u8 = 64;
+    /// A secret or personal value: never a literal.
+    pub const SECRET: u8 = 128;
 }
 
 /// A service's tree with its node count.
@@ -300,6 +133,10 @@ pub struct Tree {
     pub root: Node,
     pub nodes: usize,
     pub operations: usize,
+    /// Literal words that have a parameter after them somewhere in the tree (`users` in `/users/{userId}`):
+    /// the service's collections. Derived from the tree (rebuilt by [`Tree::recount`]), not saved.
+    #[serde(skip)]
+    pub collections: std::collections::HashSet<Box<str>, foldhash::fast::RandomState>,
 }
 
 /// Where a walk ended.
@@ -316,6 +153,23 @@ fn stable(c: &Node, total: u64, caps: &TreeCaps) -> bool {
 
 fn count_nodes(n: &Node) -> usize {
     1 + n.children.values().map(count_nodes).sum::<usize>() + n.param.as_deref().map_or(0, count_nodes)
+}
+
+fn collect_collections(n: &Node, out: &mut std::collections::HashSet<Box<str>, foldhash::fast::RandomState>) {
+    for (k, c) in &n.children {
+        if c.param.is_some() && !k.is_empty() {
+            out.insert(k.clone());
+        }
+        collect_collections(c, out);
+    }
+    if let Some(p) = &n.param {
+        collect_collections(p, out);
+    }
+}
+
+/// The response shape of a node, or of its trailing-slash child (`/items/` answers for `items`).
+fn node_shape(n: &Node) -> &[u32] {
+    if n.shape.is_empty() { n.children.get("").map_or(&[][..], |t| t.shape.as_slice()) } else { &n.shape }
 }
 
 fn count_ops(n: &Node) -> usize {
@@ -376,18 +230,19 @@ impl Node {
     }
 
     /// Re-merges literal children into the parameter (created with `name` when absent): which ones, `mode`
-    /// says. Pinned literals never move.
-    fn fold(&mut self, name: &str, mode: Fold, caps: &TreeCaps, op_caps: &OpCaps) {
+    /// says. Pinned literals and the trailing-slash child (`""`) never move.
+    fn fold(&mut self, name: &str, mode: &Fold, caps: &TreeCaps, op_caps: &OpCaps) {
         let total = self.hits.max(1);
         let keys: Vec<Box<str>> = self
             .children
             .iter()
             .filter(|(k, c)| {
                 !c.pinned
+                    && !k.is_empty()
                     && match mode {
                         Fold::All => true,
                         Fold::Unstable => !resource_word(k) || !stable(c, total, caps),
-                        Fold::Values => !resource_word(k),
+                        Fold::ValuesAnd(more) => !resource_word(k) || secret_like(k) || more.contains(k),
                     }
             })
             .map(|(k, _)| k.clone())
@@ -403,18 +258,67 @@ impl Node {
             }
         }
     }
+
+    /// Sibling literals that the evidence of this exchange says are values of one parameter with `seg`:
+    /// the ones sharing its word+digit pattern, leading to the same next literal, or answering reads with the
+    /// same response shape. Only user-chosen-looking words ([`value_word`]) are compared.
+    fn value_siblings(&self, seg: &str, next: Option<&str>, ex: &Exchange<'_>, last: bool) -> (u8, Vec<Box<str>>) {
+        let mut why = 0u8;
+        let mut out = Vec::new();
+        if !value_word(seg) && digit_pattern(seg).is_none() {
+            return (0, out);
+        }
+        let pattern = digit_pattern(seg);
+        let shape = if last { ex.response_shape() } else { None };
+        let total = self.hits.max(1);
+        for (k, c) in &self.children {
+            if c.pinned || k.is_empty() || &**k == seg || !(value_word(k) || digit_pattern(k).is_some()) {
+                continue;
+            }
+            // A literal carrying a real share of the traffic is a resource of its own (`/users/me`).
+            if stable(c, total, &TreeCaps::default()) && c.hits * 4 >= total {
+                continue;
+            }
+            let mut w = 0u8;
+            if pattern.is_some() && digit_pattern(k) == pattern {
+                w |= Evidence::PATTERN;
+            }
+            if let Some(nx) = next
+                && !nx.is_empty()
+                && c.children.contains_key(nx)
+                && value_word(seg)
+                && value_word(k)
+            {
+                w |= Evidence::STRUCTURE;
+            }
+            if let Some(sh) = shape
+                && value_word(seg)
+                && value_word(k)
+                && c.children.keys().all(|x| x.is_empty())
+                && !node_shape(c).is_empty()
+                && same_shape(node_shape(c), sh)
+            {
+                w |= Evidence::RESPONSE;
+            }
+            if w != 0 {
+                why |= w;
+                out.push(k.clone());
+            }
+        }
+        (why, out)
+    }
 }
 
 /// Which literal children [`Node::fold`] moves into the parameter.
-#[derive(Clone, Copy)]
 enum Fold {
     /// Every unpinned literal (a pinned parameter takes precedence).
     All,
     /// Cardinality: all but stable resource words (`/users/me`).
     Unstable,
-    /// A parameter by shape: the literals that are values ([`resource_word`] says no); rare resource words
-    /// such as `/orders/export` stay.
-    Values,
+    /// A new parameter: the literals that are values ([`resource_word`] says no, or they look like secrets),
+    /// and these siblings that the evidence said are values too; rare resource words such as
+    /// `/orders/export` stay.
+    ValuesAnd(Vec<Box<str>>),
 }
 
 /// Splits a path into segments: empty segments (`//`, a trailing `/`) are dropped.
@@ -422,28 +326,37 @@ pub fn segments(path: &str) -> impl Iterator<Item = &str> {
     path.split('/').filter(|s| !s.is_empty())
 }
 
+/// The segments the tree walks: as [`segments`], plus an empty last segment for a trailing `/`
+/// (`/items/` and `/items` are different paths in OpenAPI and in every framework that routes them apart).
+pub fn wire_segments(path: &str) -> impl Iterator<Item = &str> {
+    let trailing = path.len() > 1 && path.ends_with('/') && path.bytes().any(|c| c != b'/');
+    segments(path).chain(trailing.then_some(""))
+}
+
 enum Step {
     Lit,
     Param,
-    NewParam,
+    /// A new parameter, why ([`Evidence`] bits), and the sibling literals that join it.
+    NewParam(u8, Vec<Box<str>>),
     NewLit,
     Stop,
 }
 
 impl Tree {
-    /// Finds (and, with `learn`, grows) the node of `path`, building its template. `learn` is false for
-    /// transactions answered 404 or not answered: they only match what exists (a parameter by shape may
-    /// still be created, literals never).
+    /// Finds (and, when `ex.learn`, grows) the node of `path`, building its template. `ex.learn` is false for
+    /// transactions the server refused or did not answer (404, 405, 501, none): they only match what exists
+    /// (a parameter by shape may still be created, literals never).
     pub fn walk<'a>(
         &'a mut self,
         path: &str,
-        learn: bool,
+        ex: &Exchange<'_>,
         caps: &TreeCaps,
         op_caps: &OpCaps,
         counters: &mut TreeCounters,
         on_literal_cap: &dyn Fn(),
     ) -> Option<Found<'a>> {
-        let n = segments(path).count();
+        let learn = ex.learn;
+        let n = wire_segments(path).count();
         if n > caps.max_segments {
             counters.depth_cap_hits += 1;
             return None;
@@ -452,53 +365,103 @@ impl Tree {
             counters.dot_segments += 1;
             return None;
         }
+        let segs: Vec<&str> = wire_segments(path).collect();
+        // The last segment that names something (a trailing `/` names nothing).
+        let last_named = segs.iter().rposition(|s| !s.is_empty());
         let mut template = String::with_capacity(path.len() + 8);
         let mut nodes = self.nodes.max(1);
-        let mut node: &mut Node = &mut self.root;
+        let Tree { root, collections, .. } = self;
+        let mut node: &mut Node = root;
         node.hits += 1;
         let mut prev_lit: Option<&str> = None;
         let mut params = 0usize;
         let mut stopped = false;
-        for seg in segments(path) {
+        for (i, &seg) in segs.iter().enumerate() {
+            let next = segs.get(i + 1).copied();
+            let first = i == 0;
             let step = if node.children.contains_key(seg) {
                 Step::Lit
+            } else if seg.is_empty() {
+                if learn { Step::NewLit } else { Step::Stop }
             } else if node.param.as_ref().is_some_and(|p| p.pinned) || (node.word_params && node.param.is_some()) {
                 Step::Param
             } else if shape(seg) != Shape::Word || node.word_params {
-                if node.param.is_some() { Step::Param } else { Step::NewParam }
+                if node.param.is_some() { Step::Param } else { Step::NewParam(Evidence::SHAPE, Vec::new()) }
+            } else if secret_like(seg)
+                || (prev_lit.is_some_and(credential_word) && !credential_word(seg) && !alias_word(seg))
+            {
+                if node.param.is_some() { Step::Param } else { Step::NewParam(Evidence::SECRET, Vec::new()) }
             } else if node.param.is_some() && !resource_word(seg) {
                 Step::Param
-            } else if learn {
-                Step::NewLit
+            } else if first || is_version(seg) {
+                // The first segment and versions name the API itself: literal unless cardinality says so.
+                if learn { Step::NewLit } else { Step::Stop }
             } else {
-                Step::Stop
+                // A word: does anything say it is a value?
+                let mut why = 0u8;
+                if ex.names_id(seg) {
+                    why |= Evidence::EXCHANGE;
+                }
+                // The same collection word has a parameter elsewhere (`/v1/users/{userId}`, now `/v2/users/jdoe`).
+                // Beside this node's own parameter a word is the `/users/me` question, which stability answers.
+                if node.param.is_none() && prev_lit.is_some_and(|l| collections.contains(l)) && value_word(seg) {
+                    why |= Evidence::COLLECTION;
+                }
+                let (sib, with) = node.value_siblings(seg, next, ex, Some(i) == last_named);
+                why |= sib;
+                if let Some(p) = node.param.as_deref()
+                    && Some(i) == last_named
+                    && value_word(seg)
+                    && let Some(sh) = ex.response_shape()
+                    && !p.shape.is_empty()
+                    && same_shape(&p.shape, sh)
+                {
+                    why |= Evidence::RESPONSE;
+                }
+                if why != 0 {
+                    if node.param.is_some() && with.is_empty() { Step::Param } else { Step::NewParam(why, with) }
+                } else if learn {
+                    Step::NewLit
+                } else {
+                    Step::Stop
+                }
             };
             let hint = || param_name(prev_lit, params + 1);
             let step = match step {
-                Step::NewParam if nodes >= caps.max_nodes => {
+                Step::NewParam(..) if node.param.is_none() && nodes >= caps.max_nodes => {
                     counters.node_cap_hits += 1;
                     Step::Stop
                 }
-                Step::NewParam => {
-                    let mut name = hint();
-                    if template.contains(&format!("{{{name}}}")) {
-                        name = format!("{name}{}", params + 1);
+                Step::NewParam(why, with) => {
+                    if node.param.is_none() {
+                        let mut name = hint();
+                        if template.contains(&format!("{{{name}}}")) {
+                            name = format!("{name}{}", params + 1);
+                        }
+                        node.param = Some(Box::new(Node::param_node(&name, false)));
+                        nodes += 1;
+                        if let Some(l) = prev_lit {
+                            collections.insert(l.into());
+                        }
                     }
-                    node.param = Some(Box::new(Node::param_node(&name, false)));
-                    nodes += 1;
+                    let name = node.param.as_ref().map(|p| p.name.clone()).unwrap_or_default();
                     // Values that came before the parameter (`/pet/AAA` before `/pet/12`) join it now.
                     let before = count_nodes(node);
-                    node.fold(&name, Fold::Values, caps, op_caps);
+                    node.fold(&name, &Fold::ValuesAnd(with), caps, op_caps);
                     nodes = (nodes + count_nodes(node)).saturating_sub(before);
+                    if let Some(p) = node.param.as_deref_mut() {
+                        p.evidence |= why;
+                    }
                     Step::Param
                 }
-                Step::NewLit if node.children.len() >= caps.max_literal_children => {
+                Step::NewLit if !seg.is_empty() && node.children.len() >= caps.max_literal_children => {
                     counters.literal_cap_hits += 1;
                     on_literal_cap();
                     node.word_params = true;
                     let before = count_nodes(node);
-                    node.fold(&hint(), Fold::Unstable, caps, op_caps);
+                    node.fold(&hint(), &Fold::Unstable, caps, op_caps);
                     nodes = (nodes + count_nodes(node)).saturating_sub(before);
+                    mark(node, prev_lit, collections, Evidence::CARDINALITY);
                     Step::Param
                 }
                 Step::NewLit if nodes >= caps.max_nodes => {
@@ -508,16 +471,19 @@ impl Tree {
                 Step::NewLit => {
                     node.children.insert(seg.into(), Node::default());
                     nodes += 1;
-                    let lits = node.children.values().filter(|c| !c.pinned).count();
-                    if lits >= caps.param_min_distinct {
+                    let lits = node.children.iter().filter(|(k, c)| !c.pinned && !k.is_empty()).count();
+                    // The first position holds the API's own names (`/login`, `/search`, `/health`): many of
+                    // them are no cardinality; only the literal cap turns it into a parameter.
+                    if !first && !seg.is_empty() && lits >= caps.param_min_distinct {
                         let rare = node.children.values().filter(|c| !c.pinned && c.hits <= 2).count();
                         // The new child has no hit yet: it is rare.
-                        if rare * 4 >= lits * 3 {
+                        if rare * 4 >= lits * 3 && !distinct_resources(node) {
                             counters.cardinality_merges += 1;
                             node.word_params = true;
                             let before = count_nodes(node);
-                            node.fold(&hint(), Fold::Unstable, caps, op_caps);
+                            node.fold(&hint(), &Fold::Unstable, caps, op_caps);
                             nodes = (nodes + count_nodes(node)).saturating_sub(before);
+                            mark(node, prev_lit, collections, Evidence::CARDINALITY);
                         }
                     }
                     if node.children.contains_key(seg) {
@@ -553,6 +519,14 @@ impl Tree {
                 }
             }
             node.hits += 1;
+            // The first successful read of a position gives it its response shape.
+            if Some(i) == last_named
+                && node.shape.is_empty()
+                && node.hits <= 64
+                && let Some(sh) = ex.response_shape()
+            {
+                node.shape = sh.to_vec();
+            }
         }
         self.nodes = nodes;
         if stopped {
@@ -565,6 +539,39 @@ impl Tree {
             template.push('/');
         }
         Some(Found { node, template })
+    }
+}
+
+/// Whether the literal children of `node` answer reads with mostly different response shapes: many words
+/// at one position that are different resources (`/api/login`, `/api/search`, `/api/export`), not many
+/// values of one (`/users/alice`, `/users/bob`). Needs four children with a known shape.
+fn distinct_resources(node: &Node) -> bool {
+    let shapes: Vec<&[u32]> = node
+        .children
+        .iter()
+        .filter(|(k, c)| !k.is_empty() && !c.pinned)
+        .map(|(_, c)| node_shape(c))
+        .filter(|s| !s.is_empty())
+        .collect();
+    if shapes.len() < 4 {
+        return false;
+    }
+    let largest = shapes.iter().map(|a| shapes.iter().filter(|b| same_shape(a, b)).count()).max().unwrap_or(0);
+    largest * 2 <= shapes.len()
+}
+
+/// Notes why `node`'s parameter exists, and that the literal before it is a collection.
+fn mark(
+    node: &mut Node,
+    prev_lit: Option<&str>,
+    collections: &mut std::collections::HashSet<Box<str>, foldhash::fast::RandomState>,
+    why: u8,
+) {
+    if let Some(p) = node.param.as_deref_mut() {
+        p.evidence |= why;
+        if let Some(l) = prev_lit {
+            collections.insert(l.into());
+        }
     }
 }
 
@@ -589,7 +596,7 @@ pub fn check_template(t: &str) -> Result<Vec<(&str, bool)>, BadTemplate> {
         return Err(BadTemplate(format!("\"{}\" does not start with '/'", t.escape_debug())));
     }
     let mut out = Vec::new();
-    for seg in segments(t) {
+    for seg in wire_segments(t) {
         if seg == "." || seg == ".." {
             return Err(BadTemplate(format!("\"{}\" has a '{seg}' segment", t.escape_debug())));
         }
@@ -633,7 +640,7 @@ impl Tree {
                     }
                     None => node.param = Some(Box::new(Node::param_node(seg, true))),
                 }
-                node.fold(seg, Fold::All, &caps, op_caps);
+                node.fold(seg, &Fold::All, &caps, op_caps);
                 node = node.param.as_deref_mut().ok_or_else(|| BadTemplate("internal".into()))?;
             } else {
                 // A literal beside a pinned parameter stays apart (`/users/me` next to `/users/{id}`).
@@ -648,12 +655,14 @@ impl Tree {
     pub fn recount(&mut self) {
         self.nodes = count_nodes(&self.root);
         self.operations = count_ops(&self.root);
+        self.collections.clear();
+        collect_collections(&self.root, &mut self.collections);
     }
 
     /// The node of an exact template (`{…}` segments are the parameter), if it exists.
     pub fn find_mut(&mut self, template: &str) -> Option<&mut Node> {
         let mut node = &mut self.root;
-        for seg in segments(template) {
+        for seg in wire_segments(template) {
             node = if seg.starts_with('{') && seg.ends_with('}') {
                 node.param.as_deref_mut()?
             } else {
@@ -701,8 +710,31 @@ fn collect<'a>(
         } else if n.word_params {
             (0.5 + distinct / (4.0 * caps.param_min_distinct.max(1) as f64)).min(0.95)
         } else {
-            // By shape: surer with more distinct values.
-            (0.8 + distinct / 50.0).min(0.99)
+            // Each kind of evidence on its own; several together count as the strongest, and more distinct
+            // values make any of them surer.
+            let e = p.evidence;
+            let mut c: f64 = 0.0;
+            for (bit, base) in [
+                (Evidence::SHAPE, 0.8),
+                (Evidence::SECRET, 0.9),
+                (Evidence::EXCHANGE, 0.85),
+                (Evidence::COLLECTION, 0.8),
+                (Evidence::STRUCTURE, 0.75),
+                (Evidence::RESPONSE, 0.7),
+                (Evidence::PATTERN, 0.7),
+            ] {
+                if e & bit != 0 {
+                    c = c.max(base);
+                }
+            }
+            // Trees saved before evidence was recorded: the parameter was made by shape.
+            if c == 0.0 {
+                c = 0.8;
+            }
+            if (e & !Evidence::CARDINALITY).count_ones() > 1 {
+                c += 0.05;
+            }
+            (c + distinct / 50.0).min(0.99)
         };
         params.push((&p.name, p.values.as_deref()));
         collect(p, format!("{prefix}/{{{}}}", p.name), params, conf * pc, caps, out);
@@ -714,94 +746,14 @@ fn collect<'a>(
 mod tests {
     use super::*;
 
-    /// The classification as first written (one test per pass): [`shape`] must agree with it.
-    fn shape_reference(seg: &str) -> Shape {
-        let b = seg.as_bytes();
-        if b.is_empty() {
-            return Shape::Word;
-        }
-        if b.len() > 96 {
-            return Shape::Long;
-        }
-        let digits = b.iter().filter(|c| c.is_ascii_digit()).count();
-        if digits == b.len() {
-            return if b.len() <= 20 { Shape::Integer } else { Shape::Token };
-        }
-        if is_number(b) {
-            return if b.len() <= 24 { Shape::Integer } else { Shape::Token };
-        }
-        if is_uuid(seg) {
-            return Shape::Uuid;
-        }
-        if is_date(b) {
-            return Shape::Date;
-        }
-        if seg.contains('@') && is_email(seg) {
-            return Shape::Email;
-        }
-        if seg.contains("%40") && is_email(&seg.replace("%40", "@")) {
-            return Shape::Email;
-        }
-        if b.len() >= 8 && digits > 0 && b.iter().all(u8::is_ascii_hexdigit) {
-            return Shape::Hex;
-        }
-        let tokenish =
-            b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'~' | b'=' | b'%'));
-        if tokenish && b.len() >= 8 {
-            let upper = b.iter().any(u8::is_ascii_uppercase);
-            let lower = b.iter().any(u8::is_ascii_lowercase);
-            if digits >= 3 || (b.len() >= 16 && digits >= 1 && upper && lower) {
-                return Shape::Token;
-            }
-        }
-        Shape::Word
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn shape_matches_the_reference(s in "[-+.0-9a-fA-Z_~=%@xyz:/ \u{e9}]{0,40}") {
-            proptest::prop_assert_eq!(shape(&s), shape_reference(&s));
-        }
-    }
-
-    #[test]
-    fn shape_matches_the_reference_on_samples() {
-        for s in [
-            "",
-            "123",
-            "-17",
-            "+3",
-            "0.5",
-            "1.2.3",
-            "-",
-            ".",
-            "v1.2",
-            "123e4567-e89b-12d3-a456-426614174000",
-            "2024-01-02",
-            "a@b.example",
-            "a%40b.example",
-            "deadbeef1",
-            "deadbeef",
-            "SKU-00123",
-            "AbCdEfGh12345678",
-            "users",
-            "x".repeat(97).as_str(),
-            "9".repeat(21).as_str(),
-            "-".repeat(30).as_str(),
-            "%4",
-            "a%40",
-        ] {
-            assert_eq!(shape(s), shape_reference(s), "{s}");
-        }
-    }
-
     fn learn(tree: &mut Tree, path: &str) -> Option<String> {
         learn_status(tree, path, true)
     }
 
     fn learn_status(tree: &mut Tree, path: &str, ok: bool) -> Option<String> {
         let mut c = TreeCounters::default();
-        let f = tree.walk(path, ok, &TreeCaps::default(), &OpCaps::default(), &mut c, &|| {})?;
+        let ex = Exchange::new(ok, "GET", Some(if ok { 200 } else { 404 }));
+        let f = tree.walk(path, &ex, &TreeCaps::default(), &OpCaps::default(), &mut c, &|| {})?;
         if ok && f.node.ops.is_empty() {
             f.node.ops.push(("GET".into(), Operation::default()));
         }
@@ -810,55 +762,6 @@ mod tests {
 
     fn templates(tree: &Tree) -> Vec<String> {
         tree.views(&TreeCaps::default()).into_iter().map(|v| v.template).collect()
-    }
-
-    #[test]
-    fn shapes() {
-        assert_eq!(shape("123"), Shape::Integer);
-        assert_eq!(shape("123e4567-e89b-12d3-a456-426614174000"), Shape::Uuid);
-        assert_eq!(shape("5f2b9c0e1a3d4e5f6a7b8c9d"), Shape::Hex);
-        assert_eq!(shape("2024-01-31"), Shape::Date);
-        assert_eq!(shape("alice%40example.com"), Shape::Email);
-        assert_eq!(shape("pay_0f3a9c2b71d4e8a6"), Shape::Token);
-        assert_eq!(shape("SKU-00123"), Shape::Token);
-        for w in ["users", "me", "v1", "v2", "oauth2", "sha256", "iso8601", "payment-methods", "deadbeef", "2fa"] {
-            assert_eq!(shape(w), Shape::Word, "{w}");
-        }
-    }
-
-    #[test]
-    fn signed_and_decimal_numbers_are_integers() {
-        for v in ["-1826", "-9223372036854775808", "+3", "0.5", "-1.25"] {
-            assert_eq!(shape(v), Shape::Integer, "{v}");
-        }
-        for w in ["v1.2", "-", ".", "1.", ".5", "1.2.3"] {
-            assert_ne!(shape(w), Shape::Integer, "{w}");
-        }
-    }
-
-    #[test]
-    fn resource_words() {
-        for w in ["me", "v2", "findByStatus", "createWithArray", "export-csv", "by_name", "oauth2"] {
-            assert!(resource_word(w), "{w}");
-        }
-        for v in [
-            "AAA",
-            "Alice",
-            "true",
-            "null",
-            "False",
-            "null%2Cnull",
-            "__main__",
-            "_x",
-            "x-",
-            "a--b",
-            "%C2%92",
-            "é",
-            "0.5",
-            "",
-        ] {
-            assert!(!resource_word(v), "{v}");
-        }
     }
 
     /// What a fuzzing client (schemathesis, invalid data) puts where the spec has a parameter.
@@ -923,17 +826,6 @@ mod tests {
         }
         assert_eq!(templates(&t), ["/user/login", "/user/{userId}"]);
         assert_eq!(learn(&mut t, "/user/__main__").unwrap(), "/user/{userId}");
-    }
-
-    #[test]
-    fn names() {
-        assert_eq!(param_name(Some("users"), 1), "userId");
-        assert_eq!(param_name(Some("payment-methods"), 1), "paymentMethodId");
-        assert_eq!(param_name(Some("categories"), 1), "categoryId");
-        assert_eq!(param_name(Some("addresses"), 1), "addressId");
-        assert_eq!(param_name(Some("status"), 1), "statusId");
-        assert_eq!(param_name(Some("v1"), 2), "param2");
-        assert_eq!(param_name(None, 3), "param3");
     }
 
     #[test]
@@ -1036,7 +928,8 @@ mod tests {
                 }
             }
             let mut c = TreeCounters::default();
-            let _ = t.walk(&p, true, &caps, &OpCaps::default(), &mut c, &|| {});
+            let ex = Exchange::new(true, "GET", Some(200));
+            let _ = t.walk(&p, &ex, &caps, &OpCaps::default(), &mut c, &|| {});
             if i % 10_000 == 0 {
                 assert!(count_nodes(&t.root) <= caps.max_nodes + 1);
             }
@@ -1062,4 +955,134 @@ mod tests {
         assert!(check_template("/a/x{y}").is_err());
         assert!(check_template("/a/../b").is_err());
     }
+
+    /// One exchange: GET answered 200 with a JSON body.
+    fn read(tree: &mut Tree, path: &str, body: &str) -> Option<String> {
+        let mut c = TreeCounters::default();
+        let mut ex = Exchange::new(true, "GET", Some(200));
+        ex.response_body = body.as_bytes();
+        ex.response_type = "application/json";
+        let f = tree.walk(path, &ex, &TreeCaps::default(), &OpCaps::default(), &mut c, &|| {})?;
+        if f.node.ops.is_empty() {
+            f.node.ops.push(("GET".into(), Operation::default()));
+        }
+        Some(f.template)
+    }
+
+    #[test]
+    fn trailing_slashes_are_kept() {
+        let mut t = Tree::default();
+        assert_eq!(learn(&mut t, "/v2/items/").unwrap(), "/v2/items/");
+        assert_eq!(learn(&mut t, "/v2/items").unwrap(), "/v2/items");
+        assert_eq!(learn(&mut t, "/v2/items/17/").unwrap(), "/v2/items/{itemId}/");
+        assert_eq!(learn(&mut t, "/v2/items/18/").unwrap(), "/v2/items/{itemId}/");
+        assert_eq!(learn(&mut t, "/").unwrap(), "/");
+        assert_eq!(templates(&t), ["/", "/v2/items", "/v2/items/", "/v2/items/{itemId}/"]);
+        // Pinned as written.
+        t.pin("/v3/things/{thingId}/", &OpCaps::default()).unwrap();
+        assert_eq!(learn(&mut t, "/v3/things/abc/").unwrap(), "/v3/things/{thingId}/");
+        assert!(t.find_mut("/v3/things/{thingId}/").is_some());
+        assert!(t.find_mut("/v3/things/{thingId}").is_some_and(|n| n.ops.is_empty()));
+    }
+
+    #[test]
+    fn one_word_endpoints_at_the_first_position_stay() {
+        let mut t = Tree::default();
+        let words = [
+            "login", "logout", "search", "export", "health", "status", "files", "upload", "download", "anything",
+            "headers", "cookies", "delay", "stream", "bytes", "image", "json", "xml", "html", "gzip", "deflate",
+            "brotli", "encoding", "redirect", "cache", "etag", "range", "links", "robots", "uuid",
+        ];
+        for w in words {
+            assert_eq!(read(&mut t, &format!("/{w}"), &format!("{{\"{w}\": 1}}")).unwrap(), format!("/{w}"));
+        }
+        assert_eq!(templates(&t).len(), words.len());
+    }
+
+    #[test]
+    fn one_word_endpoints_with_different_shapes_stay_below_a_prefix() {
+        let mut t = Tree::default();
+        let words = [
+            "login", "logout", "search", "export", "health", "status", "files", "upload", "download", "anything",
+            "headers", "cookies", "delay", "stream", "bytes", "image", "json", "xml", "html", "gzip", "deflate",
+            "brotli", "encoding", "redirect", "cache", "etag", "range", "links",
+        ];
+        for w in words {
+            let body = format!("{{\"{w}\": 1, \"{w}_at\": 2}}");
+            assert_eq!(read(&mut t, &format!("/api/{w}"), &body).unwrap(), format!("/api/{w}"));
+        }
+        assert_eq!(templates(&t).len(), words.len());
+    }
+
+    #[test]
+    fn word_ids_named_by_the_exchange() {
+        let mut t = Tree::default();
+        assert_eq!(read(&mut t, "/projects/website", r#"{"slug": "website", "title": "W"}"#).unwrap(), "/projects/{projectId}");
+        assert_eq!(
+            read(&mut t, "/projects/website/boards/backlog", r#"{"id": "backlog", "project_id": "website"}"#).unwrap(),
+            "/projects/{projectId}/boards/{boardId}"
+        );
+        // A word the response does not name as an id stays.
+        assert_eq!(read(&mut t, "/projects/export", r#"{"rows": 3}"#).unwrap(), "/projects/export");
+    }
+
+    #[test]
+    fn collections_learned_across_operations() {
+        let mut t = Tree::default();
+        learn(&mut t, "/v1/users/42");
+        assert_eq!(learn(&mut t, "/v2/users/jdoe").unwrap(), "/v2/users/{userId}");
+    }
+
+    #[test]
+    fn siblings_leading_to_the_same_literal_are_values() {
+        let mut t = Tree::default();
+        assert_eq!(learn(&mut t, "/projects/website/boards").unwrap(), "/projects/website/boards");
+        assert_eq!(learn(&mut t, "/projects/mobile/boards").unwrap(), "/projects/{projectId}/boards");
+        assert_eq!(templates(&t), ["/projects/{projectId}/boards"]);
+    }
+
+    #[test]
+    fn word_digit_ids_sharing_a_pattern() {
+        let mut t = Tree::default();
+        // Long enough with digits: an id by shape alone.
+        assert_eq!(learn(&mut t, "/invoices/inv2024-7").unwrap(), "/invoices/{invoiceId}");
+        assert_eq!(learn(&mut t, "/tags/red1").unwrap(), "/tags/red1");
+        assert_eq!(learn(&mut t, "/tags/block3").unwrap(), "/tags/{tagId}");
+        assert_eq!(templates(&t), ["/invoices/{invoiceId}", "/tags/{tagId}"]);
+        // Versions are no ids.
+        learn(&mut t, "/api/v1/x");
+        assert_eq!(learn(&mut t, "/api/v2/x").unwrap(), "/api/v2/x");
+    }
+
+    #[test]
+    fn siblings_answering_one_shape_are_one_parameter() {
+        let mut t = Tree::default();
+        let user = |n: &str| format!(r#"{{"username": "{n}x", "email": "e", "joined": 1}}"#);
+        assert_eq!(read(&mut t, "/users/jdoe", &user("a")).unwrap(), "/users/jdoe");
+        assert_eq!(read(&mut t, "/users/alice", &user("b")).unwrap(), "/users/{userId}");
+        assert_eq!(read(&mut t, "/users/bob", &user("c")).unwrap(), "/users/{userId}");
+        // Different shapes: different resources.
+        assert_eq!(read(&mut t, "/reports/daily", r#"{"day": 1, "rows": []}"#).unwrap(), "/reports/daily");
+        assert_eq!(read(&mut t, "/reports/summary", r#"{"total": 1}"#).unwrap(), "/reports/summary");
+        assert_eq!(read(&mut t, "/reports/errors", r#"[{"code": 1}]"#).unwrap(), "/reports/errors");
+        // camelCase names are a programmer's, not a user's, whatever their answers.
+        assert_eq!(read(&mut t, "/pet/findByStatus", r#"[{"id": 1}]"#).unwrap(), "/pet/findByStatus");
+        assert_eq!(read(&mut t, "/pet/findByTags", r#"[{"id": 1}]"#).unwrap(), "/pet/findByTags");
+        // The first position names the API: literal whatever the shapes.
+        assert_eq!(read(&mut t, "/alpha", r#"{"a": 1}"#).unwrap(), "/alpha");
+        assert_eq!(read(&mut t, "/beta", r#"{"a": 1}"#).unwrap(), "/beta");
+    }
+
+    #[test]
+    fn secrets_never_become_literals() {
+        let mut t = Tree::default();
+        assert_eq!(learn(&mut t, "/auth/jdoe/Sup3rS3cret").unwrap(), "/auth/jdoe/{jdoeId}");
+        assert_eq!(learn(&mut t, "/password/reset/hunter2").unwrap(), "/password/reset/{resetId}");
+        assert_eq!(learn(&mut t, "/share/abcdefgh").unwrap(), "/share/{shareId}");
+        assert_eq!(learn(&mut t, "/users/jdoe%40example.com").unwrap(), "/users/{userId}");
+        for v in ["Sup3rS3cret", "hunter2", "abcdefgh", "jdoe%40example.com"] {
+            assert!(templates(&t).iter().all(|x| !x.contains(v)), "{v}: {:?}", templates(&t));
+        }
+    }
 }
+

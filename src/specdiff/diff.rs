@@ -181,6 +181,7 @@ fn empty_like(spec: &Spec) -> Spec {
         operations: Vec::new(),
         security_schemes: Default::default(),
         stats: LoadStats::default(),
+        defects: Vec::new(),
     }
 }
 
@@ -195,6 +196,8 @@ pub fn match_score(obs: &[Segment], spec: &[Segment]) -> Option<u32> {
     for (o, s) in obs.iter().zip(spec) {
         score += match (o, s) {
             (Segment::Literal(a), Segment::Literal(b)) if a == b => 3,
+            // A trailing slash (the empty last literal) is only ever itself.
+            (Segment::Literal(a), _) | (_, Segment::Literal(a)) if a.is_empty() => return None,
             (Segment::Literal(a), Segment::Mixed(pieces)) if mixed_matches(a, pieces) => 2,
             (Segment::Mixed(a), Segment::Mixed(b)) if a == b => 2,
             (Segment::Param(_), Segment::Param(_)) => 2,
@@ -883,13 +886,20 @@ paths:
         assert_eq!(match_score(&segs("/users/{userId}"), &segs("/users/me")), None);
         assert_eq!(match_score(&segs("/users"), &segs("/users/{id}")), None);
         assert_eq!(match_score(&segs("/users/1/x"), &segs("/users/{id}")), None);
+        // A trailing slash is part of the path.
+        assert!(match_score(&segs("/users/"), &segs("/users/")).is_some());
+        assert!(match_score(&segs("/users/{userId}/"), &segs("/users/{id}/")).is_some());
+        assert_eq!(match_score(&segs("/users/"), &segs("/users")), None);
+        assert_eq!(match_score(&segs("/users/"), &segs("/users/{id}")), None);
+        assert_eq!(match_score(&segs("/users/{id}"), &segs("/users/")), None);
         // Mixed segments.
         assert!(match_score(&segs("/files/report.json"), &segs("/files/{name}.json")).is_some());
         assert_eq!(match_score(&segs("/files/report.xml"), &segs("/files/{name}.json")), None);
         assert_eq!(match_score(&segs("/files/.json"), &segs("/files/{name}.json")), None);
         assert!(match_score(&segs("/a/v1-7-x"), &segs("/a/v{major}-{minor}-x")).is_some());
-        // Trailing and doubled slashes do not matter.
-        assert!(match_score(&segs("/users/"), &segs("//users")).is_some());
+        // Doubled slashes do not matter; a trailing one does (above).
+        assert!(match_score(&segs("/users/"), &segs("//users/")).is_some());
+        assert!(match_score(&segs("/users"), &segs("//users")).is_some());
     }
 
     #[test]

@@ -1,7 +1,11 @@
 //! Reading a spec file (JSON or YAML) and normalising Swagger 2.0, OpenAPI 3.0 and 3.1 into [`Spec`].
 //!
-//! Strict for the owner's spec (a spec we cannot understand is a configuration error that names the file,
-//! line and field); lenient for the inventory's own documents (a bad operation is skipped, not fatal).
+//! Lenient, as Swagger UI and Prism are: specs in the wild are sloppy. Only a document that does not parse
+//! as JSON or YAML, is not an object, or has no `paths` is refused (the error names the file, line and
+//! field). Everything else that is wrong (an unknown type name, a malformed response key, an unsupported
+//! version string, a bad `$ref`) is read past where the meaning of the rest is clear: the part is skipped or
+//! taken as "anything", and the defect is kept in [`Spec::defects`] with its pointer and line for the
+//! completeness report. `strict` (tests) turns every defect into an error.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -23,6 +27,9 @@ pub const MAX_SCHEMA_DEPTH: usize = 24;
 pub const MAX_SCHEMA_NODES: usize = 300_000;
 /// `$ref` hops followed for one parameter, body or response before giving up.
 const MAX_REF_HOPS: usize = 16;
+
+/// Defects kept per document (the rest are counted in one more entry).
+const MAX_DEFECTS: usize = 500;
 
 const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
 
@@ -112,10 +119,14 @@ pub fn parse_spec(text: &str, source: &str, json: bool) -> Result<Spec, SpecErro
             )
         })?
     };
-    from_value(&root, source, true).map_err(|p| {
+    let mut spec = from_value(&root, source, false).map_err(|p| {
         let line = line_of(text, &p.pointer, json);
         mk(line, None, Some(p.pointer), p.what)
-    })
+    })?;
+    for d in &mut spec.defects {
+        d.line = line_of(text, &d.pointer, json);
+    }
+    Ok(spec)
 }
 
 /// OpenAPI 3 documents are YAML 1.2: `n`, `no` and `off` are strings (a parameter named `n` is common),
@@ -130,29 +141,47 @@ pub(crate) fn yaml_options() -> serde_saphyr::Options {
 /// problems are skipped (for documents we produced ourselves).
 pub fn from_value(root: &Value, source: &str, strict: bool) -> Result<Spec, Problem> {
     let obj = root.as_object().ok_or_else(|| problem("", "the document is not an object"))?;
+    let mut defects = Vec::new();
     let dialect = if let Some(v) = obj.get("openapi") {
-        let s = v.as_str().ok_or_else(|| problem("/openapi", "`openapi` must be a version string"))?;
+        let s = match v.as_str() {
+            Some(s) => s,
+            None if strict => return Err(problem("/openapi", "`openapi` must be a version string")),
+            None => {
+                defects.push(problem("/openapi", "`openapi` must be a version string: read as 3.0"));
+                "3.0"
+            }
+        };
         if s.starts_with("3.0") {
             Dialect::OpenApi30
         } else if s.starts_with("3.1") || s.starts_with("3.2") {
             Dialect::OpenApi31
-        } else {
+        } else if strict {
             return Err(problem("/openapi", format!("unsupported OpenAPI version `{s}` (3.0, 3.1 or Swagger 2.0)")));
+        } else {
+            defects.push(problem("/openapi", format!("unsupported OpenAPI version `{s}`: read as 3.0")));
+            Dialect::OpenApi30
         }
     } else if let Some(v) = obj.get("swagger") {
         match v.as_str().or_else(|| v.as_f64().filter(|f| *f == 2.0).map(|_| "2.0")) {
             Some("2.0") => Dialect::Swagger2,
-            _ => return Err(problem("/swagger", "unsupported Swagger version (only \"2.0\")")),
+            _ if strict => return Err(problem("/swagger", "unsupported Swagger version (only \"2.0\")")),
+            _ => {
+                defects.push(problem("/swagger", "unsupported Swagger version: read as 2.0"));
+                Dialect::Swagger2
+            }
         }
-    } else {
+    } else if strict || !obj.contains_key("paths") {
         return Err(problem("", "not an OpenAPI document: no `openapi` or `swagger` field"));
+    } else {
+        defects.push(problem("", "no `openapi` or `swagger` field: read as OpenAPI 3.0"));
+        Dialect::OpenApi30
     };
-    let mut n = Norm { root, dialect, strict, stats: LoadStats::default(), nodes: 0 };
+    let mut n = Norm { root, dialect, strict, stats: LoadStats::default(), nodes: 0, defects };
     let title = obj.get("info").and_then(|i| i.get("title")).and_then(Value::as_str).map(str::to_owned);
-    let base_paths = n.base_paths(obj)?;
-    let security_schemes = n.security_schemes(obj)?;
+    let base_paths = n.base_paths(obj).or_else(|p| n.defect(p).map(|()| Vec::new()))?;
+    let security_schemes = n.security_schemes(obj).or_else(|p| n.defect(p).map(|()| BTreeMap::new()))?;
     let global_security = match obj.get("security") {
-        Some(v) => Some(security_requirements(v, "/security")?),
+        Some(v) => security_requirements(v, "/security").map(Some).or_else(|p| n.defect(p).map(|()| None))?,
         None => None,
     };
     let mut operations = Vec::new();
@@ -165,22 +194,32 @@ pub fn from_value(root: &Value, source: &str, strict: bool) -> Result<Spec, Prob
                     continue;
                 }
                 let ptr = format!("/paths/{}", escape_token(path));
-                if !path.starts_with('/') {
-                    if strict {
-                        return Err(problem(&ptr, format!("path `{path}` does not start with `/`")));
-                    }
-                    continue;
-                }
-                match n.path_item(path, item, &ptr, global_security.as_ref(), &mut operations) {
-                    Ok(()) => {}
-                    Err(p) if strict => return Err(p),
-                    Err(_) => {}
+                let fixed;
+                let path = if path.starts_with('/') {
+                    path.as_str()
+                } else {
+                    n.defect(problem(&ptr, format!("path `{path}` does not start with `/`: read with one")))?;
+                    fixed = format!("/{path}");
+                    fixed.as_str()
+                };
+                if let Err(p) = n.path_item(path, item, &ptr, global_security.as_ref(), &mut operations) {
+                    n.defect(p)?;
                 }
             }
         }
         Some(_) => return Err(problem("/paths", "`paths` must be an object")),
     }
-    Ok(Spec { source: source.to_owned(), dialect, title, base_paths, operations, security_schemes, stats: n.stats })
+    let defects = n.defects.into_iter().map(|p| Defect { pointer: p.pointer, line: None, what: p.what }).collect();
+    Ok(Spec {
+        source: source.to_owned(),
+        dialect,
+        title,
+        base_paths,
+        operations,
+        security_schemes,
+        stats: n.stats,
+        defects,
+    })
 }
 
 fn security_requirements(v: &Value, ptr: &str) -> Result<Vec<Vec<String>>, Problem> {
@@ -225,6 +264,7 @@ struct Norm<'a> {
     strict: bool,
     stats: LoadStats,
     nodes: usize,
+    defects: Vec<Problem>,
 }
 
 /// What a `$ref` chain ended on.
@@ -234,6 +274,19 @@ enum Deref<'a> {
 }
 
 impl<'a> Norm<'a> {
+    /// A defect read past (kept, up to [`MAX_DEFECTS`]), or the error when strict.
+    fn defect(&mut self, p: Problem) -> Result<(), Problem> {
+        if self.strict {
+            return Err(p);
+        }
+        match self.defects.len() {
+            n if n < MAX_DEFECTS => self.defects.push(p),
+            n if n == MAX_DEFECTS => self.defects.push(problem("", "more defects (not listed)")),
+            _ => {}
+        }
+        Ok(())
+    }
+
     /// Follows `$ref`s (local only) from `v` at `ptr`.
     fn deref(&mut self, v: &'a Value, ptr: &str) -> Result<Deref<'a>, Problem> {
         let mut cur = v;
@@ -348,8 +401,7 @@ impl<'a> Norm<'a> {
             let op_ptr = format!("{ptr}/{method}");
             match self.operation(path, method, op, &op_ptr, &common, global_security) {
                 Ok(o) => out.push(o),
-                Err(p) if self.strict => return Err(p),
-                Err(_) => {}
+                Err(p) => self.defect(p)?,
             }
         }
         Ok(())
@@ -378,7 +430,10 @@ impl<'a> Norm<'a> {
         let deprecated = match obj.get("deprecated") {
             None => false,
             Some(Value::Bool(b)) => *b,
-            Some(_) => return Err(problem(&format!("{ptr}/deprecated"), "`deprecated` must be a boolean")),
+            Some(_) => {
+                self.defect(problem(&format!("{ptr}/deprecated"), "`deprecated` must be a boolean"))?;
+                false
+            }
         };
         let security = match obj.get("security") {
             Some(v) => Some(security_requirements(v, &format!("{ptr}/security"))?),
@@ -448,58 +503,63 @@ impl<'a> Norm<'a> {
         let arr = v.as_array().ok_or_else(|| problem(ptr, "`parameters` must be an array"))?;
         let mut out = Parsed::default();
         for (i, p) in arr.iter().enumerate() {
-            let p_ptr = format!("{ptr}/{i}");
-            let (p, p_ptr) = match self.deref(p, &p_ptr)? {
-                Deref::Found(v, ptr) => (v, ptr),
-                Deref::External => continue,
-            };
-            let obj = p.as_object().ok_or_else(|| problem(&p_ptr, "a parameter must be an object"))?;
-            let name = obj
-                .get("name")
-                .and_then(Value::as_str)
-                .ok_or_else(|| problem(&p_ptr, "a parameter needs a `name` string"))?;
-            let location = obj
-                .get("in")
-                .and_then(Value::as_str)
-                .ok_or_else(|| problem(&p_ptr, format!("parameter `{name}` needs an `in` string")))?;
-            let required = obj.get("required").and_then(Value::as_bool).unwrap_or(location == "path");
-            let deprecated = obj.get("deprecated").and_then(Value::as_bool).unwrap_or(false);
-            if self.dialect == Dialect::Swagger2 {
-                match location {
-                    "body" => {
-                        let s = obj
-                            .get("schema")
-                            .ok_or_else(|| problem(&p_ptr, format!("body parameter `{name}` needs a `schema`")))?;
-                        out.body = Some(self.schema(s, &format!("{p_ptr}/schema"), 0, &mut Vec::new())?);
-                        continue;
-                    }
-                    "formData" => {
-                        let s = self.schema(p, &p_ptr, 0, &mut Vec::new())?;
-                        out.form.push((name.to_owned(), required, s));
-                        continue;
-                    }
-                    _ => {}
-                }
+            // One bad parameter costs that parameter, not its operation.
+            if let Err(e) = self.parameter(p, format!("{ptr}/{i}"), &mut out) {
+                self.defect(e)?;
             }
-            let loc = ParamIn::from_name(location).ok_or_else(|| {
-                problem(
-                    &format!("{p_ptr}/in"),
-                    format!("parameter `{name}`: `in` is `{location}`, expected path, query, header or cookie"),
-                )
-            })?;
-            let schema = if self.dialect == Dialect::Swagger2 {
-                // 2.0 parameters carry type, format and constraints themselves.
-                if obj.contains_key("type") { Some(self.schema(p, &p_ptr, 0, &mut Vec::new())?) } else { None }
-            } else if let Some(s) = obj.get("schema") {
-                Some(self.schema(s, &format!("{p_ptr}/schema"), 0, &mut Vec::new())?)
-            } else if let Some(c) = obj.get("content") {
-                self.content_map(Some(c), &format!("{p_ptr}/content"))?.into_iter().find_map(|c| c.schema)
-            } else {
-                None
-            };
-            out.params.push(Param { location: loc, name: name.to_owned(), required, deprecated, schema });
         }
         Ok(out)
+    }
+
+    fn parameter(&mut self, p: &'a Value, p_ptr: String, out: &mut Parsed) -> Result<(), Problem> {
+        let (p, p_ptr) = match self.deref(p, &p_ptr)? {
+            Deref::Found(v, ptr) => (v, ptr),
+            Deref::External => return Ok(()),
+        };
+        let obj = p.as_object().ok_or_else(|| problem(&p_ptr, "a parameter must be an object"))?;
+        let name =
+            obj.get("name").and_then(Value::as_str).ok_or_else(|| problem(&p_ptr, "a parameter needs a `name` string"))?;
+        let location = obj
+            .get("in")
+            .and_then(Value::as_str)
+            .ok_or_else(|| problem(&p_ptr, format!("parameter `{name}` needs an `in` string")))?;
+        let required = obj.get("required").and_then(Value::as_bool).unwrap_or(location == "path");
+        let deprecated = obj.get("deprecated").and_then(Value::as_bool).unwrap_or(false);
+        if self.dialect == Dialect::Swagger2 {
+            match location {
+                "body" => {
+                    let s = obj
+                        .get("schema")
+                        .ok_or_else(|| problem(&p_ptr, format!("body parameter `{name}` needs a `schema`")))?;
+                    out.body = Some(self.schema(s, &format!("{p_ptr}/schema"), 0, &mut Vec::new())?);
+                    return Ok(());
+                }
+                "formData" => {
+                    let s = self.schema(p, &p_ptr, 0, &mut Vec::new())?;
+                    out.form.push((name.to_owned(), required, s));
+                    return Ok(());
+                }
+                _ => {}
+            }
+        }
+        let loc = ParamIn::from_name(location).ok_or_else(|| {
+            problem(
+                &format!("{p_ptr}/in"),
+                format!("parameter `{name}`: `in` is `{location}`, expected path, query, header or cookie"),
+            )
+        })?;
+        let schema = if self.dialect == Dialect::Swagger2 {
+            // 2.0 parameters carry type, format and constraints themselves.
+            if obj.contains_key("type") { Some(self.schema(p, &p_ptr, 0, &mut Vec::new())?) } else { None }
+        } else if let Some(s) = obj.get("schema") {
+            Some(self.schema(s, &format!("{p_ptr}/schema"), 0, &mut Vec::new())?)
+        } else if let Some(c) = obj.get("content") {
+            self.content_map(Some(c), &format!("{p_ptr}/content"))?.into_iter().find_map(|c| c.schema)
+        } else {
+            None
+        };
+        out.params.push(Param { location: loc, name: name.to_owned(), required, deprecated, schema });
+        Ok(())
     }
 
     fn content_map(&mut self, v: Option<&'a Value>, ptr: &str) -> Result<Vec<Content>, Problem> {
@@ -532,7 +592,8 @@ impl<'a> Norm<'a> {
                     && (status.bytes().skip(1).all(|b| b.is_ascii_digit())
                         || status.get(1..).is_some_and(|s| s.eq_ignore_ascii_case("XX"))));
             if !valid {
-                return Err(problem(&p, format!("`{status}` is not a status code, range (4XX) or `default`")));
+                self.defect(problem(&p, format!("`{status}` is not a status code, range (4XX) or `default`")))?;
+                continue;
             }
             let (r, rp) = match self.deref(r, &p)? {
                 Deref::Found(v, ptr) => (v, ptr),
@@ -542,7 +603,8 @@ impl<'a> Norm<'a> {
                 }
             };
             if !r.is_object() {
-                return Err(problem(&rp, "a response must be an object"));
+                self.defect(problem(&rp, "a response must be an object"))?;
+                continue;
             }
             let content = if self.dialect == Dialect::Swagger2 {
                 match r.get("schema") {
@@ -715,13 +777,13 @@ impl<'a> Norm<'a> {
         Ok(s)
     }
 
-    fn type_bit(&self, t: &str, ptr: &str) -> Result<u8, Problem> {
+    fn type_bit(&mut self, t: &str, ptr: &str) -> Result<u8, Problem> {
         match Types::from_name(t) {
             Some(b) => Ok(b),
             // Swagger 2.0 `file` (form uploads) travels as a string.
             None if t == "file" => Ok(Types::STRING),
-            None if !self.strict => Ok(0),
-            None => Err(problem(&format!("{ptr}/type"), format!("unknown type `{t}`"))),
+            // Unknown: any type (what Swagger UI and Prism do), and a defect.
+            None => self.defect(problem(&format!("{ptr}/type"), format!("unknown type `{t}`: read as any type"))).map(|()| 0),
         }
     }
 }
@@ -930,45 +992,79 @@ components:
     }
 
     #[test]
-    fn errors_name_file_line_and_field() {
-        let e = yaml("openapi: 3.0.0\npaths:\n  /a:\n    get:\n      parameters:\n        - name: q\n          in: body\n      responses: {}\n")
-            .unwrap_err();
-        assert_eq!(e.file, "t.yaml");
-        assert_eq!(e.line, Some(7), "{e}");
-        assert_eq!(e.pointer.as_deref(), Some("/paths/~1a/get/parameters/0/in"));
-        let msg = e.to_string();
-        assert!(msg.contains("t.yaml: line 7") && msg.contains("`in` is `body`"), "{msg}");
-
-        let e = yaml("openapi: 3.0.0\npaths:\n  /a:\n    get:\n      responses:\n        '200':\n          $ref: '#/components/responses/Nope'\n")
-            .unwrap_err();
-        assert_eq!(e.line, Some(7), "{e}");
-        assert!(e.what.contains("does not resolve"), "{e}");
-
+    fn refused_documents_name_file_line_and_field() {
         let e = yaml("openapi: 3.0.0\npaths:\n  /a: [\n").unwrap_err();
+        assert_eq!(e.file, "t.yaml");
         assert_eq!((e.line, e.column), (Some(3), Some(7)), "{e}");
         assert_eq!(e.what, "invalid YAML: unclosed bracket '['");
+        let msg = e.to_string();
+        assert!(msg.contains("t.yaml: line 3"), "{msg}");
 
         let e = parse_spec("{\n  \"openapi\": \"3.0.0\",\n  \"paths\": {\"/a\" 1}\n}", "t.json", true).unwrap_err();
         assert_eq!(e.line, Some(3), "{e}");
 
-        let e = parse_spec("{\n \"swagger\": \"2.0\",\n \"paths\": {\n  \"a\": {}\n }\n}", "t.json", true).unwrap_err();
-        assert_eq!((e.line, e.pointer.as_deref()), (Some(4), Some("/paths/a")), "{e}");
-
         for (text, what) in [
             ("info: {}\n", "not an OpenAPI document"),
-            ("openapi: 2.5.0\npaths: {}\n", "unsupported OpenAPI version"),
             ("openapi: 3.0.0\n", "no `paths`"),
-            ("openapi: 3.0.0\npaths:\n  /a:\n    get:\n      responses:\n        '600': {}\n", "not a status code"),
-            ("openapi: 3.0.0\npaths:\n  /a:\n    get:\n      parameters:\n        - {in: query}\n", "needs a `name`"),
-            (
-                "openapi: 3.0.0\npaths:\n  /a:\n    get:\n      parameters:\n        - {name: a, in: query, schema: {type: strng}}\n",
-                "unknown type",
-            ),
+            ("swagger: '2.0'\npaths: [1]\n", "`paths` must be an object"),
             ("- 1\n", "not an object"),
         ] {
             let e = yaml(text).unwrap_err();
             assert!(e.what.contains(what), "{text}: {e}");
         }
+    }
+
+    /// What Swagger UI and Prism read past, we read past too: each defect is kept with its pointer and line,
+    /// and only the defective part is lost.
+    #[test]
+    fn defects_are_read_past_with_pointer_and_line() {
+        let s = yaml("openapi: 3.0.0\npaths:\n  /a:\n    get:\n      parameters:\n        - name: q\n          in: body\n        - {name: r, in: query}\n      responses: {}\n")
+            .unwrap();
+        assert_eq!(s.operations.len(), 1);
+        assert_eq!(s.operations[0].parameters.len(), 1, "the good parameter stays");
+        assert_eq!(s.defects.len(), 1);
+        assert_eq!(s.defects[0].line, Some(7));
+        assert_eq!(s.defects[0].pointer, "/paths/~1a/get/parameters/0/in");
+        assert!(s.defects[0].what.contains("`in` is `body`"));
+
+        let s = yaml("openapi: 3.0.0\npaths:\n  /a:\n    get:\n      responses:\n        '200':\n          $ref: '#/components/responses/Nope'\n")
+            .unwrap();
+        assert_eq!((s.defects[0].line, s.defects[0].what.contains("does not resolve")), (Some(7), true), "{:?}", s.defects);
+
+        let s = parse_spec("{\n \"swagger\": \"2.0\",\n \"paths\": {\n  \"a\": {\"get\": {}}\n }\n}", "t.json", true).unwrap();
+        assert_eq!(s.operations[0].template, "/a");
+        assert_eq!((s.defects[0].line, s.defects[0].pointer.as_str()), (Some(4), "/paths/a"));
+
+        for (text, what) in [
+            ("openapi: 2.5.0\npaths: {/a: {get: {}}}\n", "unsupported OpenAPI version"),
+            ("openapi: 3.0.0\npaths:\n  /a:\n    get:\n      responses:\n        '600': {}\n        '200': {description: ok}\n", "not a status code"),
+            ("openapi: 3.0.0\npaths:\n  /a:\n    get:\n      parameters:\n        - {in: query}\n", "needs a `name`"),
+            ("openapi: 3.0.0\npaths:\n  /a:\n    get:\n      deprecated: 'yes'\n", "must be a boolean"),
+            ("paths: {/a: {get: {}}}\n", "read as OpenAPI 3.0"),
+        ] {
+            let s = yaml(text).unwrap();
+            assert_eq!(s.operations.len(), 1, "{text}");
+            assert!(s.defects.iter().any(|d| d.what.contains(what)), "{text}: {:?}", s.defects);
+            assert!(s.defects.iter().all(|d| d.line.is_some()), "{text}: {:?}", s.defects);
+        }
+    }
+
+    /// A Swagger 2.0 document as a real server serves it: a non-standard type name on one parameter, no
+    /// `info`, an extension field, a relative host-less base path.
+    #[test]
+    fn sloppy_swagger_from_a_real_server_loads() {
+        let text = r#"{"swagger": "2.0", "basePath": "api/v1", "x-generator": {"name": "x"},
+            "paths": {"/items/": {"get": {"parameters": [{"name": "limit", "in": "query", "type": "int"},
+                {"name": "q", "in": "query", "type": "string"}], "responses": {"200": {"description": "ok"}}}},
+              "/items/{id}/": {"get": {"parameters": [{"name": "id", "in": "path", "required": true, "type": "uuid"}],
+                "responses": {"200": {"description": "ok"}}}}}}"#;
+        let s = parse_spec(text, "t.json", true).unwrap();
+        assert_eq!(s.operations.len(), 2);
+        assert_eq!(s.base_paths, ["/api/v1"]);
+        assert_eq!(s.defects.len(), 2, "{:?}", s.defects);
+        assert!(s.defects.iter().all(|d| d.what.contains("unknown type")));
+        let t: Vec<&str> = s.operations.iter().map(|o| o.template.as_str()).collect();
+        assert!(t.contains(&"/items/") && t.contains(&"/items/{id}/"), "{t:?}");
     }
 
     #[test]
@@ -987,8 +1083,8 @@ components:
     #[test]
     fn ref_chains_and_deep_schemas_are_bounded() {
         // A $ref loop outside schemas: reported, not followed forever.
-        let e = yaml("openapi: 3.0.0\npaths:\n  /a:\n    $ref: '#/paths/~1a'\n").unwrap_err();
-        assert!(e.what.contains("hops"), "{e}");
+        let s = yaml("openapi: 3.0.0\npaths:\n  /a:\n    $ref: '#/paths/~1a'\n").unwrap();
+        assert!(s.defects[0].what.contains("hops"), "{:?}", s.defects);
         // Very deep nesting: capped and counted.
         let mut schema = String::from("{type: string}");
         for _ in 0..40 {

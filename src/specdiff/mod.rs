@@ -30,7 +30,7 @@ pub use diff::{
 };
 pub use load::{MAX_OPERATIONS, MAX_SCHEMA_DEPTH, MAX_SCHEMA_NODES, MAX_SPEC_BYTES, SpecError, load_spec, parse_spec};
 pub use model::{
-    Additional, Content, Dialect, LoadStats, Operation, Param, ParamIn, Response, Schema, SecurityScheme, Segment,
+    Additional, Content, Defect, Dialect, LoadStats, Operation, Param, ParamIn, Response, Schema, SecurityScheme, Segment,
     Spec, Types,
 };
 
@@ -55,6 +55,14 @@ pub fn register(reg: &mut Registry, settings: &AnalysisSettings) -> Result<Arc<V
         .collect::<Result<Vec<_>, _>>()?;
     for s in &specs {
         tracing::info!(spec = %s.source, operations = s.operations.len(), "Spec loaded for the spec diff.");
+        if let Some(first) = s.defects.first() {
+            tracing::warn!(
+                spec = %s.source,
+                defects = s.defects.len(),
+                first = %format!("line {}: at {}: {}", first.line.unwrap_or(0), first.pointer, first.what),
+                "Spec has defects that were read past; spec-diff.json lists them under `defects`."
+            );
+        }
     }
     let specs = Arc::new(specs);
     let for_report = Arc::clone(&specs);
@@ -74,6 +82,8 @@ pub struct SpecReport {
     /// The services it was compared with (empty: no observed service matched it).
     pub applied_to: Vec<String>,
     pub completeness: Vec<Incomplete>,
+    /// What the document gets wrong but was read past (with pointer and line).
+    pub defects: Vec<Defect>,
     pub load: LoadStats,
 }
 
@@ -136,6 +146,7 @@ pub fn build_report(specs: &[Spec], observed: &[(String, Value)]) -> Report {
             operations: spec.operations.len(),
             applied_to: applied.iter().filter_map(|&i| obs.get(i)).map(|(n, _)| n.clone()).collect(),
             completeness: completeness(spec),
+            defects: spec.defects.clone(),
             load: spec.stats.clone(),
         });
     }
@@ -180,6 +191,7 @@ fn merge(specs: &[Spec], ids: &[usize]) -> Spec {
             operations: Vec::new(),
             security_schemes: BTreeMap::new(),
             stats: LoadStats::default(),
+            defects: Vec::new(),
         };
     };
     let mut m = first.clone();
@@ -406,7 +418,7 @@ mod tests {
         let bad = dir.path().join("bad.yaml");
         std::fs::write(
             &bad,
-            "openapi: 3.0.0\npaths:\n  /a:\n    get:\n      parameters:\n        - {name: x, in: nowhere}\n",
+            "openapi: 3.0.0\npaths:\n  /a:\n    get:\n      parameters:\n        - {name: x, in: nowhere}\n  /b: [\n",
         )
         .unwrap();
         let mut settings = AnalysisSettings::default();
@@ -416,8 +428,18 @@ mod tests {
         register(&mut reg, &settings).unwrap();
         reg.conclude(dir.path()).unwrap();
         assert!(dir.path().join("spec-diff.json").exists());
-        settings.inventory.specs = vec![good, bad];
+        settings.inventory.specs = vec![good, bad.clone()];
         let e = register(&mut Registry::new(), &settings).unwrap_err().to_string();
-        assert!(e.contains("bad.yaml") && e.contains("line 6") && e.contains("nowhere"), "{e}");
+        assert!(e.contains("bad.yaml") && e.contains("line 7") && e.contains("invalid YAML"), "{e}");
+        // A defect is read past: the spec loads, and the report lists it.
+        std::fs::write(
+            &bad,
+            "openapi: 3.0.0\npaths:\n  /a:\n    get:\n      parameters:\n        - {name: x, in: nowhere}\n",
+        )
+        .unwrap();
+        settings.inventory.specs = vec![bad];
+        let specs = register(&mut Registry::new(), &settings).unwrap();
+        assert_eq!(specs[0].defects.len(), 1);
+        assert_eq!(specs[0].defects[0].line, Some(6));
     }
 }

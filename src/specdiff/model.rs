@@ -27,10 +27,13 @@ pub enum Segment {
 }
 
 impl Segment {
+    /// A trailing `/` is kept as a last empty literal: `/items/` and `/items` are different paths.
     pub fn parse_path(path: &str) -> Vec<Segment> {
+        let trailing = path.len() > 1 && path.ends_with('/') && path.bytes().any(|c| c != b'/');
         path.split('/')
             .filter(|s| !s.is_empty())
-            .map(|s| {
+            .chain(trailing.then_some(""))
+            .map(|s: &str| {
                 if !s.contains('{') {
                     return Segment::Literal(s.to_owned());
                 }
@@ -238,6 +241,19 @@ pub struct Spec {
     pub operations: Vec<Operation>,
     pub security_schemes: BTreeMap<String, SecurityScheme>,
     pub stats: LoadStats,
+    /// What the document gets wrong but could be read past (an unknown type, a malformed response key, an
+    /// unsupported version string, ...): each with its pointer and line, in `spec-diff.json`'s completeness
+    /// report. Real specs are sloppy; the meaning of the rest is still clear.
+    pub defects: Vec<Defect>,
+}
+
+/// One defect of a spec read past (see [`Spec::defects`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Defect {
+    pub pointer: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
+    pub what: String,
 }
 
 impl Spec {
