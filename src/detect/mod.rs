@@ -184,6 +184,8 @@ pub struct Facts<'a> {
     pub auth_scheme: Option<std::borrow::Cow<'static, str>>,
     pub jwt: Option<Arc<Jwt>>,
     pub status: Option<u16>,
+    /// Request path segments (the first 64) the sensitive-data analyzer flagged: written as `***`.
+    pub flagged_path: u64,
 }
 
 impl Facts<'_> {
@@ -563,7 +565,11 @@ impl Engine {
             dst_port: f.dst.map(|a| a.port()),
             method: tx.method.clone(),
             host: f.host.to_string(),
-            path: truncate_escaped(tx.path.as_bytes(), 256),
+            path: truncate_escaped(
+                crate::http::secrets::redact_path_and(&tx.path, |k| k < 64 && f.flagged_path & (1 << k) != 0)
+                    .as_bytes(),
+                256,
+            ),
             endpoint: f.template.to_string(),
             location: hit.location,
             field: hit.field.clone(),
@@ -728,6 +734,7 @@ impl Engine {
             auth_scheme,
             jwt,
             status: tx.status,
+            flagged_path: flagged_segments(ctx),
         }
     }
 
@@ -811,9 +818,24 @@ fn basic_user(cred: &str) -> Option<String> {
 
 /// A path template when the inventory gave none: numeric, UUID, long hex and prefixed-id segments become
 /// `{id}`.
+/// The request path segments (the first 64) the sensitive-data analyzer flagged, as bits.
+fn flagged_segments(ctx: &TxContext) -> u64 {
+    ctx.data_classes
+        .iter()
+        .filter(|d| d.location == "request.path")
+        .filter_map(|d| d.field.strip_prefix("segment[")?.strip_suffix(']')?.parse::<u32>().ok())
+        .filter(|k| *k < 64)
+        .fold(0, |m, k| m | (1u64 << k))
+}
+
 pub fn local_template(path: &str) -> std::borrow::Cow<'_, str> {
     // Most paths have nothing to fold: no copy for them.
-    let plain = |seg: &str| !is_id_segment(seg) && seg.len() <= 64 && seg.bytes().all(|b| b.is_ascii_graphic());
+    let plain = |seg: &str| {
+        !is_id_segment(seg)
+            && seg.len() <= 64
+            && seg.bytes().all(|b| b.is_ascii_graphic())
+            && !crate::http::secrets::secret_like(seg)
+    };
     if path.split('/').take(33).count() <= 32 && path.split('/').all(plain) {
         return std::borrow::Cow::Borrowed(path);
     }
@@ -822,7 +844,7 @@ pub fn local_template(path: &str) -> std::borrow::Cow<'_, str> {
         if i > 0 {
             out.push('/');
         }
-        if is_id_segment(seg) {
+        if is_id_segment(seg) || crate::http::secrets::secret_like(seg) {
             out.push_str("{id}");
         } else if seg.len() <= 64 && seg.bytes().all(|b| b.is_ascii_graphic()) {
             out.push_str(seg);

@@ -36,6 +36,7 @@ pub use body::{HttpBudget, HttpLease};
 pub mod decompress;
 pub mod fixture;
 mod parser;
+pub mod secrets;
 mod transaction;
 /// `%XX` and `+` decoding of query and form values, shared with the analyzers.
 pub(crate) use transaction::percent_decode;

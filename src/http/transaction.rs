@@ -682,30 +682,26 @@ fn masked_uri<'a>(uri: &'a str, hits: &[crate::analyzer::DataClassHit]) -> std::
         .filter_map(|h| h.field.strip_prefix("segment[")?.strip_suffix(']')?.parse().ok())
         .collect();
     let params: Vec<&str> = hits.iter().filter(|h| h.location == "request.query").map(|h| h.field.as_str()).collect();
-    if segs.is_empty() && params.is_empty() {
-        return std::borrow::Cow::Borrowed(uri);
-    }
     let (path, query) = match uri.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (uri, None),
     };
-    let mut out = String::with_capacity(uri.len());
-    let mut k = 0usize;
-    for (i, seg) in path.split('/').enumerate() {
-        if i > 0 {
-            out.push('/');
+    // Segments are counted as the analyzer counts them: non-empty ones of the path, after any authority.
+    let (authority, path) = match path.find("://") {
+        Some(i) => {
+            let rest = path.get(i + 3..).unwrap_or_default();
+            let at = rest.find('/').map_or(path.len(), |j| i + 3 + j);
+            (path.get(..at).unwrap_or_default(), path.get(at..).unwrap_or_default())
         }
-        // Segments are counted as the analyzer counts them: non-empty ones of the path, after any authority.
-        if !(seg.is_empty() || path.contains("://") && i <= 2) {
-            if segs.contains(&k) {
-                out.push_str("***");
-                k += 1;
-                continue;
-            }
-            k += 1;
-        }
-        out.push_str(seg);
+        None => ("", path),
+    };
+    let redacted = super::secrets::redact_path_and(path, |k| segs.contains(&k));
+    if params.is_empty() && matches!(redacted, std::borrow::Cow::Borrowed(_)) {
+        return std::borrow::Cow::Borrowed(uri);
     }
+    let mut out = String::with_capacity(uri.len());
+    out.push_str(authority);
+    out.push_str(&redacted);
     if let Some(q) = query {
         out.push('?');
         for (i, pair) in q.split('&').enumerate() {

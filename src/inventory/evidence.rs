@@ -51,9 +51,11 @@ impl<'a> Exchange<'a> {
         if seg.is_empty() || seg.len() > 128 {
             return false;
         }
+        // The resource a `Location:` names is its last segment (`POST /orders` → `/orders/9f2c`: the id is
+        // `9f2c`, and `orders` is no value).
         if let Some(loc) = self.location {
             let path = loc.split(['?', '#']).next().unwrap_or("");
-            if path.split('/').any(|s| s == seg) {
+            if path.split('/').rfind(|s| !s.is_empty()) == Some(seg) {
                 return true;
             }
         }
@@ -259,9 +261,10 @@ mod tests {
         assert!(e.names_id("42"));
         assert!(!e.names_id("7"));
         assert!(!e.names_id("4"));
-        let e = ex(b"", b"", Some("/v1/boards/inv2024-7?x=1"));
+        let e = ex(b"", b"", Some("/v1/boards/inv2024-7/?x=1"));
         assert!(e.names_id("inv2024-7"));
         assert!(!e.names_id("inv2024"));
+        assert!(!e.names_id("boards"), "the collection a Location names is no id");
     }
 
     #[test]

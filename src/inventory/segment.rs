@@ -4,6 +4,7 @@
 //! ([`super::template`]) and the evidence of an exchange ([`super::evidence`]) decide with them.
 
 use super::schema::{is_date, is_email, is_uuid};
+pub use crate::http::secrets::{credential_word, secret_like};
 
 /// The look of one path segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -204,55 +205,6 @@ pub fn param_name(prev: Option<&str>, index: usize) -> String {
     }
 }
 
-/// Path words after which the next segment carries a credential or a capability (`/reset/<token>`,
-/// `/password/<value>`, `/share/<key>`): that segment is a value and never written as a literal.
-const CREDENTIAL_WORDS: &[&str] = &[
-    "password", "passwd", "pwd", "pass", "passphrase", "secret", "secrets", "token", "tokens", "apikey", "api-key",
-    "api_key", "key", "keys", "otp", "reset", "share", "invite", "invitation", "signature", "sig", "session",
-    "sessions", "credential", "credentials", "verify", "confirm", "activate", "magic-link", "unsubscribe",
-];
-
-/// Whether `word` (a literal before a segment) announces a credential in the next one.
-pub fn credential_word(word: &str) -> bool {
-    word.len() <= 16 && CREDENTIAL_WORDS.iter().any(|w| word.eq_ignore_ascii_case(w))
-}
-
-/// A segment that looks like a secret or personal value, so it must never become a literal (templates are
-/// written to every output): an e-mail, or a credential-shaped string — at least 8 characters that switch
-/// between lower case, upper case, digits and symbols far more often than words do (`Sup3rS3cret`,
-/// `hunter2!x`, `xK9-pQ2_vL`), unlike camelCase names (`findByStatus`, `oauth2Callback`) whose case changes
-/// start runs of several lower-case letters. Shape-based ids (tokens, hex, UUIDs) are parameters already.
-pub fn secret_like(seg: &str) -> bool {
-    let b = seg.as_bytes();
-    if shape(seg) == Shape::Email {
-        return true;
-    }
-    if b.len() < 8 || b.len() > 512 {
-        return b.len() > 512;
-    }
-    // Separators (`-`, `_`, `.`) are neither a kind nor a change: `inv2024-7` is a word and digits.
-    let class = |c: u8| match c {
-        b'a'..=b'z' => Some(0u8),
-        b'A'..=b'Z' => Some(1),
-        b'0'..=b'9' => Some(2),
-        b'-' | b'_' | b'.' => None,
-        _ => Some(3),
-    };
-    let mut switches = 0usize;
-    let mut kinds = 0u8;
-    let mut prev = None;
-    for &c in b {
-        let Some(k) = class(c) else { continue };
-        kinds |= 1 << k;
-        if prev.is_some_and(|p| p != k) {
-            switches += 1;
-        }
-        prev = Some(k);
-    }
-    // Three kinds of character, and a change of kind at least every three characters.
-    kinds.count_ones() >= 3 && switches * 3 >= b.len()
-}
-
 /// The run pattern of a word with digits: letters become `a`, digit runs `9`, other bytes stay
 /// (`inv2024-7` → `a9-9`, `red1` → `a9`). `None` for words without a digit or without a letter, and for
 /// versions (`v2`): only word+digit ids are compared by pattern.
@@ -437,28 +389,6 @@ mod tests {
         assert_eq!(param_name(Some("status"), 1), "statusId");
         assert_eq!(param_name(Some("v1"), 2), "param2");
         assert_eq!(param_name(None, 3), "param3");
-    }
-
-
-    #[test]
-    fn secrets_are_told_from_names() {
-        for v in ["Sup3rS3cret", "hunter2!x", "xK9-pQ2_vL", "P4ssw0rd!", "jdoe@example.com", "aB3dE6gH9"] {
-            assert!(secret_like(v), "{v}");
-        }
-        for w in ["findByStatus", "oauth2Callback", "users", "payment-methods", "website", "inv2024-7", "v2", "me"] {
-            assert!(!secret_like(w), "{w}");
-        }
-        assert!(secret_like(&"a".repeat(600)));
-    }
-
-    #[test]
-    fn credential_words() {
-        for w in ["password", "Reset", "token", "share", "api-key"] {
-            assert!(credential_word(w), "{w}");
-        }
-        for w in ["users", "auth", "login", "tokenize"] {
-            assert!(!credential_word(w), "{w}");
-        }
     }
 
     #[test]

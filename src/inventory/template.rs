@@ -23,12 +23,13 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::op::{OpCaps, Operation};
 use super::evidence::Exchange;
-use super::schema::{Schema, SchemaCaps, SchemaCounters};
 use super::evidence::same_shape;
+use super::op::{OpCaps, Operation};
+use super::schema::{Schema, SchemaCaps, SchemaCounters};
 use super::segment::{
-    Shape, alias_word, credential_word, digit_pattern, is_version, param_name, resource_word, secret_like, shape, value_word,
+    Shape, alias_word, credential_word, digit_pattern, is_version, param_name, resource_word, secret_like, shape,
+    value_word,
 };
 use super::sketch::{Hll, hash64};
 
@@ -1017,7 +1018,10 @@ mod tests {
     #[test]
     fn word_ids_named_by_the_exchange() {
         let mut t = Tree::default();
-        assert_eq!(read(&mut t, "/projects/website", r#"{"slug": "website", "title": "W"}"#).unwrap(), "/projects/{projectId}");
+        assert_eq!(
+            read(&mut t, "/projects/website", r#"{"slug": "website", "title": "W"}"#).unwrap(),
+            "/projects/{projectId}"
+        );
         assert_eq!(
             read(&mut t, "/projects/website/boards/backlog", r#"{"id": "backlog", "project_id": "website"}"#).unwrap(),
             "/projects/{projectId}/boards/{boardId}"
@@ -1085,4 +1089,3 @@ mod tests {
         }
     }
 }
-

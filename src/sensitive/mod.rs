@@ -476,11 +476,12 @@ impl Analyzer for Sensitive {
                 continue;
             }
             let path = path.get_or_insert_with(|| {
-                if self.aggs.iter().any(|a| a.location == "request.path") {
+                let p = if self.aggs.iter().any(|a| a.location == "request.path") {
                     masked_path(&tx.path, &set, &self.aggs)
                 } else {
                     tx.path.clone()
-                }
+                };
+                crate::http::secrets::redact_path(&p).into_owned()
             });
             let evidence = redact::mask(&a.value, sig.mask, sig.mask_prefix);
             let raw = shared.emit_raw.then(|| String::from_utf8_lossy(&a.value));

@@ -517,8 +517,10 @@ impl<'a> Norm<'a> {
             Deref::External => return Ok(()),
         };
         let obj = p.as_object().ok_or_else(|| problem(&p_ptr, "a parameter must be an object"))?;
-        let name =
-            obj.get("name").and_then(Value::as_str).ok_or_else(|| problem(&p_ptr, "a parameter needs a `name` string"))?;
+        let name = obj
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| problem(&p_ptr, "a parameter needs a `name` string"))?;
         let location = obj
             .get("in")
             .and_then(Value::as_str)
@@ -783,7 +785,9 @@ impl<'a> Norm<'a> {
             // Swagger 2.0 `file` (form uploads) travels as a string.
             None if t == "file" => Ok(Types::STRING),
             // Unknown: any type (what Swagger UI and Prism do), and a defect.
-            None => self.defect(problem(&format!("{ptr}/type"), format!("unknown type `{t}`: read as any type"))).map(|()| 0),
+            None => self
+                .defect(problem(&format!("{ptr}/type"), format!("unknown type `{t}`: read as any type")))
+                .map(|()| 0),
         }
     }
 }
@@ -1029,15 +1033,24 @@ components:
 
         let s = yaml("openapi: 3.0.0\npaths:\n  /a:\n    get:\n      responses:\n        '200':\n          $ref: '#/components/responses/Nope'\n")
             .unwrap();
-        assert_eq!((s.defects[0].line, s.defects[0].what.contains("does not resolve")), (Some(7), true), "{:?}", s.defects);
+        assert_eq!(
+            (s.defects[0].line, s.defects[0].what.contains("does not resolve")),
+            (Some(7), true),
+            "{:?}",
+            s.defects
+        );
 
-        let s = parse_spec("{\n \"swagger\": \"2.0\",\n \"paths\": {\n  \"a\": {\"get\": {}}\n }\n}", "t.json", true).unwrap();
+        let s = parse_spec("{\n \"swagger\": \"2.0\",\n \"paths\": {\n  \"a\": {\"get\": {}}\n }\n}", "t.json", true)
+            .unwrap();
         assert_eq!(s.operations[0].template, "/a");
         assert_eq!((s.defects[0].line, s.defects[0].pointer.as_str()), (Some(4), "/paths/a"));
 
         for (text, what) in [
             ("openapi: 2.5.0\npaths: {/a: {get: {}}}\n", "unsupported OpenAPI version"),
-            ("openapi: 3.0.0\npaths:\n  /a:\n    get:\n      responses:\n        '600': {}\n        '200': {description: ok}\n", "not a status code"),
+            (
+                "openapi: 3.0.0\npaths:\n  /a:\n    get:\n      responses:\n        '600': {}\n        '200': {description: ok}\n",
+                "not a status code",
+            ),
             ("openapi: 3.0.0\npaths:\n  /a:\n    get:\n      parameters:\n        - {in: query}\n", "needs a `name`"),
             ("openapi: 3.0.0\npaths:\n  /a:\n    get:\n      deprecated: 'yes'\n", "must be a boolean"),
             ("paths: {/a: {get: {}}}\n", "read as OpenAPI 3.0"),

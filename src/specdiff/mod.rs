@@ -30,8 +30,8 @@ pub use diff::{
 };
 pub use load::{MAX_OPERATIONS, MAX_SCHEMA_DEPTH, MAX_SCHEMA_NODES, MAX_SPEC_BYTES, SpecError, load_spec, parse_spec};
 pub use model::{
-    Additional, Content, Defect, Dialect, LoadStats, Operation, Param, ParamIn, Response, Schema, SecurityScheme, Segment,
-    Spec, Types,
+    Additional, Content, Defect, Dialect, LoadStats, Operation, Param, ParamIn, Response, Schema, SecurityScheme,
+    Segment, Spec, Types,
 };
 
 use crate::analyzer::{AnalysisSettings, Registry, SetupError};
