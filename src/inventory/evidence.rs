@@ -13,6 +13,8 @@ use super::sketch::hash64;
 
 /// Bytes of each body searched for a path value or read for its response shape.
 const MAX_SCAN: usize = 64 * 1024;
+/// The shape of an empty answer to a read.
+const EMPTY: u32 = 0x0e0e_0e0e;
 /// The key standing for "a JSON array" in a response shape.
 const LIST: u32 = 0x5b5b_5b5b;
 /// Keys kept for a response shape (sorted hashes).
@@ -69,8 +71,12 @@ impl<'a> Exchange<'a> {
         self.shape
             .get_or_init(|| {
                 let ok = self.status.is_some_and(|s| (200..300).contains(&s));
-                if !ok || !matches!(self.method, "GET" | "HEAD") || self.response_body.is_empty() {
+                if !ok || self.method != "GET" {
                     return None;
+                }
+                // A read answered with nothing is a shape too (an API whose reads are all empty).
+                if self.response_body.is_empty() {
+                    return Some(vec![EMPTY]);
                 }
                 Some(shape_of(self.response_type, self.response_body))
             })
@@ -104,7 +110,15 @@ fn shape_of(content_type: &str, body: &[u8]) -> Vec<u32> {
         let b = cap(body);
         let start = b.iter().position(|c| !c.is_ascii_whitespace());
         match start.and_then(|i| b.get(i)) {
-            Some(b'{') => top_keys(b, start.unwrap_or(0), &mut keys),
+            Some(b'{') => {
+                let open = start.unwrap_or(0);
+                top_keys(b, open, &mut keys);
+                // A paginated envelope (`{"count", "next", "results": [...]}`) has the same keys for every
+                // resource: the keys of its first listed item tell them apart.
+                let mut items = Vec::new();
+                envelope_items(b, open, &mut items);
+                keys.extend(items.into_iter().map(|k| k ^ ITEM_SALT));
+            }
             Some(b'[') => {
                 keys.push(LIST);
                 if let Some(i) = b.iter().skip(start.unwrap_or(0) + 1).position(|c| !c.is_ascii_whitespace())
@@ -158,6 +172,40 @@ fn top_keys(b: &[u8], open: usize, keys: &mut Vec<u32>) {
         i += 1;
     }
 }
+
+/// Keys of the first object inside the first array value of the object at `b[open]`.
+fn envelope_items(b: &[u8], open: usize, keys: &mut Vec<u32>) {
+    let mut depth = 0usize;
+    let mut i = open;
+    while let Some(&c) = b.get(i) {
+        match c {
+            b'{' => depth += 1,
+            b'[' if depth == 1 => {
+                let j = b.iter().skip(i + 1).position(|c| !c.is_ascii_whitespace()).map(|k| i + 1 + k);
+                if let Some(j) = j
+                    && b.get(j) == Some(&b'{')
+                {
+                    top_keys(b, j, keys);
+                    return;
+                }
+                depth += 1;
+            }
+            b'[' => depth += 1,
+            b'}' | b']' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return;
+                }
+            }
+            b'"' => i = string_end(b, i + 1),
+            _ => {}
+        }
+        i += 1;
+    }
+}
+
+/// Keeps an envelope's item keys apart from its own keys of the same name.
+const ITEM_SALT: u32 = 0x9e37_79b9;
 
 /// The index of the quote closing the string whose first byte is `b[from]` (or the end).
 fn string_end(b: &[u8], from: usize) -> usize {
@@ -285,6 +333,12 @@ mod tests {
         assert!(!same_shape(&sa, c.response_shape().unwrap()));
         let l = ex(b"", br#" [ {"id": 1, "name": "x", "tags": []} ]"#, None);
         assert!(!same_shape(&sa, l.response_shape().unwrap()), "a list is not one item");
+        // Paginated envelopes of different resources differ by their items.
+        let e1 = ex(b"", br#"{"count": 2, "next": null, "results": [{"code": "A", "description": "x"}]}"#, None);
+        let e2 = ex(b"", br#"{"count": 9, "next": null, "results": [{"id": 1, "material": "m", "depth": 2}]}"#, None);
+        let e3 = ex(b"", br#"{"count": 1, "next": "u", "results": [{"code": "B", "description": "y"}]}"#, None);
+        assert!(!same_shape(e1.response_shape().unwrap(), e2.response_shape().unwrap()));
+        assert!(same_shape(e1.response_shape().unwrap(), e3.response_shape().unwrap()));
         let mut post = ex(b"", br#"{"id": 1}"#, None);
         post.method = "POST";
         assert!(post.response_shape().is_none());

@@ -151,9 +151,23 @@ pub fn resource_word(seg: &str) -> bool {
         && !VALUE_WORDS.iter().any(|w| seg.eq_ignore_ascii_case(w))
 }
 
+/// An API version: `v2`, `V1.1`, or dotted numbers not starting with 0 (`2.0`, `1.1.3`; `0.5` is a value). The templates only read a version as
+/// such before any parameter of the path (`/api/2.0/shelves`; a `0.5` below a resource is a value).
 pub fn is_version(s: &str) -> bool {
     let b = s.as_bytes();
-    b.len() >= 2 && matches!(b.first(), Some(b'v' | b'V')) && b.iter().skip(1).all(|c| c.is_ascii_digit() || *c == b'.')
+    if b.len() > 12 {
+        return false;
+    }
+    let (digits, rest) = match b.first() {
+        Some(b'v' | b'V') => (b.get(1..).unwrap_or_default(), true),
+        _ => (b, false),
+    };
+    let dots = digits.iter().filter(|c| **c == b'.').count();
+    digits.first().is_some_and(u8::is_ascii_digit)
+        && digits.last().is_some_and(u8::is_ascii_digit)
+        && digits.iter().all(|c| c.is_ascii_digit() || *c == b'.')
+        && !digits.windows(2).any(|w| w == b"..")
+        && (rest || (dots >= 1 && !digits.starts_with(b"0")))
 }
 
 fn singular(w: &str) -> String {

@@ -240,10 +240,14 @@ impl Node {
             .filter(|(k, c)| {
                 !c.pinned
                     && !k.is_empty()
+                    && !is_verb(k)
                     && match mode {
                         Fold::All => true,
                         Fold::Unstable => !resource_word(k) || !stable(c, total, caps),
-                        Fold::ValuesAnd(more) => !resource_word(k) || secret_like(k) || more.contains(k),
+                        // Versions name the API, never a value of it (`/v1.0` beside `/{param1}`).
+                        Fold::ValuesAnd(more) => {
+                            more.contains(k) || ((!resource_word(k) || secret_like(k)) && !is_version(k))
+                        }
                     }
             })
             .map(|(k, _)| k.clone())
@@ -271,13 +275,8 @@ impl Node {
         }
         let pattern = digit_pattern(seg);
         let shape = if last { ex.response_shape() } else { None };
-        let total = self.hits.max(1);
         for (k, c) in &self.children {
             if c.pinned || k.is_empty() || &**k == seg || !(value_word(k) || digit_pattern(k).is_some()) {
-                continue;
-            }
-            // A literal carrying a real share of the traffic is a resource of its own (`/users/me`).
-            if stable(c, total, &TreeCaps::default()) && c.hits * 4 >= total {
                 continue;
             }
             let mut w = 0u8;
@@ -310,6 +309,80 @@ impl Node {
     }
 }
 
+/// A word segment being placed, with what the walk knows around it.
+struct WordCtx<'a> {
+    seg: &'a str,
+    next: Option<&'a str>,
+    /// The last segment that names something (not the trailing-slash one).
+    last: bool,
+    prev_lit: Option<&'a str>,
+    /// Whether siblings may be compared here (see [`Tree::walk`]).
+    sibling_pos: bool,
+}
+
+type Collections = std::collections::HashSet<Box<str>, foldhash::fast::RandomState>;
+
+impl Node {
+    /// What says that the word `w.seg` at this node is a value ([`Evidence`] bits; 0: nothing), and the
+    /// sibling literals that are values with it.
+    /// `full`: also what needs a scan of the bodies or of the siblings.
+    fn word_evidence(
+        &self,
+        w: &WordCtx<'_>,
+        ex: &Exchange<'_>,
+        collections: &Collections,
+        full: bool,
+    ) -> (u8, Vec<Box<str>>) {
+        let seg = w.seg;
+        let mut why = 0u8;
+        if full && ex.names_id(seg) {
+            why |= Evidence::EXCHANGE;
+        }
+        let vw = value_word(seg);
+        // Beside a parameter, the evidence that it leads or is written to as the parameter is strong enough
+        // for any resource word but the aliases (`me`): random and camelCase ids (`eXRCZZ`, `apimService1`).
+        let rw = resource_word(seg) && !alias_word(seg);
+        match self.param.as_deref() {
+            // The same collection word has a parameter elsewhere (`/v1/users/{userId}`, now `/v2/users/jdoe`).
+            None => {
+                if vw && w.prev_lit.is_some_and(|l| collections.contains(l)) {
+                    why |= Evidence::COLLECTION;
+                }
+            }
+            // Beside this node's own parameter a word is the `/users/me` question; these say "a value":
+            Some(p) => {
+                // It leads where the parameter leads (`/locations/{locationId}/apis`, now `/locations/lyon/apis`).
+                if rw
+                    && let Some(nx) = w.next
+                    && ((resource_word(nx) && p.children.contains_key(nx))
+                        // ... or to a value where the parameter leads to a parameter (`/{station}/{period}`).
+                        || (p.param.is_some() && !p.children.contains_key(nx) && value_word(nx)))
+                {
+                    why |= Evidence::STRUCTURE;
+                }
+                // A write to it: PUT, PATCH and DELETE address resources, which ids name.
+                if rw && w.last && matches!(ex.method, "PUT" | "PATCH" | "DELETE") {
+                    why |= Evidence::EXCHANGE;
+                }
+                // It answers reads as the parameter does.
+                if vw
+                    && w.last
+                    && let Some(sh) = ex.response_shape()
+                    && !p.shape.is_empty()
+                    && same_shape(&p.shape, sh)
+                {
+                    why |= Evidence::RESPONSE;
+                }
+            }
+        }
+        if !w.sibling_pos || !full {
+            return (why, Vec::new());
+        }
+        let (sib, with) = self.value_siblings(seg, w.next, ex, w.last);
+        (why | sib, with)
+    }
+}
+
 /// Which literal children [`Node::fold`] moves into the parameter.
 enum Fold {
     /// Every unpinned literal (a pinned parameter takes precedence).
@@ -329,9 +402,36 @@ pub fn segments(path: &str) -> impl Iterator<Item = &str> {
 
 /// The segments the tree walks: as [`segments`], plus an empty last segment for a trailing `/`
 /// (`/items/` and `/items` are different paths in OpenAPI and in every framework that routes them apart).
+///
+/// A custom method after a colon (`/artifacts/blue2:getContents`, Google's AIP-136 style) is its own piece
+/// (`blue2`, `:getContents`): the id before it is a value like any other, the verb a literal that joins the
+/// template without a `/` (`/artifacts/{artifactId}:getContents`).
 pub fn wire_segments(path: &str) -> impl Iterator<Item = &str> {
     let trailing = path.len() > 1 && path.ends_with('/') && path.bytes().any(|c| c != b'/');
-    segments(path).chain(trailing.then_some(""))
+    segments(path)
+        .flat_map(|s| match custom_method(s) {
+            Some(i) => [s.get(..i), s.get(i..)],
+            None => [Some(s), None],
+        })
+        .flatten()
+        .chain(trailing.then_some(""))
+}
+
+/// Where a `:verb` suffix starts in a segment: a lower-case letter after the last colon, then 2 to 40 ASCII
+/// letters, after a non-empty id.
+fn custom_method(seg: &str) -> Option<usize> {
+    let i = seg.rfind(':')?;
+    let verb = seg.get(i + 1..)?;
+    let ok = i > 0
+        && (3..=41).contains(&verb.len())
+        && verb.as_bytes().first().is_some_and(u8::is_ascii_lowercase)
+        && verb.bytes().all(|c| c.is_ascii_alphabetic());
+    ok.then_some(i)
+}
+
+/// A piece that continues the segment before it (a custom method: `:getContents`).
+fn is_verb(seg: &str) -> bool {
+    seg.starts_with(':')
 }
 
 enum Step {
@@ -368,7 +468,7 @@ impl Tree {
         }
         let segs: Vec<&str> = wire_segments(path).collect();
         // The last segment that names something (a trailing `/` names nothing).
-        let last_named = segs.iter().rposition(|s| !s.is_empty());
+        let last_named = segs.iter().rposition(|s| !s.is_empty() && !is_verb(s));
         let mut template = String::with_capacity(path.len() + 8);
         let mut nodes = self.nodes.max(1);
         let Tree { root, collections, .. } = self;
@@ -378,47 +478,60 @@ impl Tree {
         let mut params = 0usize;
         let mut stopped = false;
         for (i, &seg) in segs.iter().enumerate() {
-            let next = segs.get(i + 1).copied();
+            let next = segs.get(i + 1).copied().filter(|n| !is_verb(n));
             let first = i == 0;
-            let step = if node.children.contains_key(seg) {
-                Step::Lit
-            } else if seg.is_empty() {
+            // The first segment and versions before any parameter name the API itself: literal unless
+            // cardinality says otherwise.
+            let name_pos = (first && shape(seg) == Shape::Word && !secret_like(seg))
+                || (params == 0 && is_version(seg) && (i <= 1 || seg.starts_with(['v', 'V'])));
+            let api_name = name_pos && (node.param.is_none() || is_version(seg));
+            // Evidence from siblings needs a resource position: not the one right after the API's name
+            // (`/v1/items`, `/v1/warehouses` are different resources whatever they share).
+            let sibling_pos = i >= 2 && !prev_lit.is_some_and(is_version);
+            let word_ctx = WordCtx { seg, next, last: Some(i) == last_named, prev_lit, sibling_pos };
+            let step = if let Some(c) = node.children.get(seg) {
+                // A literal that the evidence now names a value re-merges into the parameter
+                // (`/projects/website/boards` came before `GET /projects/website` named `website` an id). Young
+                // literals weigh everything; older ones beside a parameter only what costs no body scan.
+                let open = !c.pinned && !seg.is_empty() && !name_pos;
+                let young = open && c.hits < 64 && value_word(seg);
+                let beside = open && node.param.is_some() && resource_word(seg) && !alias_word(seg);
+                let check = (young || beside).then(|| node.word_evidence(&word_ctx, ex, collections, young));
+                match check.filter(|(w, _)| *w != 0) {
+                    Some((why, mut with)) => {
+                        with.push(seg.into());
+                        Step::NewParam(why, with)
+                    }
+                    None => Step::Lit,
+                }
+            } else if seg.is_empty() || is_verb(seg) {
                 if learn { Step::NewLit } else { Step::Stop }
             } else if node.param.as_ref().is_some_and(|p| p.pinned) || (node.word_params && node.param.is_some()) {
                 Step::Param
+            } else if api_name {
+                if learn { Step::NewLit } else { Step::Stop }
             } else if shape(seg) != Shape::Word || node.word_params {
-                if node.param.is_some() { Step::Param } else { Step::NewParam(Evidence::SHAPE, Vec::new()) }
+                if node.param.is_some() {
+                    Step::Param
+                } else {
+                    // Word siblings answering reads as this value does are values too (`/stations/cnarenal`
+                    // seen before `/stations/0`).
+                    let with = if sibling_pos && !node.word_params {
+                        node.value_siblings(seg, next, ex, Some(i) == last_named).1
+                    } else {
+                        Vec::new()
+                    };
+                    Step::NewParam(Evidence::SHAPE, with)
+                }
             } else if secret_like(seg)
                 || (prev_lit.is_some_and(credential_word) && !credential_word(seg) && !alias_word(seg))
             {
                 if node.param.is_some() { Step::Param } else { Step::NewParam(Evidence::SECRET, Vec::new()) }
             } else if node.param.is_some() && !resource_word(seg) {
                 Step::Param
-            } else if first || is_version(seg) {
-                // The first segment and versions name the API itself: literal unless cardinality says so.
-                if learn { Step::NewLit } else { Step::Stop }
             } else {
                 // A word: does anything say it is a value?
-                let mut why = 0u8;
-                if ex.names_id(seg) {
-                    why |= Evidence::EXCHANGE;
-                }
-                // The same collection word has a parameter elsewhere (`/v1/users/{userId}`, now `/v2/users/jdoe`).
-                // Beside this node's own parameter a word is the `/users/me` question, which stability answers.
-                if node.param.is_none() && prev_lit.is_some_and(|l| collections.contains(l)) && value_word(seg) {
-                    why |= Evidence::COLLECTION;
-                }
-                let (sib, with) = node.value_siblings(seg, next, ex, Some(i) == last_named);
-                why |= sib;
-                if let Some(p) = node.param.as_deref()
-                    && Some(i) == last_named
-                    && value_word(seg)
-                    && let Some(sh) = ex.response_shape()
-                    && !p.shape.is_empty()
-                    && same_shape(&p.shape, sh)
-                {
-                    why |= Evidence::RESPONSE;
-                }
+                let (why, with) = node.word_evidence(&word_ctx, ex, collections, true);
                 if why != 0 {
                     if node.param.is_some() && with.is_empty() { Step::Param } else { Step::NewParam(why, with) }
                 } else if learn {
@@ -429,6 +542,9 @@ impl Tree {
             };
             let hint = || param_name(prev_lit, params + 1);
             let step = match step {
+                // What the server refused creates nothing, not even a parameter: a scanner's probes
+                // (`/schemathesis-probe%5C`, `/.env`) leave no trace in the tree.
+                Step::NewParam(..) if !learn => Step::Stop,
                 Step::NewParam(..) if node.param.is_none() && nodes >= caps.max_nodes => {
                     counters.node_cap_hits += 1;
                     Step::Stop
@@ -455,7 +571,9 @@ impl Tree {
                     }
                     Step::Param
                 }
-                Step::NewLit if !seg.is_empty() && node.children.len() >= caps.max_literal_children => {
+                Step::NewLit
+                    if !seg.is_empty() && !is_verb(seg) && node.children.len() >= caps.max_literal_children =>
+                {
                     counters.literal_cap_hits += 1;
                     on_literal_cap();
                     node.word_params = true;
@@ -475,7 +593,7 @@ impl Tree {
                     let lits = node.children.iter().filter(|(k, c)| !c.pinned && !k.is_empty()).count();
                     // The first position holds the API's own names (`/login`, `/search`, `/health`): many of
                     // them are no cardinality; only the literal cap turns it into a parameter.
-                    if !first && !seg.is_empty() && lits >= caps.param_min_distinct {
+                    if !first && !seg.is_empty() && !is_verb(seg) && lits >= caps.param_min_distinct {
                         let rare = node.children.values().filter(|c| !c.pinned && c.hits <= 2).count();
                         // The new child has no hit yet: it is rare.
                         if rare * 4 >= lits * 3 && !distinct_resources(node) {
@@ -499,7 +617,9 @@ impl Tree {
             };
             match step {
                 Step::Lit => {
-                    template.push('/');
+                    if !is_verb(seg) {
+                        template.push('/');
+                    }
                     template.push_str(seg);
                     node = node.children.get_mut(seg)?;
                     prev_lit = Some(seg);
@@ -523,7 +643,6 @@ impl Tree {
             // The first successful read of a position gives it its response shape.
             if Some(i) == last_named
                 && node.shape.is_empty()
-                && node.hits <= 64
                 && let Some(sh) = ex.response_shape()
             {
                 node.shape = sh.to_vec();
@@ -598,6 +717,10 @@ pub fn check_template(t: &str) -> Result<Vec<(&str, bool)>, BadTemplate> {
     }
     let mut out = Vec::new();
     for seg in wire_segments(t) {
+        if is_verb(seg) {
+            out.push((seg, false));
+            continue;
+        }
         if seg == "." || seg == ".." {
             return Err(BadTemplate(format!("\"{}\" has a '{seg}' segment", t.escape_debug())));
         }
@@ -702,7 +825,8 @@ fn collect<'a>(
     for (k, c) in &n.children {
         // A literal beside a parameter is the less certain call (`/users/me` next to `/users/{userId}`).
         let lc = if n.param.is_some() && !c.pinned { 0.9 } else { 1.0 };
-        collect(c, format!("{prefix}/{k}"), params, conf * lc, caps, out);
+        let sep = if is_verb(k) { "" } else { "/" };
+        collect(c, format!("{prefix}{sep}{k}"), params, conf * lc, caps, out);
     }
     if let Some(p) = &n.param {
         let distinct = p.distinct.as_ref().map_or(0, |d| d.estimate()) as f64;
@@ -1040,38 +1164,41 @@ mod tests {
     #[test]
     fn siblings_leading_to_the_same_literal_are_values() {
         let mut t = Tree::default();
-        assert_eq!(learn(&mut t, "/projects/website/boards").unwrap(), "/projects/website/boards");
-        assert_eq!(learn(&mut t, "/projects/mobile/boards").unwrap(), "/projects/{projectId}/boards");
-        assert_eq!(templates(&t), ["/projects/{projectId}/boards"]);
+        assert_eq!(learn(&mut t, "/api/projects/website/boards").unwrap(), "/api/projects/website/boards");
+        assert_eq!(learn(&mut t, "/api/projects/mobile/boards").unwrap(), "/api/projects/{projectId}/boards");
+        assert_eq!(templates(&t), ["/api/projects/{projectId}/boards"]);
     }
 
     #[test]
     fn word_digit_ids_sharing_a_pattern() {
         let mut t = Tree::default();
         // Long enough with digits: an id by shape alone.
-        assert_eq!(learn(&mut t, "/invoices/inv2024-7").unwrap(), "/invoices/{invoiceId}");
-        assert_eq!(learn(&mut t, "/tags/red1").unwrap(), "/tags/red1");
-        assert_eq!(learn(&mut t, "/tags/block3").unwrap(), "/tags/{tagId}");
-        assert_eq!(templates(&t), ["/invoices/{invoiceId}", "/tags/{tagId}"]);
-        // Versions are no ids.
+        assert_eq!(learn(&mut t, "/api/invoices/inv2024-7").unwrap(), "/api/invoices/{invoiceId}");
+        assert_eq!(learn(&mut t, "/api/tags/red1").unwrap(), "/api/tags/red1");
+        assert_eq!(learn(&mut t, "/api/tags/block3").unwrap(), "/api/tags/{tagId}");
+        assert_eq!(templates(&t), ["/api/invoices/{invoiceId}", "/api/tags/{tagId}"]);
+        // Versions are no ids, and the position right after one holds resources.
         learn(&mut t, "/api/v1/x");
         assert_eq!(learn(&mut t, "/api/v2/x").unwrap(), "/api/v2/x");
+        learn(&mut t, "/api/v2/red1");
+        assert_eq!(learn(&mut t, "/api/v2/blue2").unwrap(), "/api/v2/blue2");
+        assert_eq!(learn(&mut t, "/api/2.0/x").unwrap(), "/api/2.0/x");
     }
 
     #[test]
     fn siblings_answering_one_shape_are_one_parameter() {
         let mut t = Tree::default();
         let user = |n: &str| format!(r#"{{"username": "{n}x", "email": "e", "joined": 1}}"#);
-        assert_eq!(read(&mut t, "/users/jdoe", &user("a")).unwrap(), "/users/jdoe");
-        assert_eq!(read(&mut t, "/users/alice", &user("b")).unwrap(), "/users/{userId}");
-        assert_eq!(read(&mut t, "/users/bob", &user("c")).unwrap(), "/users/{userId}");
+        assert_eq!(read(&mut t, "/api/users/jdoe", &user("a")).unwrap(), "/api/users/jdoe");
+        assert_eq!(read(&mut t, "/api/users/alice", &user("b")).unwrap(), "/api/users/{userId}");
+        assert_eq!(read(&mut t, "/api/users/bob", &user("c")).unwrap(), "/api/users/{userId}");
         // Different shapes: different resources.
-        assert_eq!(read(&mut t, "/reports/daily", r#"{"day": 1, "rows": []}"#).unwrap(), "/reports/daily");
-        assert_eq!(read(&mut t, "/reports/summary", r#"{"total": 1}"#).unwrap(), "/reports/summary");
-        assert_eq!(read(&mut t, "/reports/errors", r#"[{"code": 1}]"#).unwrap(), "/reports/errors");
+        assert_eq!(read(&mut t, "/api/reports/daily", r#"{"day": 1, "rows": []}"#).unwrap(), "/api/reports/daily");
+        assert_eq!(read(&mut t, "/api/reports/summary", r#"{"total": 1}"#).unwrap(), "/api/reports/summary");
+        assert_eq!(read(&mut t, "/api/reports/errors", r#"[{"code": 1}]"#).unwrap(), "/api/reports/errors");
         // camelCase names are a programmer's, not a user's, whatever their answers.
-        assert_eq!(read(&mut t, "/pet/findByStatus", r#"[{"id": 1}]"#).unwrap(), "/pet/findByStatus");
-        assert_eq!(read(&mut t, "/pet/findByTags", r#"[{"id": 1}]"#).unwrap(), "/pet/findByTags");
+        assert_eq!(read(&mut t, "/api/pet/findByStatus", r#"[{"id": 1}]"#).unwrap(), "/api/pet/findByStatus");
+        assert_eq!(read(&mut t, "/api/pet/findByTags", r#"[{"id": 1}]"#).unwrap(), "/api/pet/findByTags");
         // The first position names the API: literal whatever the shapes.
         assert_eq!(read(&mut t, "/alpha", r#"{"a": 1}"#).unwrap(), "/alpha");
         assert_eq!(read(&mut t, "/beta", r#"{"a": 1}"#).unwrap(), "/beta");
@@ -1087,5 +1214,43 @@ mod tests {
         for v in ["Sup3rS3cret", "hunter2", "abcdefgh", "jdoe%40example.com"] {
             assert!(templates(&t).iter().all(|x| !x.contains(v)), "{v}: {:?}", templates(&t));
         }
+    }
+
+    #[test]
+    fn young_literals_named_later_re_merge() {
+        let mut t = Tree::default();
+        // A listing below the project came first; then a read of the project named it as an id.
+        assert_eq!(read(&mut t, "/api/projects/website/boards/", "[]").unwrap(), "/api/projects/website/boards/");
+        assert_eq!(
+            read(&mut t, "/api/projects/website/", r#"{"slug": "website"}"#).unwrap(),
+            "/api/projects/{projectId}/"
+        );
+        assert_eq!(templates(&t), ["/api/projects/{projectId}/", "/api/projects/{projectId}/boards/"]);
+    }
+
+    #[test]
+    fn writes_and_shared_paths_beside_a_parameter_are_values() {
+        let mut t = Tree::default();
+        learn(&mut t, "/api/locations/17/apis");
+        assert_eq!(learn(&mut t, "/api/locations/lyon/apis").unwrap(), "/api/locations/{locationId}/apis");
+        let mut c = TreeCounters::default();
+        let ex = Exchange::new(true, "DELETE", Some(204));
+        let f = t.walk("/api/locations/paris", &ex, &TreeCaps::default(), &OpCaps::default(), &mut c, &|| {});
+        assert_eq!(f.unwrap().template, "/api/locations/{locationId}");
+        // A read of a word beside the parameter with nothing to say otherwise stays a literal.
+        assert_eq!(learn(&mut t, "/api/locations/export").unwrap(), "/api/locations/export");
+    }
+
+    #[test]
+    fn custom_methods_after_a_colon() {
+        let mut t = Tree::default();
+        assert_eq!(learn(&mut t, "/v1/artifacts/7:getContents").unwrap(), "/v1/artifacts/{artifactId}:getContents");
+        assert_eq!(learn(&mut t, "/v1/artifacts/8:rollback").unwrap(), "/v1/artifacts/{artifactId}:rollback");
+        assert_eq!(learn(&mut t, "/v1/artifacts/8").unwrap(), "/v1/artifacts/{artifactId}");
+        t.pin("/v2/specs/{spec}:tagRevision", &OpCaps::default()).unwrap();
+        assert_eq!(learn(&mut t, "/v2/specs/blue:tagRevision").unwrap(), "/v2/specs/{spec}:tagRevision");
+        // A colon that starts no verb stays in the segment.
+        assert_eq!(wire_segments("/a/urn:isbn:0451").collect::<Vec<_>>(), ["a", "urn:isbn:0451"]);
+        assert_eq!(wire_segments("/a/:xy").collect::<Vec<_>>(), ["a", ":xy"]);
     }
 }
