@@ -49,6 +49,12 @@ PIP_PINS="schemathesis==4.32.5 django==5.2.20 djangorestframework==3.16.1 drf-sp
           fastapi==0.163.2 uvicorn==0.54.0 connexion[flask]==3.3.0 pyyaml==6.0.3"
 
 [ "$(id -u)" = 0 ] || { echo "capture.sh: run as root (network namespaces)" >&2; exit 2; }
+# tcpdump (and ethtool, to turn offloads off) are Debian packages that a fresh machine may lack.
+if ! command -v tcpdump >/dev/null || ! command -v ethtool >/dev/null; then
+    if command -v apt-get >/dev/null; then
+        { apt-get update -qq && apt-get install -y -qq tcpdump ethtool; } >&2 || true
+    fi
+fi
 for tool in ip tcpdump node npm python3; do
     command -v "$tool" >/dev/null || { echo "capture.sh: $tool not found" >&2; exit 2; }
 done
