@@ -138,6 +138,21 @@ client() {
     ip netns exec "$CLI" "$PY" "$HERE/client.py" "$@" || echo "capture.sh: client.py $1 could not reach the server" >&2
 }
 
+# settle PCAP: waits until tcpdump has written everything. Starved of CPU on a busy machine it lags behind
+# the kernel's buffer, and the packets still there when it is stopped are lost (a whole client session was,
+# before this wait and --immediate-mode, which keeps libpcap from holding packets in a ring block that is
+# handed over only when full or after a timeout).
+settle() {
+    local last=-1 now
+    for _ in $(seq 1 60); do
+        now=$(stat -c %s "$1" 2>/dev/null || echo 0)
+        [ "$now" = "$last" ] && return 0
+        last=$now
+        sleep 1
+    done
+}
+
+LOST=()
 : >"$OUT/manifest.tsv.new"
 T0=$SECONDS
 
@@ -153,19 +168,27 @@ capture() {
     local server=$!
     PIDS+=("$server")
     wait_port "$SRV_IP" "$port"
-    setsid ip netns exec "$CLI" tcpdump -i mrd-veth-c -s 0 -U -w "$OUT/$name.pcap" "tcp port $port" \
+    setsid ip netns exec "$CLI" tcpdump -i mrd-veth-c -s 0 -U --immediate-mode -w "$OUT/$name.pcap" "tcp port $port" \
         >"$OUT/$name.tcpdump.log" 2>&1 &
     local dump=$!
     PIDS+=("$dump")
-    sleep 0.5
+    # What is sent before tcpdump listens is lost without a count: wait for its word.
+    for _ in $(seq 1 50); do grep -q "listening on" "$OUT/$name.tcpdump.log" 2>/dev/null && break; sleep 0.2; done
     : >"$OUT/$name.schemathesis.log"
     : >"$OUT/$name.client.log"
     "$driver" "http://$SRV_IP:$port" "$OUT/$name.schemathesis.log" "$OUT/$name.client.log"
-    sleep 0.5
+    settle "$OUT/$name.pcap"
     kill -INT -- "-$dump" 2>/dev/null || true
     wait "$dump" 2>/dev/null || true
     kill -- "-$server" 2>/dev/null || true
     wait "$server" 2>/dev/null || true
+    local got seen
+    got=$(grep -o '^[0-9]* packets captured' "$OUT/$name.tcpdump.log" | cut -d' ' -f1)
+    seen=$(grep -o '^[0-9]* packets received by filter' "$OUT/$name.tcpdump.log" | cut -d' ' -f1)
+    if [ "${got:-0}" != "${seen:-0}" ]; then
+        echo "capture.sh: $name: tcpdump wrote $got of the $seen packets it received: the capture is incomplete" >&2
+        LOST+=("$name")
+    fi
     printf '%s\t%s\t%s\t%s\n' "$name" "$OUT/$name.pcap" "$spec" "$kind" >>"$OUT/manifest.tsv.new"
     echo "$name: $(grep -o '[0-9]* packets captured' "$OUT/$name.tcpdump.log" || echo '? packets')," \
         "$(wc -l <"$OUT/$name.client.log") client requests, $((SECONDS - t)) s, $OUT/$name.pcap" >&2
@@ -239,5 +262,9 @@ prism_api onepassword 4015 1password-connect.json
 prism_api azureapim 4016 azure-apim-groups.json
 
 mv "$OUT/manifest.tsv.new" "$OUT/manifest.tsv"
+if [ "${#LOST[@]}" -gt 0 ]; then
+    echo "capture.sh: incomplete captures: ${LOST[*]}" >&2
+    exit 1
+fi
 echo "capture.sh: $(wc -l <"$OUT/manifest.tsv") APIs in $((SECONDS - T0)) s; score with:" >&2
 echo "  tests/realapi/evaluate.py --capture-dir $OUT" >&2
