@@ -318,6 +318,10 @@ def run_fastapi(base, log):
     for user in ("jdoe", "asmith"):
         c.request("PUT", f"/v1/users/{user}/preferences", {"language": "fr", "newsletter": True})
         c.request("GET", f"/v1/users/{user}/preferences")
+    for user in ("jdoe", "asmith"):
+        st, body = c.request("POST", "/v1/password-resets", {"username": user})
+        if isinstance(body, dict) and body.get("token"):
+            c.request("GET", f"/v1/password-resets/{body['token']}")
     c.request("POST", "/v1/export")
     c.request("GET", "/v1/status")
     if orders:

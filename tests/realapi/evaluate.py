@@ -179,9 +179,54 @@ def spec_hit(sops_v, method, ps):
     return best[1] if best else None
 
 
-def score(observed, sops_v, off_spec_requests, exercised):
+def fp_class(m, segs, sops_v, txs):
+    """Why an observed operation is no spec operation, by the first class that explains it: made of refused
+    requests only; a trailing slash lost or added (alone, or on an undocumented method); values kept as
+    literals where the spec has a parameter; literals merged into a parameter where the spec has a word;
+    both; or none of these."""
+    # The requests behind it, with or without a trailing slash (a template that lost it covers both).
+    bare = ["{p}" if is_param(x) else x for x in segs]
+    bare = bare[:-1] if len(bare) > 1 and bare[-1] == "" else bare
+    statuses = [st for rm, rps, st in txs
+                if rm == m and concrete_score(rps[:-1] if len(rps) > 1 and rps[-1] == "" else rps, bare) is not None]
+    if statuses and all(st in REFUSED for st in statuses):
+        return "refused only"
+    variants = [segs]
+    flipped = segs[:-1] if segs and segs[-1] == "" else segs + [""]
+    if any(sm == m and any(strict_match(flipped, v) for v in vs) for sm, st, vs in sops_v):
+        return "trailing slash"
+    if any(any(strict_match(flipped, v) for v in vs) for sm, st, vs in sops_v):
+        # Served, undocumented (OPTIONS answered by a framework): off-spec, had the slash been kept.
+        return "undocumented method (and trailing slash)"
+    variants.append(flipped)
+    best = None
+    for sm, st, vs in sops_v:
+        if sm != m:
+            continue
+        for v in vs:
+            for o in variants:
+                if len(o) != len(v):
+                    continue
+                kinds = set()
+                for a, b in zip(o, v):
+                    if shape(a) == shape(b):
+                        continue
+                    kinds.add("literal" if "{" in b and "{" not in a else "merged" if "{" in a and "{" not in b else "x")
+                if "x" in kinds or not kinds:
+                    continue
+                name = {frozenset({"literal"}): "value kept literal", frozenset({"merged"}): "literal merged into a parameter"}.get(
+                    frozenset(kinds), "literal and merged")
+                if o is not segs:
+                    name += " (and trailing slash)"
+                if best is None or len(name) < len(best):
+                    best = name
+    return best or "other"
+
+
+def score(observed, sops_v, off_spec_requests, exercised, txs):
     """observed: [(method, segs)] -> true positives, false positives, off-spec, precision, recall."""
     tp, fp, off, found = [], [], [], set()
+    classes = {}
     for m, os_ in observed:
         hit = next(((sm, st) for sm, st, vs in sops_v if sm == m and any(strict_match(os_, v) for v in vs)), None)
         if hit:
@@ -194,11 +239,17 @@ def score(observed, sops_v, off_spec_requests, exercised):
         pattern = ["{p}" if is_param(s) else s for s in os_]
         explained = any(rm == m and concrete_score(rps, pattern) is not None for rm, rps in off_spec_requests)
         other_method = any(sm != m and any(strict_match(os_, v) for v in vs) for sm, st, vs in sops_v)
-        (off if explained or other_method else fp).append((m, "/" + "/".join(os_)))
+        if explained or other_method:
+            off.append((m, "/" + "/".join(os_)))
+        else:
+            fp.append((m, "/" + "/".join(os_)))
+            c = fp_class(m, os_, sops_v, txs)
+            classes[c] = classes.get(c, 0) + 1
     scored = len(tp) + len(fp)
     return {
         "true_positives": len(tp),
         "false_positives": sorted(fp),
+        "false_positive_classes": dict(sorted(classes.items(), key=lambda kv: -kv[1])),
         "off_spec": sorted(off),
         "missed": sorted(exercised - found),
         "precision": round(len(tp) / scored, 4) if scored else 0.0,
@@ -247,8 +298,8 @@ def evaluate(mirador, name, pcap, spec_path, keep):
         doc = load_doc(d)
         ob = base_paths(doc)[0]
         observed += [(m, join(ob, t)) for m, t in spec_ops(doc)]
-    mir = score(observed, sops_v, off_spec_requests, exercised)
-    nai = score([(m, list(s)) for m, s in naive], sops_v, off_spec_requests, exercised)
+    mir = score(observed, sops_v, off_spec_requests, exercised, txs)
+    nai = score([(m, list(s)) for m, s in naive], sops_v, off_spec_requests, exercised, txs)
 
     diff = {}
     p = os.path.join(diffed, "spec-diff.json")
@@ -454,6 +505,8 @@ def main():
             for r in results:
                 print(f"\n{r['api']}: {r['requests']} requests, {r['observed_operations']} observed operations "
                       f"({r['true_positives']} TP, {len(r['false_positives'])} FP, {len(r['off_spec'])} off-spec)")
+                if r["false_positive_classes"]:
+                    print("  FP classes: " + ", ".join(f"{k} {v}" for k, v in r["false_positive_classes"].items()))
                 for m_, t in r["false_positives"]:
                     print(f"  FP       {m_} {t}")
                 for m_, t in r["missed"]:

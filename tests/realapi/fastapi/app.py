@@ -3,14 +3,16 @@
 The routes are chosen for path styles a template learner must get right, as real FastAPI services have them:
 a version prefix (/v1), kebab-case collections (/purchase-orders), ids that are words or word+digit tokens
 chosen by users (warehouse codes such as `lyon`, SKUs such as `red1`, usernames such as `jdoe`), UUIDs,
-integers nested under a word id, and one-word endpoints side by side at one position (/v1/search,
-/v1/export, /v1/login, /v1/status). The spec is the one FastAPI generates (openapi.json beside this file,
-written by `python app.py --spec`); state lives in memory for the life of the process.
+integers nested under a word id, one-word endpoints side by side at one position (/v1/search, /v1/export,
+/v1/login, /v1/status), and a reset token in a path segment. The spec is the one FastAPI generates
+(openapi.json beside this file, written by `python app.py --spec`); state lives in memory for the life of
+the process.
 
     uvicorn app:app --host HOST --port PORT
 """
 
 import json
+import secrets
 import sys
 import uuid
 from typing import Optional
@@ -108,6 +110,32 @@ def export() -> dict:
 @app.post("/v1/login")
 def login(body: Login) -> Token:
     return Token(token=uuid.uuid4().hex)
+
+
+class ResetRequest(BaseModel):
+    username: str = Field(max_length=40)
+
+
+class Reset(BaseModel):
+    token: str
+    username: str
+
+
+RESETS: dict[str, Reset] = {}
+
+
+# A secret in a path segment, as password-reset and share links carry it: it must become a parameter, and
+# its value must not be written anywhere.
+@app.post("/v1/password-resets", status_code=201)
+def create_reset(body: ResetRequest) -> Reset:
+    reset = Reset(token=secrets.token_urlsafe(24), username=body.username)
+    RESETS[reset.token] = reset
+    return reset
+
+
+@app.get("/v1/password-resets/{token}")
+def get_reset(token: str) -> Reset:
+    return RESETS.get(token) or missing("reset")
 
 
 @app.get("/v1/warehouses")
