@@ -204,7 +204,8 @@ drive_drf() {
 rm -f "$OUT/drf.sqlite3"
 capture drf 8000 "$HERE/drf/openapi.yaml" "Django REST Framework 3.16 (uvicorn)" drive_drf \
     env TRACKER_DB="$OUT/drf.sqlite3" bash -c "'$PY' '$HERE/drf/manage.py' migrate --run-syncdb -v0 && exec \
-    '$TOOLS/venv/bin/uvicorn' --app-dir '$HERE/drf' tracker.asgi:application --host $SRV_IP --port 8000 --log-level warning"
+    '$TOOLS/venv/bin/uvicorn' --app-dir '$HERE/drf' tracker.asgi:application --host $SRV_IP --port 8000 \
+    --log-level warning"
 
 drive_fastapi() {
     st "$HERE/fastapi/openapi.json" "$1" "$2"
@@ -250,7 +251,10 @@ capture petstore 4010 "$HERE/specs/petstore-3.0.json" "Prism 5.16 mock" drive_pe
 # prism_api NAME PORT SPEC-FILE: a published spec, mocked, driven by both clients.
 prism_api() {
     local name="$1" port="$2" spec="$HERE/specs/$3"
-    eval "drive_$name() { st_mock '$spec' \"\$1\" \"\$2\" \"\${AUTH[@]}\"; client \"\$1\" spec '$spec' \"\$1\" \"\$3\" \"\${AUTH[@]}\"; }"
+    eval "drive_$name() {
+        st_mock '$spec' \"\$1\" \"\$2\" \"\${AUTH[@]}\"
+        client \"\$1\" spec '$spec' \"\$1\" \"\$3\" \"\${AUTH[@]}\"
+    }"
     capture "$name" "$port" "$spec" "Prism 5.16 mock" "drive_$name" \
         "$TOOLS/node_modules/.bin/prism" mock -h "$SRV_IP" -p "$port" -d --seed "$SEED" "$spec"
 }

@@ -297,7 +297,8 @@ def run_fastapi(base, log):
         c.request("GET", f"/v1/warehouses/{code}/bins")
     c.request("GET", "/v1/warehouses/lyon/bins/17")
     c.request("GET", "/v1/warehouses/west-dock/bins/5")
-    for sku, name in [("red1", "Red paint"), ("blue2", "Blue paint"), ("block3", "Concrete block"), ("tape-50mm", "Tape")]:
+    items = [("red1", "Red paint"), ("blue2", "Blue paint"), ("block3", "Concrete block"), ("tape-50mm", "Tape")]
+    for sku, name in items:
         c.request("POST", "/v1/items", {"sku": sku, "name": name, "quantity": 10})
     c.request("GET", "/v1/items")
     for sku in ("red1", "block3", "tape-50mm"):

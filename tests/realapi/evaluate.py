@@ -211,11 +211,16 @@ def fp_class(m, segs, sops_v, txs):
                 for a, b in zip(o, v):
                     if shape(a) == shape(b):
                         continue
-                    kinds.add("literal" if "{" in b and "{" not in a else "merged" if "{" in a and "{" not in b else "x")
+                    if "{" in b and "{" not in a:
+                        kinds.add("literal")
+                    elif "{" in a and "{" not in b:
+                        kinds.add("merged")
+                    else:
+                        kinds.add("x")
                 if "x" in kinds or not kinds:
                     continue
-                name = {frozenset({"literal"}): "value kept literal", frozenset({"merged"}): "literal merged into a parameter"}.get(
-                    frozenset(kinds), "literal and merged")
+                name = {frozenset({"literal"}): "value kept literal",
+                        frozenset({"merged"}): "literal merged into a parameter"}.get(frozenset(kinds), "literal and merged")
                 if o is not segs:
                     name += " (and trailing slash)"
                 if best is None or len(name) < len(best):
@@ -392,7 +397,8 @@ def determinism(mirador, name, pcap, spec_path, keep, workers=(1, 2, 4)):
                     detail = ""
                     if rel.endswith(".jsonl"):
                         sa, sb = set(a), set(b)
-                        detail = f" ({len(sa - sb)} lines only with {workers[0]} worker(s), {len(sb - sa)} only with {w})"
+                        detail = (f" ({len(sa - sb)} lines only with {workers[0]} worker(s),"
+                                  f" {len(sb - sa)} only with {w})")
                     else:
                         paths = []
                         diff_paths(a, b, "", paths)
@@ -494,8 +500,9 @@ def main():
     else:
         print(f"{'API':<13} {'server':<40} {'ops exercised':>13} {'mirador P / R':>15} {'naive P / R':>15}")
         for r in results:
+            nv = r["naive"]
             print(f"{r['api']:<13} {r['server'][:40]:<40} {r['exercised_operations']:>5} of {r['spec_operations']:<5}"
-                  f" {r['precision']:>7.3f} / {r['recall']:.3f} {r['naive']['precision']:>7.3f} / {r['naive']['recall']:.3f}")
+                  f" {r['precision']:>7.3f} / {r['recall']:.3f} {nv['precision']:>7.3f} / {nv['recall']:.3f}")
         m, n = totals["mirador"], totals["naive"]
         ex = sum(r["exercised_operations"] for r in results)
         sp = sum(r["spec_operations"] for r in results)
