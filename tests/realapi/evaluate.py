@@ -315,6 +315,9 @@ def evaluate(mirador, name, pcap, spec_path, keep):
                     diff[s["service"]] = s.get("summary")
     found = mir.pop("found")
     nai.pop("found")
+    if not keep:
+        shutil.rmtree(out, ignore_errors=True)
+        out = None
     return {
         "api": name,
         "pcap": pcap,
@@ -407,6 +410,8 @@ def determinism(mirador, name, pcap, spec_path, keep, workers=(1, 2, 4)):
                 elif a_order != b_order:
                     # Same records, another order: reported, but not counted as a difference.
                     report["order_only"].append(f"{variant} workers={w}: {rel}")
+    if not keep:
+        shutil.rmtree(out, ignore_errors=True)
     report["identical"] = not report["differences"]
     return report
 
