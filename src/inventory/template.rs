@@ -354,7 +354,7 @@ impl Node {
                 // It leads where the parameter leads (`/locations/{locationId}/apis`, now `/locations/lyon/apis`).
                 if rw
                     && let Some(nx) = w.next
-                    && ((resource_word(nx) && p.children.contains_key(nx))
+                    && (((resource_word(nx) || is_verb(nx)) && p.children.contains_key(nx))
                         // ... or to a value where the parameter leads to a parameter (`/{station}/{period}`).
                         || (p.param.is_some() && !p.children.contains_key(nx) && value_word(nx)))
                 {
@@ -478,7 +478,7 @@ impl Tree {
         let mut params = 0usize;
         let mut stopped = false;
         for (i, &seg) in segs.iter().enumerate() {
-            let next = segs.get(i + 1).copied().filter(|n| !is_verb(n));
+            let next = segs.get(i + 1).copied();
             let first = i == 0;
             // The first segment and versions before any parameter name the API itself: literal unless
             // cardinality says otherwise.
@@ -1247,6 +1247,8 @@ mod tests {
         assert_eq!(learn(&mut t, "/v1/artifacts/7:getContents").unwrap(), "/v1/artifacts/{artifactId}:getContents");
         assert_eq!(learn(&mut t, "/v1/artifacts/8:rollback").unwrap(), "/v1/artifacts/{artifactId}:rollback");
         assert_eq!(learn(&mut t, "/v1/artifacts/8").unwrap(), "/v1/artifacts/{artifactId}");
+        // A word before a verb the parameter already leads to is a value.
+        assert_eq!(learn(&mut t, "/v1/artifacts/oslo:rollback").unwrap(), "/v1/artifacts/{artifactId}:rollback");
         t.pin("/v2/specs/{spec}:tagRevision", &OpCaps::default()).unwrap();
         assert_eq!(learn(&mut t, "/v2/specs/blue:tagRevision").unwrap(), "/v2/specs/{spec}:tagRevision");
         // A colon that starts no verb stays in the segment.

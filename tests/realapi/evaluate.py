@@ -345,9 +345,17 @@ VOLATILE = {"id", "hash", "hashes"}
 RUN_METRICS = {"stats.json", "sensitive_stats.json"}
 
 
+# Credential identities without a subject are a keyed hash of the credential (`bearer:<hex>`), keyed per run.
+KEYED_IDENTITY = re.compile(r"^(bearer|basic|apikey|cookie):#?[0-9a-f]{8,}$")
+
+
 def blank(record):
     if isinstance(record, dict):
-        return {k: ("<blank>" if k in VOLATILE else v) for k, v in record.items()}
+        return {k: ("<blank>" if k in VOLATILE else blank(v)) for k, v in record.items()}
+    if isinstance(record, list):
+        return [blank(v) for v in record]
+    if isinstance(record, str) and KEYED_IDENTITY.match(record):
+        return "<keyed>"
     return record
 
 
