@@ -36,6 +36,9 @@ pub use body::{HttpBudget, HttpLease};
 pub mod decompress;
 pub mod fixture;
 mod parser;
+mod startline;
+#[cfg(test)]
+mod tests_malformed;
 mod transaction;
 /// `%XX` and `+` decoding of query and form values, shared with the analyzers.
 pub(crate) use transaction::percent_decode;
@@ -127,6 +130,8 @@ pub struct HttpStats {
     pub http2_connections: u64,
     /// Responses without a request that followed invalid request data: framed, not reported.
     pub responses_to_invalid_requests: u64,
+    /// Malformed start lines whose copy in the record was cut at 1 KiB.
+    pub raw_lines_cut: u64,
     /// Transactions carrying each flag (anomalies and outcomes), by flag name.
     pub flags: transaction::FlagCounts,
 }
@@ -150,6 +155,7 @@ impl HttpStats {
         self.roles_swapped += o.roles_swapped;
         self.http2_connections += o.http2_connections;
         self.responses_to_invalid_requests += o.responses_to_invalid_requests;
+        self.raw_lines_cut += o.raw_lines_cut;
         self.flags.merge(&o.flags);
     }
 }
@@ -487,8 +493,8 @@ mod tests {
             (r[0].uri.as_deref(), r[0].user_agent.as_deref(), r[0].status),
             (Some("/x"), Some("myscript"), Some(200))
         );
-        assert_eq!(r[0].version.as_deref(), Some(""));
-        assert!(has(&r[0], "invalid_request_line") && !has(&r[0], "http09"));
+        assert_eq!(r[0].version, None);
+        assert!(has(&r[0], "missing_version") && !has(&r[0], "http09"));
     }
 
     #[test]

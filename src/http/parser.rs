@@ -7,6 +7,7 @@ use memchr::{memchr, memchr_iter};
 
 use super::body::{BodyAcc, ChunkResult, ChunkState, Framing, chunked_feed, trim};
 use super::decompress::{Codings, parse_codings};
+use super::startline::{is_text, parse_bad_request_line, raw_line};
 use super::transaction::{Flag, Flags, Headers, HeadersBuilder, Transaction, escape_bytes, parse_query, split_target};
 use super::{HttpConfig, HttpLease, HttpStats};
 use crate::capture::Timestamp;
@@ -74,6 +75,8 @@ struct Side {
     scan: HeadScan,
     /// First line of the current head already classified.
     first_checked: bool,
+    /// The current head's request line did not parse but is kept as a malformed request.
+    bad_line: bool,
     /// Chunk-size/trailer line or resync candidate line.
     line: Vec<u8>,
     msg_ts: Timestamp,
@@ -94,6 +97,7 @@ impl Side {
             head: Vec::new(),
             scan: HeadScan::default(),
             first_checked: false,
+            bad_line: false,
             line: Vec::new(),
             msg_ts: Timestamp::default(),
             cur: None,
@@ -112,6 +116,7 @@ impl Side {
         }
         self.scan = HeadScan::default();
         self.first_checked = false;
+        self.bad_line = false;
     }
 }
 
@@ -343,7 +348,9 @@ impl HttpParser {
         // A response to an HTTP/0.9 request has no head: the whole rest of the stream is its body.
         if s == RESP && self.side(s).head.is_empty() && self.side(s).scan.partial == 0 {
             let http09 = self.queue.iter().find(|p| p.resp == Resp::None).is_some_and(|p| p.tx.flags.has(Flag::HTTP09));
-            if http09 {
+            // RFC 1945 answers a simple request with a bare body, but servers that no longer speak HTTP/0.9 answer
+            // with a full response (nginx, "400 Bad Request"): a status line that is there is read as one.
+            if http09 && !http_prefix_ok(d) {
                 self.start_raw_response(s, Flag::HTTP09);
                 return skipped;
             }
@@ -363,7 +370,14 @@ impl HttpParser {
             let nl = memchr(b'\n', &side.head);
             // Junk is recognised from its first bytes, so that a start line later in the same chunk or in the next
             // packet (after a SOCKS handshake, say) is not swallowed into a bogus head.
-            let early_bad = if s == REQ { request_prefix_invalid(&side.head) } else { !http_prefix_ok(&side.head) };
+            // A text line is read to its end before deciding (a malformed request line is still a request);
+            // binary bytes are junk at once.
+            let early_bad = if s == REQ {
+                request_prefix_invalid(&side.head)
+                    && !is_text(side.head.get(..nl.unwrap_or(side.head.len())).unwrap_or(&[]))
+            } else {
+                !http_prefix_ok(&side.head)
+            };
             // A request line may legitimately be long (API query strings): only a full head decides without LF.
             let decidable = early_bad
                 || nl.is_some()
@@ -383,8 +397,28 @@ impl HttpParser {
                         n > 0 && rest.get(n) == Some(&b':')
                     });
                     let kind = if kind == LineKind::Http09 && headers_follow { LineKind::Request } else { kind };
+                    let bad = match kind {
+                        LineKind::Invalid if nl.is_some() => parse_bad_request_line(first),
+                        _ => None,
+                    };
                     match kind {
                         LineKind::Request => {}
+                        // A malformed line that carries a version, or is followed by header lines, heads an
+                        // HTTP/1.x message: its headers and framing count.
+                        LineKind::Invalid if bad.as_ref().is_some_and(|b| b.version.is_some() || headers_follow) => {
+                            self.side(s).bad_line = true;
+                        }
+                        // Alone (no version, no headers): a request of one line; what follows is read afresh.
+                        LineKind::Invalid if bad.is_some() && nl.is_some() => {
+                            let (Some(bad), Some(nl)) = (bad, nl) else {
+                                return skipped;
+                            };
+                            let raw = first.to_vec();
+                            let line_end = skipped + (nl + 1).saturating_sub(earlier as usize);
+                            self.side(s).reset_head();
+                            self.request_bad_line(s, &raw, bad);
+                            return line_end;
+                        }
                         LineKind::Http09 if nl.is_some() => {
                             let line = first.to_vec();
                             self.side(s).reset_head();
@@ -408,7 +442,14 @@ impl HttpParser {
                     if !later && self.queue.iter().any(|p| p.resp == Resp::None) {
                         let head = std::mem::take(&mut self.side(s).head);
                         self.side(s).reset_head();
+                        // What stands where the status line should be, when it is text, is evidence to keep.
+                        let first = head.get(..memchr(b'\n', &head).unwrap_or(head.len())).unwrap_or(&[]);
+                        let line = is_text(first).then(|| self.raw_line(first));
                         self.start_raw_response(s, Flag::INVALID_STATUS_LINE);
+                        let cur = self.side(s).cur;
+                        if let Some(p) = self.pending(cur) {
+                            p.tx.status_line = line;
+                        }
                         self.feed_body(s, &head);
                         self.side(s).head = head;
                         self.side(s).head.clear();
@@ -422,6 +463,7 @@ impl HttpParser {
         }
         if end.is_some() {
             let head_bytes = std::mem::take(&mut self.side(s).head);
+            let bad = self.side(s).bad_line;
             let mut head = parse_head(&head_bytes, self.cfg.max_headers, false);
             if too_long || head_bytes.len() >= max_head {
                 head.flags.set(Flag::HEADER_TOO_LONG);
@@ -430,7 +472,7 @@ impl HttpParser {
             side.head = head_bytes;
             side.reset_head();
             if s == REQ {
-                self.on_request(head);
+                self.on_request(head, bad);
             } else {
                 self.on_response(head);
             }
@@ -451,10 +493,18 @@ impl HttpParser {
     }
 
     /// A complete request head.
-    fn on_request(&mut self, head: Head) {
+    fn on_request(&mut self, head: Head, bad: bool) {
         self.stats.requests += 1;
         let ts = self.side(REQ).msg_ts;
-        let (method, uri, version, lf) = split_request_line(&head.first);
+        let parsed = if bad { parse_bad_request_line(head.first.as_bytes()) } else { None };
+        let mut request_line = None;
+        let (method, uri, version, lf) = match parsed {
+            Some(b) => {
+                request_line = Some(self.raw_line(head.first.as_bytes()));
+                (b.method.unwrap_or_default(), b.target.unwrap_or_default(), b.version.unwrap_or_default(), b.flags)
+            }
+            None => split_request_line(&head.first),
+        };
         if method == "PRI" && uri == "*" && version.starts_with("HTTP/2") {
             // HTTP/2 with prior knowledge: not ours.
             self.stats.http2_connections += 1;
@@ -479,6 +529,7 @@ impl HttpParser {
         tx.method = method;
         tx.uri = uri;
         tx.version = version;
+        tx.request_line = request_line;
         let (path, query) = split_target(&tx.uri);
         tx.path = path;
         if let Some(q) = &query {
@@ -508,6 +559,41 @@ impl HttpParser {
                     p.req_done = true;
                 }
             }
+        }
+    }
+
+    /// The escaped raw start line for a record, its cut counted.
+    fn raw_line(&mut self, line: &[u8]) -> String {
+        let (raw, cut) = raw_line(line);
+        if cut {
+            self.stats.raw_lines_cut += 1;
+        }
+        raw
+    }
+
+    /// A malformed request line standing alone (no version, no header lines): a request without head or body.
+    fn request_bad_line(&mut self, s: usize, line: &[u8], bad: super::startline::BadLine) {
+        self.stats.requests += 1;
+        let ts = self.side(s).msg_ts;
+        let mut tx = self.new_tx(ts);
+        tx.has_request = true;
+        tx.flags = bad.flags;
+        if std::mem::take(&mut self.side(s).gap_pending) {
+            tx.flags.set(Flag::GAP);
+        }
+        tx.request_line = Some(self.raw_line(line));
+        tx.method = bad.method.unwrap_or_default();
+        tx.uri = bad.target.unwrap_or_default();
+        tx.version = bad.version.unwrap_or_default();
+        let (path, query) = split_target(&tx.uri);
+        tx.path = path;
+        if let Some(q) = &query {
+            tx.query_params = parse_query(q, self.cfg.max_query_params);
+        }
+        tx.query = query;
+        let id = self.push_pending(tx);
+        if let Some(p) = self.pending(Some(id)) {
+            p.req_done = true;
         }
     }
 
@@ -606,6 +692,7 @@ impl HttpParser {
     fn on_response(&mut self, head: Head) {
         let ts = self.side(RESP).msg_ts;
         let (version, status, msg, lf) = split_status_line(&head.first);
+        let status_line = lf.has(Flag::INVALID_STATUS_LINE).then(|| self.raw_line(head.first.as_bytes()));
         if let Some(code) = status
             && (100..200).contains(&code)
             && code != 101
@@ -668,6 +755,7 @@ impl HttpParser {
         }
         tx.status = status;
         tx.status_msg = msg;
+        tx.status_line = status_line;
         tx.response_version = version;
         tx.response_headers = head.headers;
         // Borrowed out of the transaction for the framing decision (a clone per response showed in profiles).
@@ -1021,11 +1109,12 @@ impl HttpParser {
         if s == REQ {
             let first = head.first.as_bytes();
             match classify_request_line(first) {
-                LineKind::Request => self.on_request(head),
-                LineKind::Http09 if !head.headers.is_empty() => self.on_request(head),
+                LineKind::Request => self.on_request(head, false),
+                LineKind::Http09 if !head.headers.is_empty() => self.on_request(head, false),
                 LineKind::Http09 => self.request_09(s, &head_bytes),
                 // Cut inside the request line ("GET /x HT"): still a request.
-                LineKind::Invalid if looks_like_request_start(first) => self.on_request(head),
+                LineKind::Invalid if looks_like_request_start(first) => self.on_request(head, false),
+                LineKind::Invalid if parse_bad_request_line(first).is_some() => self.on_request(head, true),
                 LineKind::Invalid => {}
             }
         } else if starts_with_ci(head.first.as_bytes(), b"HTTP/") {
@@ -1184,7 +1273,11 @@ fn classify_request_line(line: &[u8]) -> LineKind {
     let last = rest.rsplit(is_ws).next().unwrap_or(&[]);
     if starts_with_ci(last, b"HTTP/") && last.len() < rest.len() {
         LineKind::Request
-    } else if HTTP09_METHODS.iter().any(|m| line.get(..mlen) == Some(*m)) && !rest.iter().any(is_ws) {
+    } else if HTTP09_METHODS.iter().any(|m| line.get(..mlen) == Some(*m))
+        && !rest.iter().any(is_ws)
+        && !starts_with_ci(rest, b"HTTP/")
+    {
+        // ("GET HTTP/1.1" has lost its target, Zeek's missing_HTTP_uri: not an HTTP/0.9 request for "HTTP/1.1".)
         // Like Zeek, only a well-known method makes a version-less line an HTTP/0.9 request: anything else
         // is more likely another protocol or cruft.
         LineKind::Http09
@@ -1242,7 +1335,7 @@ fn split_request_line(first: &str) -> (String, String, String, Flags) {
         flags.set(Flag::INVALID_METHOD);
     }
     if version.is_empty() {
-        flags.set(Flag::INVALID_REQUEST_LINE);
+        flags.set(Flag::MISSING_VERSION);
     } else if !valid_version(version) {
         flags.set(Flag::INVALID_VERSION);
     }
