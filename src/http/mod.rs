@@ -40,6 +40,7 @@ mod startline;
 #[cfg(test)]
 mod tests_malformed;
 mod transaction;
+mod websocket;
 /// `%XX` and `+` decoding of query and form values, shared with the analyzers.
 pub(crate) use transaction::percent_decode;
 
@@ -132,6 +133,13 @@ pub struct HttpStats {
     pub responses_to_invalid_requests: u64,
     /// Malformed start lines whose copy in the record was cut at 1 KiB.
     pub raw_lines_cut: u64,
+    /// WebSocket frames after an upgrade, by direction.
+    pub websocket_frames_client: u64,
+    pub websocket_frames_server: u64,
+    /// WebSocket text messages handed to the analyzers (transactions flagged `websocket_message`).
+    pub websocket_messages: u64,
+    /// WebSocket streams abandoned on a reserved opcode or a gap (the rest is counted as tunnel bytes).
+    pub websocket_lost: u64,
     /// Transactions carrying each flag (anomalies and outcomes), by flag name.
     pub flags: transaction::FlagCounts,
 }
@@ -156,6 +164,10 @@ impl HttpStats {
         self.http2_connections += o.http2_connections;
         self.responses_to_invalid_requests += o.responses_to_invalid_requests;
         self.raw_lines_cut += o.raw_lines_cut;
+        self.websocket_frames_client += o.websocket_frames_client;
+        self.websocket_frames_server += o.websocket_frames_server;
+        self.websocket_messages += o.websocket_messages;
+        self.websocket_lost += o.websocket_lost;
         self.flags.merge(&o.flags);
     }
 }
@@ -397,6 +409,8 @@ mod tests {
         let r = txs[0].record();
         assert_eq!(r.status, Some(101));
         assert!(has(&r, "upgraded"));
+        // What follows is not websocket ("GET" is a reserved opcode): given up on, counted.
+        assert_eq!(stats.websocket_lost, 1);
         assert!(stats.tunnel_bytes_ignored > 0);
     }
 

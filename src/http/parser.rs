@@ -8,7 +8,11 @@ use memchr::{memchr, memchr_iter};
 use super::body::{BodyAcc, ChunkResult, ChunkState, Framing, chunked_feed, trim};
 use super::decompress::{Codings, parse_codings};
 use super::startline::{is_text, parse_bad_request_line, raw_line};
-use super::transaction::{Flag, Flags, Headers, HeadersBuilder, Transaction, escape_bytes, parse_query, split_target};
+use super::transaction::{
+    Flag, Flags, Headers, HeadersBuilder, Transaction, contains_ignore_ascii_case, escape_bytes, parse_query,
+    split_target,
+};
+use super::websocket::WsConn;
 use super::{HttpConfig, HttpLease, HttpStats};
 use crate::capture::Timestamp;
 use crate::flow::FlowInfo;
@@ -64,6 +68,8 @@ enum State {
     },
     /// Tunnel, after HTTP/0.9, or after the end of the direction: bytes are counted and dropped.
     Ignore,
+    /// After a 101 to `Upgrade: websocket`: frames, text messages to the analyzers.
+    WebSocket,
     /// After a 2xx to CONNECT: if the first tunnelled bytes are HTTP again (a plain-HTTP proxy tunnel), parsing
     /// resumes, else the connection is a tunnel (Suricata does the same).
     TunnelProbe,
@@ -151,6 +157,8 @@ pub struct HttpParser {
     depth: u64,
     /// Transactions pushed out by the pipelining cap, emitted at the next drain.
     overflow: Vec<Transaction>,
+    /// The websocket state once the connection was upgraded.
+    ws: Option<Box<WsConn>>,
     /// Invalid requests skipped on the client side: a response without a pending request most likely answers one
     /// of them (a 400), and is framed but not reported (as Zeek does).
     junk_requests: u32,
@@ -176,6 +184,7 @@ impl HttpParser {
             next_id: 0,
             depth: 0,
             overflow: Vec::new(),
+            ws: None,
             junk_requests: 0,
         }
     }
@@ -275,6 +284,10 @@ impl HttpParser {
                 State::TunnelProbe => {
                     self.tunnel_probe(s, d);
                     0
+                }
+                State::WebSocket => {
+                    self.websocket(s, ts, d);
+                    d.len()
                 }
             };
             let n = n.min(d.len());
@@ -761,9 +774,16 @@ impl HttpParser {
         // Borrowed out of the transaction for the framing decision (a clone per response showed in profiles).
         let method = std::mem::take(&mut tx.method);
         let mut tunnel = false;
+        let mut ws = None;
+        if tx.request_headers.get("upgrade").is_some_and(|u| contains_ignore_ascii_case(u, "h2c")) {
+            tx.flags.set(Flag::UPGRADE_H2C);
+        }
         if status == Some(101) {
             tx.flags.set(Flag::UPGRADED);
             tunnel = true;
+            if tx.request_headers.get("upgrade").is_some_and(|u| contains_ignore_ascii_case(u, "websocket")) {
+                ws = Some(Box::new(WsConn::new(tx)));
+            }
         } else if method.eq_ignore_ascii_case("CONNECT") && status.is_some_and(|c| (200..300).contains(&c)) {
             tx.flags.set(Flag::CONNECT);
             tunnel = true;
@@ -788,7 +808,14 @@ impl HttpParser {
             }
         }
         if tunnel {
-            let next = if status == Some(101) { State::Ignore } else { State::TunnelProbe };
+            let next = match (status, &ws) {
+                (Some(101), Some(_)) => State::WebSocket,
+                (Some(101), None) => State::Ignore,
+                _ => State::TunnelProbe,
+            };
+            if ws.is_some() {
+                self.ws = ws;
+            }
             for s in [REQ, RESP] {
                 let side = self.side(s);
                 side.reset_head();
@@ -947,6 +974,12 @@ impl HttpParser {
         let cur = self.side(s).cur;
         match self.state(s).clone() {
             State::Ignore | State::TunnelProbe => self.stats.tunnel_bytes_ignored += n,
+            State::WebSocket => {
+                // Frame boundaries are lost with the bytes: the rest of this direction is only counted.
+                self.stats.websocket_lost += 1;
+                self.stats.tunnel_bytes_ignored += n;
+                self.set_state(s, State::Ignore);
+            }
             State::Resync { .. } => {
                 // A candidate line cut by the gap is not a line.
                 self.side(s).line.clear();
@@ -1087,7 +1120,7 @@ impl HttpParser {
             State::Head => self.flush_partial_head(s),
             State::Body(Framing::Close) => self.body_done(s, None),
             State::Body(_) => self.body_done(s, Some(Flag::TRUNCATED)),
-            State::Resync { .. } | State::Ignore | State::TunnelProbe => {}
+            State::Resync { .. } | State::Ignore | State::TunnelProbe | State::WebSocket => {}
         }
         let side = self.side(s);
         side.ended = true;
@@ -1145,6 +1178,55 @@ impl HttpParser {
             let t = self.complete(p);
             out.push(t);
         }
+        // Websocket messages come after the handshake, which completes when the 101 is read.
+        if (self.queue.is_empty() || all)
+            && let Some(ws) = self.ws.as_mut()
+        {
+            out.append(&mut ws.out);
+        }
+    }
+
+    /// Websocket bytes of side `s`: frames counted, text messages made transactions.
+    fn websocket(&mut self, s: usize, ts: Timestamp, d: &[u8]) {
+        let Some(mut ws) = self.ws.take() else {
+            self.stats.tunnel_bytes_ignored += d.len() as u64;
+            return;
+        };
+        let mut done = Vec::new();
+        let before = ws.counts(s).frames;
+        let lost_before = ws.lost(s);
+        let rest = ws.feed(s, &self.cfg, d, &mut done);
+        self.stats.tunnel_bytes_ignored += rest as u64;
+        let frames = ws.counts(s).frames - before;
+        if s == REQ {
+            self.stats.websocket_frames_client += frames;
+        } else {
+            self.stats.websocket_frames_server += frames;
+        }
+        if ws.lost(s) && !lost_before {
+            self.stats.websocket_lost += 1;
+            self.set_state(s, State::Ignore);
+        }
+        for mut body in done {
+            let mut tx = self.new_tx(ts);
+            ws.message(&mut tx, s == REQ);
+            self.stats.body_bytes_skipped += body.skipped;
+            self.decode_flags(&body, &mut tx.flags);
+            body.finish();
+            if s == REQ {
+                tx.request_body_len = body.len;
+                tx.request_body = std::mem::take(&mut body.captured);
+            } else {
+                tx.response_body_len = body.len;
+                tx.response_body_decoded_len = Some(body.len);
+                tx.response_body = std::mem::take(&mut body.captured);
+            }
+            tx.body_lease.absorb(std::mem::take(&mut body.lease));
+            self.stats.websocket_messages += 1;
+            self.stats.flags.add(tx.flags);
+            ws.out.push(tx);
+        }
+        self.ws = Some(ws);
     }
 
     fn complete(&mut self, mut p: Pending) -> Transaction {
@@ -1286,7 +1368,7 @@ fn classify_request_line(line: &[u8]) -> LineKind {
     }
 }
 
-const HTTP09_METHODS: [&[u8]; 4] = [b"GET", b"POST", b"HEAD", b"PUT"];
+pub(super) const HTTP09_METHODS: [&[u8]; 4] = [b"GET", b"POST", b"HEAD", b"PUT"];
 
 /// The head so far cannot start a request line: a method token is not followed by whitespace.
 fn request_prefix_invalid(head: &[u8]) -> bool {

@@ -124,14 +124,16 @@ pub(super) fn parse_bad_request_line(line: &[u8]) -> Option<BadLine> {
     Some(out)
 }
 
-/// Without a version, only a line shaped like a request counts: `METHOD SP` alone, or a method and one target
-/// (an uppercase method, or a target that is a path). A lone word ("hello", "QUIT") is another protocol's
+/// Without a version, only a line shaped like a request counts: `METHOD SP` alone, or a method and one target. A lone word ("hello", "QUIT") is another protocol's
 /// chatter, and a third word where the version belongs ("T / HTTP") is cruft: Zeek logs neither.
 fn plausible_without_version(b: &BadLine, method: &[u8], targets: usize, method_sp: bool) -> bool {
-    let upper = !method.is_empty() && method.iter().all(|c| c.is_ascii_uppercase() || *c == b'-' || *c == b'_');
+    // The target must look like one (a path, "*" or an absolute URI): "USER jsiwek", "JOIN #x" and "EHLO host"
+    // are FTP, IRC and SMTP on a port the HTTP parser was given, and their arguments may be passwords.
+    let target_like = |t: &str| t.starts_with('/') || t == "*" || t.contains("://");
     match (&b.method, &b.target, targets) {
-        (Some(_), None, 0) => upper && method_sp,
-        (Some(_), Some(t), 1) => upper || t.starts_with('/'),
+        // A lone method only from HTTP/0.9's vocabulary (Zeek's rule for version-less lines).
+        (Some(_), None, 0) => method_sp && super::parser::HTTP09_METHODS.contains(&method),
+        (Some(_), Some(t), 1) => target_like(t),
         (None, Some(_), 1) => true,
         _ => false,
     }
@@ -212,6 +214,10 @@ mod tests {
         assert_eq!(p(b"   "), None);
         assert_eq!(p(b"T / HTTP"), None);
         assert_eq!(p(b"hello world"), None);
+        assert_eq!(p(b"USER ftpuser"), None);
+        assert_eq!(p(b"PASS secret"), None);
+        assert_eq!(p(b"MAIL FROM:<a@b.example>"), None);
+        assert_eq!(p(b"QUIT "), None);
         assert_eq!(p(b"GET"), None);
         assert_eq!(p(b"Host: example.com"), None);
     }

@@ -104,3 +104,14 @@ fn malformed_fields_serialize_only_when_present() {
     ok[0].write_json(&mut line);
     assert!(!String::from_utf8_lossy(&line).contains("request_line"));
 }
+
+#[test]
+fn h2c_upgrade_is_recorded() {
+    let r = run(b">>>\nGET / HTTP/1.1\nHost: h\nConnection: Upgrade, HTTP2-Settings\nUpgrade: h2c\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\n\n\
+<<<\nHTTP/1.1 101 Switching Protocols\nConnection: Upgrade\nUpgrade: h2c\n\n");
+    assert_eq!(r.len(), 1);
+    assert!(r[0].flags.contains(&"upgraded") && r[0].flags.contains(&"upgrade_h2c"), "{:?}", r[0].flags);
+    // A server that ignores the upgrade answers in HTTP/1.1: still recorded as asked.
+    let r = run(b">>>\nGET / HTTP/1.1\nHost: h\nUpgrade: h2c\n\n<<<\nHTTP/1.1 200 OK\nContent-Length: 0\n\n");
+    assert_eq!(r[0].flags, vec!["upgrade_h2c"]);
+}

@@ -56,8 +56,12 @@ impl Flag {
     pub const MISSING_VERSION: Flag = Flag(35);
     /// A request line that starts with its target ("/a HTTP/1.1").
     pub const MISSING_METHOD: Flag = Flag(36);
+    /// A text message of a websocket connection (client's in the request body, server's in the response body).
+    pub const WEBSOCKET_MESSAGE: Flag = Flag(37);
+    /// The client asked to upgrade to HTTP/2 in cleartext (`Upgrade: h2c`).
+    pub const UPGRADE_H2C: Flag = Flag(38);
 
-    const NAMES: [&'static str; 37] = [
+    const NAMES: [&'static str; 39] = [
         "gap",
         "truncated",
         "request_only",
@@ -95,6 +99,8 @@ impl Flag {
         "missing_target",
         "missing_version",
         "missing_method",
+        "websocket_message",
+        "upgrade_h2c",
     ];
 
     pub fn name(self) -> &'static str {
