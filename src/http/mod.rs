@@ -849,7 +849,7 @@ mod tests {
             /// random bytes rarely do.
             #[test]
             fn mutated_fixtures_never_panic(
-                which in 0usize..8,
+                which in 0usize..10,
                 cuts in proptest::collection::vec(1usize..64, 1..40),
                 flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..6),
                 gaps in proptest::collection::vec((any::<usize>(), 1u64..3000), 0..3),
@@ -857,6 +857,7 @@ mod tests {
                 let texts = [
                     fx!("chunked"), fx!("pipelining"), fx!("continue100"), fx!("gap_cl_body"),
                     fx!("cl_te"), fx!("websocket"), fx!("http09"), fx!("connect_plain_http"),
+                    fx!("malformed_lines"), fx!("websocket_frames"),
                 ];
                 let c = Arc::new(HttpConfig { max_header_bytes: 256, max_line_bytes: 64, max_pipelined: 2, ..HttpConfig::default() });
                 let mut p = HttpParser::new(c, fixture::fixture_flow());

@@ -115,3 +115,27 @@ fn h2c_upgrade_is_recorded() {
     let r = run(b">>>\nGET / HTTP/1.1\nHost: h\nUpgrade: h2c\n\n<<<\nHTTP/1.1 200 OK\nContent-Length: 0\n\n");
     assert_eq!(r[0].flags, vec!["upgrade_h2c"]);
 }
+
+#[test]
+fn fixtures_of_malformed_lines_and_websocket_frames() {
+    let r = run(include_bytes!("testdata/malformed_lines.txt"));
+    let got: Vec<_> = r.iter().map(|t| (t.method.as_deref(), t.uri.as_deref(), t.status)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (Some("G\\xc9T"), Some("/a"), Some(400)),
+            (Some("GET"), None, Some(400)),
+            (Some("FOO"), Some("/x"), Some(405)),
+            (Some("GET"), Some("/y"), None)
+        ]
+    );
+    assert_eq!(r[3].status_line.as_deref(), Some("HTTP/1.1 2x0 OK"));
+    let (txs, stats) = super::fixture::run_events(
+        &super::parse_fixture(include_bytes!("testdata/websocket_frames.txt")),
+        Arc::new(HttpConfig::default()),
+    );
+    let bodies: Vec<&[u8]> =
+        txs.iter().skip(1).map(|t| if t.has_response { &t.response_body[..] } else { &t.request_body[..] }).collect();
+    assert_eq!(bodies, vec![&b"{\"a\":1}"[..], b"{\"b\":2}", b"hello"]);
+    assert_eq!((stats.websocket_frames_server, stats.websocket_frames_client), (4, 3));
+}
