@@ -270,6 +270,21 @@ impl HttpParser {
         if let State::Resync { at_line_start } = &mut self.side(s).state {
             *at_line_start = true;
         }
+        // A text line held to see whether it is a malformed request (it has no LF yet) gives way to a packet
+        // that starts a request: it was the tail of something else (a capture that began mid-body).
+        let side = self.side(s);
+        if s == REQ
+            && side.state == State::Head
+            && !side.first_checked
+            && !side.head.is_empty()
+            && looks_like_request_start(d)
+            && memchr(b'\n', &side.head).is_none()
+        {
+            let n = side.head.len() as u64;
+            side.reset_head();
+            self.stats.resync_bytes_skipped += n;
+            self.junk_requests = self.junk_requests.saturating_add(1).min(64);
+        }
         let mut stalls = 0;
         while !d.is_empty() {
             let before = self.state(s).clone();
@@ -387,7 +402,7 @@ impl HttpParser {
             // binary bytes are junk at once.
             let early_bad = if s == REQ {
                 request_prefix_invalid(&side.head)
-                    && !is_text(side.head.get(..nl.unwrap_or(side.head.len())).unwrap_or(&[]))
+                    && !may_be_request_line(side.head.get(..nl.unwrap_or(side.head.len())).unwrap_or(&[]))
             } else {
                 !http_prefix_ok(&side.head)
             };
@@ -1374,6 +1389,12 @@ pub(super) const HTTP09_METHODS: [&[u8]; 4] = [b"GET", b"POST", b"HEAD", b"PUT"]
 fn request_prefix_invalid(head: &[u8]) -> bool {
     let n = head.iter().take_while(|b| is_tchar(**b)).count();
     n > 32 || head.get(n).is_some_and(|b| !is_ws(b))
+}
+
+/// Text that may still turn out to be a malformed request line: no control bytes, and it starts as a method
+/// (a token or high bytes) or a target would. A JSON or XML body met mid-stream ('{', '<') is junk at once.
+fn may_be_request_line(b: &[u8]) -> bool {
+    b.first().is_some_and(|c| is_tchar(*c) || *c >= 0x80 || *c == b'/') && is_text(b)
 }
 
 /// The head so far is a prefix of (or starts with) "HTTP/", case-insensitively.

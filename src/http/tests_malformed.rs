@@ -139,3 +139,17 @@ fn fixtures_of_malformed_lines_and_websocket_frames() {
     assert_eq!(bodies, vec![&b"{\"a\":1}"[..], b"{\"b\":2}", b"hello"]);
     assert_eq!((stats.websocket_frames_server, stats.websocket_frames_client), (4, 3));
 }
+
+#[test]
+fn a_capture_that_starts_mid_body_does_not_swallow_the_next_request() {
+    // The first packet is the tail of a form body (text, no LF); the next packet starts a request.
+    let r =
+        run(b">>>\nname=a&city=b\\\n>>>\nGET /next HTTP/1.1\nHost: h\n\n<<<\nHTTP/1.1 200 OK\nContent-Length: 0\n\n");
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!((r[0].method.as_deref(), r[0].uri.as_deref(), r[0].status), (Some("GET"), Some("/next"), Some(200)));
+    assert!(r[0].flags.is_empty(), "{:?}", r[0].flags);
+    // A JSON tail is junk at once.
+    let r = run(b">>>\n{\"a\": 1}\\\n>>>\nGET /next HTTP/1.1\nHost: h\n\n<<<\nHTTP/1.1 200 OK\nContent-Length: 0\n\n");
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(r[0].uri.as_deref(), Some("/next"));
+}
