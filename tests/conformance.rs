@@ -105,4 +105,13 @@ fn every_exchange_of_the_conformance_capture_is_logged_and_flagged() {
     let junk = run.stats()["http"]["responses_to_invalid_requests"].as_u64().unwrap() as usize;
     assert_eq!(wire_total, got_total + junk, "final status lines on the wire vs logged + counted");
     assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
+    // Personal data in websocket messages reaches the analyzers: node's server message carries a phone number,
+    // the client's frame (masked on the wire) an e-mail address.
+    let findings = run.jsonl("findings.jsonl");
+    for (kind, location) in [("phone", "response.body"), ("email", "request.body")] {
+        assert!(
+            findings.iter().any(|f| f["type"] == kind && f["location"] == location && f["path"] == "/ws"),
+            "no {kind} finding in a websocket {location}: {findings:?}"
+        );
+    }
 }
