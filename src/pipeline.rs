@@ -403,6 +403,10 @@ fn worker_loop(rx: Receiver<WorkItem>, out: Sender<OutItem>, shared: &Shared, re
             WorkItem::Batch(txs) => {
                 // Serialising here spreads the JSON cost over the workers; the output thread only writes.
                 let mut lines = Vec::with_capacity(txs.len() * 1024);
+                // Websocket messages are analysed like transactions but logged apart (`websocket.jsonl`):
+                // transactions.jsonl stays one line per HTTP exchange, as peers log it.
+                let mut ws_lines = Vec::new();
+                let mut ws_n = 0u64;
                 for tx in &txs {
                     shared.tx_dequeued.fetch_add(1, Ordering::Relaxed);
                     ctx.clear();
@@ -415,10 +419,19 @@ fn worker_loop(rx: Receiver<WorkItem>, out: Sender<OutItem>, shared: &Shared, re
                     for a in &mut analyzers {
                         a.after_transaction(tx, &ctx);
                     }
-                    tx.write_json_masked(&mut lines, &ctx.data_classes);
-                    lines.push(b'\n');
+                    let buf = if tx.flags.has(crate::http::Flag::WEBSOCKET_MESSAGE) {
+                        ws_n += 1;
+                        &mut ws_lines
+                    } else {
+                        &mut lines
+                    };
+                    tx.write_json_masked(buf, &ctx.data_classes);
+                    buf.push(b'\n');
                 }
-                let _ = out.send(OutItem::Lines("transactions", lines, txs.len() as u64));
+                let _ = out.send(OutItem::Lines("transactions", lines, txs.len() as u64 - ws_n));
+                if ws_n > 0 {
+                    let _ = out.send(OutItem::Lines("websocket", ws_lines, ws_n));
+                }
                 emit(&mut records);
             }
             WorkItem::Tick(now) => {

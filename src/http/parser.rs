@@ -7,7 +7,12 @@ use memchr::{memchr, memchr_iter};
 
 use super::body::{BodyAcc, ChunkResult, ChunkState, Framing, chunked_feed, trim};
 use super::decompress::{Codings, parse_codings};
-use super::transaction::{Flag, Flags, Headers, HeadersBuilder, Transaction, escape_bytes, parse_query, split_target};
+use super::startline::{is_text, parse_bad_request_line, raw_line};
+use super::transaction::{
+    Flag, Flags, Headers, HeadersBuilder, Transaction, contains_ignore_ascii_case, escape_bytes, parse_query,
+    split_target,
+};
+use super::websocket::WsConn;
 use super::{HttpConfig, HttpLease, HttpStats};
 use crate::capture::Timestamp;
 use crate::flow::FlowInfo;
@@ -63,6 +68,8 @@ enum State {
     },
     /// Tunnel, after HTTP/0.9, or after the end of the direction: bytes are counted and dropped.
     Ignore,
+    /// After a 101 to `Upgrade: websocket`: frames, text messages to the analyzers.
+    WebSocket,
     /// After a 2xx to CONNECT: if the first tunnelled bytes are HTTP again (a plain-HTTP proxy tunnel), parsing
     /// resumes, else the connection is a tunnel (Suricata does the same).
     TunnelProbe,
@@ -74,6 +81,8 @@ struct Side {
     scan: HeadScan,
     /// First line of the current head already classified.
     first_checked: bool,
+    /// The current head's request line did not parse but is kept as a malformed request.
+    bad_line: bool,
     /// Chunk-size/trailer line or resync candidate line.
     line: Vec<u8>,
     msg_ts: Timestamp,
@@ -94,6 +103,7 @@ impl Side {
             head: Vec::new(),
             scan: HeadScan::default(),
             first_checked: false,
+            bad_line: false,
             line: Vec::new(),
             msg_ts: Timestamp::default(),
             cur: None,
@@ -112,6 +122,7 @@ impl Side {
         }
         self.scan = HeadScan::default();
         self.first_checked = false;
+        self.bad_line = false;
     }
 }
 
@@ -146,6 +157,8 @@ pub struct HttpParser {
     depth: u64,
     /// Transactions pushed out by the pipelining cap, emitted at the next drain.
     overflow: Vec<Transaction>,
+    /// The websocket state once the connection was upgraded.
+    ws: Option<Box<WsConn>>,
     /// Invalid requests skipped on the client side: a response without a pending request most likely answers one
     /// of them (a 400), and is framed but not reported (as Zeek does).
     junk_requests: u32,
@@ -171,6 +184,7 @@ impl HttpParser {
             next_id: 0,
             depth: 0,
             overflow: Vec::new(),
+            ws: None,
             junk_requests: 0,
         }
     }
@@ -256,6 +270,21 @@ impl HttpParser {
         if let State::Resync { at_line_start } = &mut self.side(s).state {
             *at_line_start = true;
         }
+        // A text line held to see whether it is a malformed request (it has no LF yet) gives way to a packet
+        // that starts a request: it was the tail of something else (a capture that began mid-body).
+        let side = self.side(s);
+        if s == REQ
+            && side.state == State::Head
+            && !side.first_checked
+            && !side.head.is_empty()
+            && looks_like_request_start(d)
+            && memchr(b'\n', &side.head).is_none()
+        {
+            let n = side.head.len() as u64;
+            side.reset_head();
+            self.stats.resync_bytes_skipped += n;
+            self.junk_requests = self.junk_requests.saturating_add(1).min(64);
+        }
         let mut stalls = 0;
         while !d.is_empty() {
             let before = self.state(s).clone();
@@ -270,6 +299,10 @@ impl HttpParser {
                 State::TunnelProbe => {
                     self.tunnel_probe(s, d);
                     0
+                }
+                State::WebSocket => {
+                    self.websocket(s, ts, d);
+                    d.len()
                 }
             };
             let n = n.min(d.len());
@@ -343,7 +376,9 @@ impl HttpParser {
         // A response to an HTTP/0.9 request has no head: the whole rest of the stream is its body.
         if s == RESP && self.side(s).head.is_empty() && self.side(s).scan.partial == 0 {
             let http09 = self.queue.iter().find(|p| p.resp == Resp::None).is_some_and(|p| p.tx.flags.has(Flag::HTTP09));
-            if http09 {
+            // RFC 1945 answers a simple request with a bare body, but servers that no longer speak HTTP/0.9 answer
+            // with a full response (nginx, "400 Bad Request"): a status line that is there is read as one.
+            if http09 && !http_prefix_ok(d) {
                 self.start_raw_response(s, Flag::HTTP09);
                 return skipped;
             }
@@ -363,7 +398,14 @@ impl HttpParser {
             let nl = memchr(b'\n', &side.head);
             // Junk is recognised from its first bytes, so that a start line later in the same chunk or in the next
             // packet (after a SOCKS handshake, say) is not swallowed into a bogus head.
-            let early_bad = if s == REQ { request_prefix_invalid(&side.head) } else { !http_prefix_ok(&side.head) };
+            // A text line is read to its end before deciding (a malformed request line is still a request);
+            // binary bytes are junk at once.
+            let early_bad = if s == REQ {
+                request_prefix_invalid(&side.head)
+                    && !may_be_request_line(side.head.get(..nl.unwrap_or(side.head.len())).unwrap_or(&[]))
+            } else {
+                !http_prefix_ok(&side.head)
+            };
             // A request line may legitimately be long (API query strings): only a full head decides without LF.
             let decidable = early_bad
                 || nl.is_some()
@@ -383,8 +425,28 @@ impl HttpParser {
                         n > 0 && rest.get(n) == Some(&b':')
                     });
                     let kind = if kind == LineKind::Http09 && headers_follow { LineKind::Request } else { kind };
+                    let bad = match kind {
+                        LineKind::Invalid if nl.is_some() => parse_bad_request_line(first),
+                        _ => None,
+                    };
                     match kind {
                         LineKind::Request => {}
+                        // A malformed line that carries a version, or is followed by header lines, heads an
+                        // HTTP/1.x message: its headers and framing count.
+                        LineKind::Invalid if bad.as_ref().is_some_and(|b| b.version.is_some() || headers_follow) => {
+                            self.side(s).bad_line = true;
+                        }
+                        // Alone (no version, no headers): a request of one line; what follows is read afresh.
+                        LineKind::Invalid if bad.is_some() && nl.is_some() => {
+                            let (Some(bad), Some(nl)) = (bad, nl) else {
+                                return skipped;
+                            };
+                            let raw = first.to_vec();
+                            let line_end = skipped + (nl + 1).saturating_sub(earlier as usize);
+                            self.side(s).reset_head();
+                            self.request_bad_line(s, &raw, bad);
+                            return line_end;
+                        }
                         LineKind::Http09 if nl.is_some() => {
                             let line = first.to_vec();
                             self.side(s).reset_head();
@@ -408,7 +470,14 @@ impl HttpParser {
                     if !later && self.queue.iter().any(|p| p.resp == Resp::None) {
                         let head = std::mem::take(&mut self.side(s).head);
                         self.side(s).reset_head();
+                        // What stands where the status line should be, when it is text, is evidence to keep.
+                        let first = head.get(..memchr(b'\n', &head).unwrap_or(head.len())).unwrap_or(&[]);
+                        let line = is_text(first).then(|| self.raw_line(first));
                         self.start_raw_response(s, Flag::INVALID_STATUS_LINE);
+                        let cur = self.side(s).cur;
+                        if let Some(p) = self.pending(cur) {
+                            p.tx.status_line = line;
+                        }
                         self.feed_body(s, &head);
                         self.side(s).head = head;
                         self.side(s).head.clear();
@@ -422,6 +491,7 @@ impl HttpParser {
         }
         if end.is_some() {
             let head_bytes = std::mem::take(&mut self.side(s).head);
+            let bad = self.side(s).bad_line;
             let mut head = parse_head(&head_bytes, self.cfg.max_headers, false);
             if too_long || head_bytes.len() >= max_head {
                 head.flags.set(Flag::HEADER_TOO_LONG);
@@ -430,7 +500,7 @@ impl HttpParser {
             side.head = head_bytes;
             side.reset_head();
             if s == REQ {
-                self.on_request(head);
+                self.on_request(head, bad);
             } else {
                 self.on_response(head);
             }
@@ -451,10 +521,18 @@ impl HttpParser {
     }
 
     /// A complete request head.
-    fn on_request(&mut self, head: Head) {
+    fn on_request(&mut self, head: Head, bad: bool) {
         self.stats.requests += 1;
         let ts = self.side(REQ).msg_ts;
-        let (method, uri, version, lf) = split_request_line(&head.first);
+        let parsed = if bad { parse_bad_request_line(head.first.as_bytes()) } else { None };
+        let mut request_line = None;
+        let (method, uri, version, lf) = match parsed {
+            Some(b) => {
+                request_line = Some(self.raw_line(head.first.as_bytes()));
+                (b.method.unwrap_or_default(), b.target.unwrap_or_default(), b.version.unwrap_or_default(), b.flags)
+            }
+            None => split_request_line(&head.first),
+        };
         if method == "PRI" && uri == "*" && version.starts_with("HTTP/2") {
             // HTTP/2 with prior knowledge: not ours.
             self.stats.http2_connections += 1;
@@ -479,6 +557,7 @@ impl HttpParser {
         tx.method = method;
         tx.uri = uri;
         tx.version = version;
+        tx.request_line = request_line;
         let (path, query) = split_target(&tx.uri);
         tx.path = path;
         if let Some(q) = &query {
@@ -508,6 +587,41 @@ impl HttpParser {
                     p.req_done = true;
                 }
             }
+        }
+    }
+
+    /// The escaped raw start line for a record, its cut counted.
+    fn raw_line(&mut self, line: &[u8]) -> String {
+        let (raw, cut) = raw_line(line);
+        if cut {
+            self.stats.raw_lines_cut += 1;
+        }
+        raw
+    }
+
+    /// A malformed request line standing alone (no version, no header lines): a request without head or body.
+    fn request_bad_line(&mut self, s: usize, line: &[u8], bad: super::startline::BadLine) {
+        self.stats.requests += 1;
+        let ts = self.side(s).msg_ts;
+        let mut tx = self.new_tx(ts);
+        tx.has_request = true;
+        tx.flags = bad.flags;
+        if std::mem::take(&mut self.side(s).gap_pending) {
+            tx.flags.set(Flag::GAP);
+        }
+        tx.request_line = Some(self.raw_line(line));
+        tx.method = bad.method.unwrap_or_default();
+        tx.uri = bad.target.unwrap_or_default();
+        tx.version = bad.version.unwrap_or_default();
+        let (path, query) = split_target(&tx.uri);
+        tx.path = path;
+        if let Some(q) = &query {
+            tx.query_params = parse_query(q, self.cfg.max_query_params);
+        }
+        tx.query = query;
+        let id = self.push_pending(tx);
+        if let Some(p) = self.pending(Some(id)) {
+            p.req_done = true;
         }
     }
 
@@ -606,6 +720,7 @@ impl HttpParser {
     fn on_response(&mut self, head: Head) {
         let ts = self.side(RESP).msg_ts;
         let (version, status, msg, lf) = split_status_line(&head.first);
+        let status_line = lf.has(Flag::INVALID_STATUS_LINE).then(|| self.raw_line(head.first.as_bytes()));
         if let Some(code) = status
             && (100..200).contains(&code)
             && code != 101
@@ -668,14 +783,22 @@ impl HttpParser {
         }
         tx.status = status;
         tx.status_msg = msg;
+        tx.status_line = status_line;
         tx.response_version = version;
         tx.response_headers = head.headers;
         // Borrowed out of the transaction for the framing decision (a clone per response showed in profiles).
         let method = std::mem::take(&mut tx.method);
         let mut tunnel = false;
+        let mut ws = None;
+        if tx.request_headers.get("upgrade").is_some_and(|u| contains_ignore_ascii_case(u, "h2c")) {
+            tx.flags.set(Flag::UPGRADE_H2C);
+        }
         if status == Some(101) {
             tx.flags.set(Flag::UPGRADED);
             tunnel = true;
+            if tx.request_headers.get("upgrade").is_some_and(|u| contains_ignore_ascii_case(u, "websocket")) {
+                ws = Some(Box::new(WsConn::new(tx)));
+            }
         } else if method.eq_ignore_ascii_case("CONNECT") && status.is_some_and(|c| (200..300).contains(&c)) {
             tx.flags.set(Flag::CONNECT);
             tunnel = true;
@@ -700,7 +823,14 @@ impl HttpParser {
             }
         }
         if tunnel {
-            let next = if status == Some(101) { State::Ignore } else { State::TunnelProbe };
+            let next = match (status, &ws) {
+                (Some(101), Some(_)) => State::WebSocket,
+                (Some(101), None) => State::Ignore,
+                _ => State::TunnelProbe,
+            };
+            if ws.is_some() {
+                self.ws = ws;
+            }
             for s in [REQ, RESP] {
                 let side = self.side(s);
                 side.reset_head();
@@ -859,6 +989,12 @@ impl HttpParser {
         let cur = self.side(s).cur;
         match self.state(s).clone() {
             State::Ignore | State::TunnelProbe => self.stats.tunnel_bytes_ignored += n,
+            State::WebSocket => {
+                // Frame boundaries are lost with the bytes: the rest of this direction is only counted.
+                self.stats.websocket_lost += 1;
+                self.stats.tunnel_bytes_ignored += n;
+                self.set_state(s, State::Ignore);
+            }
             State::Resync { .. } => {
                 // A candidate line cut by the gap is not a line.
                 self.side(s).line.clear();
@@ -999,7 +1135,7 @@ impl HttpParser {
             State::Head => self.flush_partial_head(s),
             State::Body(Framing::Close) => self.body_done(s, None),
             State::Body(_) => self.body_done(s, Some(Flag::TRUNCATED)),
-            State::Resync { .. } | State::Ignore | State::TunnelProbe => {}
+            State::Resync { .. } | State::Ignore | State::TunnelProbe | State::WebSocket => {}
         }
         let side = self.side(s);
         side.ended = true;
@@ -1021,11 +1157,12 @@ impl HttpParser {
         if s == REQ {
             let first = head.first.as_bytes();
             match classify_request_line(first) {
-                LineKind::Request => self.on_request(head),
-                LineKind::Http09 if !head.headers.is_empty() => self.on_request(head),
+                LineKind::Request => self.on_request(head, false),
+                LineKind::Http09 if !head.headers.is_empty() => self.on_request(head, false),
                 LineKind::Http09 => self.request_09(s, &head_bytes),
                 // Cut inside the request line ("GET /x HT"): still a request.
-                LineKind::Invalid if looks_like_request_start(first) => self.on_request(head),
+                LineKind::Invalid if looks_like_request_start(first) => self.on_request(head, false),
+                LineKind::Invalid if parse_bad_request_line(first).is_some() => self.on_request(head, true),
                 LineKind::Invalid => {}
             }
         } else if starts_with_ci(head.first.as_bytes(), b"HTTP/") {
@@ -1056,6 +1193,55 @@ impl HttpParser {
             let t = self.complete(p);
             out.push(t);
         }
+        // Websocket messages come after the handshake, which completes when the 101 is read.
+        if (self.queue.is_empty() || all)
+            && let Some(ws) = self.ws.as_mut()
+        {
+            out.append(&mut ws.out);
+        }
+    }
+
+    /// Websocket bytes of side `s`: frames counted, text messages made transactions.
+    fn websocket(&mut self, s: usize, ts: Timestamp, d: &[u8]) {
+        let Some(mut ws) = self.ws.take() else {
+            self.stats.tunnel_bytes_ignored += d.len() as u64;
+            return;
+        };
+        let mut done = Vec::new();
+        let before = ws.counts(s).frames;
+        let lost_before = ws.lost(s);
+        let rest = ws.feed(s, &self.cfg, d, &mut done);
+        self.stats.tunnel_bytes_ignored += rest as u64;
+        let frames = ws.counts(s).frames - before;
+        if s == REQ {
+            self.stats.websocket_frames_client += frames;
+        } else {
+            self.stats.websocket_frames_server += frames;
+        }
+        if ws.lost(s) && !lost_before {
+            self.stats.websocket_lost += 1;
+            self.set_state(s, State::Ignore);
+        }
+        for mut body in done {
+            let mut tx = self.new_tx(ts);
+            ws.message(&mut tx, s == REQ);
+            self.stats.body_bytes_skipped += body.skipped;
+            self.decode_flags(&body, &mut tx.flags);
+            body.finish();
+            if s == REQ {
+                tx.request_body_len = body.len;
+                tx.request_body = std::mem::take(&mut body.captured);
+            } else {
+                tx.response_body_len = body.len;
+                tx.response_body_decoded_len = Some(body.len);
+                tx.response_body = std::mem::take(&mut body.captured);
+            }
+            tx.body_lease.absorb(std::mem::take(&mut body.lease));
+            self.stats.websocket_messages += 1;
+            self.stats.flags.add(tx.flags);
+            ws.out.push(tx);
+        }
+        self.ws = Some(ws);
     }
 
     fn complete(&mut self, mut p: Pending) -> Transaction {
@@ -1184,7 +1370,11 @@ fn classify_request_line(line: &[u8]) -> LineKind {
     let last = rest.rsplit(is_ws).next().unwrap_or(&[]);
     if starts_with_ci(last, b"HTTP/") && last.len() < rest.len() {
         LineKind::Request
-    } else if HTTP09_METHODS.iter().any(|m| line.get(..mlen) == Some(*m)) && !rest.iter().any(is_ws) {
+    } else if HTTP09_METHODS.iter().any(|m| line.get(..mlen) == Some(*m))
+        && !rest.iter().any(is_ws)
+        && !starts_with_ci(rest, b"HTTP/")
+    {
+        // ("GET HTTP/1.1" has lost its target, Zeek's missing_HTTP_uri: not an HTTP/0.9 request for "HTTP/1.1".)
         // Like Zeek, only a well-known method makes a version-less line an HTTP/0.9 request: anything else
         // is more likely another protocol or cruft.
         LineKind::Http09
@@ -1193,12 +1383,18 @@ fn classify_request_line(line: &[u8]) -> LineKind {
     }
 }
 
-const HTTP09_METHODS: [&[u8]; 4] = [b"GET", b"POST", b"HEAD", b"PUT"];
+pub(super) const HTTP09_METHODS: [&[u8]; 4] = [b"GET", b"POST", b"HEAD", b"PUT"];
 
 /// The head so far cannot start a request line: a method token is not followed by whitespace.
 fn request_prefix_invalid(head: &[u8]) -> bool {
     let n = head.iter().take_while(|b| is_tchar(**b)).count();
     n > 32 || head.get(n).is_some_and(|b| !is_ws(b))
+}
+
+/// Text that may still turn out to be a malformed request line: no control bytes, and it starts as a method
+/// (a token or high bytes) or a target would. A JSON or XML body met mid-stream ('{', '<') is junk at once.
+fn may_be_request_line(b: &[u8]) -> bool {
+    b.first().is_some_and(|c| is_tchar(*c) || *c >= 0x80 || *c == b'/') && is_text(b)
 }
 
 /// The head so far is a prefix of (or starts with) "HTTP/", case-insensitively.
@@ -1242,7 +1438,7 @@ fn split_request_line(first: &str) -> (String, String, String, Flags) {
         flags.set(Flag::INVALID_METHOD);
     }
     if version.is_empty() {
-        flags.set(Flag::INVALID_REQUEST_LINE);
+        flags.set(Flag::MISSING_VERSION);
     } else if !valid_version(version) {
         flags.set(Flag::INVALID_VERSION);
     }

@@ -49,8 +49,19 @@ impl Flag {
     pub const BARE_CR: Flag = Flag(32);
     /// A body's capture stopped early: the process-wide HTTP memory budget (`http.memcap_bytes`) was spent.
     pub const HTTP_MEMCAP: Flag = Flag(33);
+    /// A request line with a method and a version but no target ("GET HTTP/1.1"; Zeek's `missing_HTTP_uri`).
+    pub const MISSING_TARGET: Flag = Flag(34);
+    /// A request line without "HTTP/x.y" that is not an HTTP/0.9 request (headers follow, or the method is not
+    /// one HTTP/0.9 knew).
+    pub const MISSING_VERSION: Flag = Flag(35);
+    /// A request line that starts with its target ("/a HTTP/1.1").
+    pub const MISSING_METHOD: Flag = Flag(36);
+    /// A text message of a websocket connection (client's in the request body, server's in the response body).
+    pub const WEBSOCKET_MESSAGE: Flag = Flag(37);
+    /// The client asked to upgrade to HTTP/2 in cleartext (`Upgrade: h2c`).
+    pub const UPGRADE_H2C: Flag = Flag(38);
 
-    const NAMES: [&'static str; 34] = [
+    const NAMES: [&'static str; 39] = [
         "gap",
         "truncated",
         "request_only",
@@ -85,6 +96,11 @@ impl Flag {
         "invalid_trailer",
         "bare_cr",
         "http_memcap",
+        "missing_target",
+        "missing_version",
+        "missing_method",
+        "websocket_message",
+        "upgrade_h2c",
     ];
 
     pub fn name(self) -> &'static str {
@@ -343,6 +359,10 @@ pub struct Transaction {
     pub content_encoding: Option<String>,
 
     pub flags: Flags,
+    /// The request line as sent (escaped, cut at 1 KiB) when it did not parse as `method target version`.
+    pub request_line: Option<String>,
+    /// The status line as sent (escaped, cut at 1 KiB) when it did not parse as `version code reason`.
+    pub status_line: Option<String>,
     /// Mask sensitive header values in [`Transaction::record`].
     pub mask_sensitive: bool,
     /// The body bytes this transaction holds, leased from the process-wide HTTP budget until it is dropped.
@@ -369,6 +389,12 @@ impl Transaction {
     pub fn endpoints(&self) -> Option<(SocketAddr, SocketAddr)> {
         let f = self.flow.as_ref()?;
         Some(if self.roles_swapped { (f.server, f.client) } else { (f.client, f.server) })
+    }
+
+    /// A request-line field for the record: absent without a request, and `null` when that part of a
+    /// malformed line did not parse (kept empty in the transaction).
+    fn req_field<'a>(&self, v: &'a str) -> Option<&'a str> {
+        (self.has_request && !v.is_empty()).then_some(v)
     }
 
     /// The line of `transactions.jsonl`.
@@ -403,10 +429,10 @@ impl Transaction {
             dst_port: dst.map(|a| a.port()),
             vlan,
             tunnel,
-            method: self.has_request.then(|| self.method.clone()),
-            uri: self.has_request.then(|| self.uri.clone()),
+            method: self.req_field(&self.method).map(str::to_owned),
+            uri: self.req_field(&self.uri).map(str::to_owned),
             host: self.host().map(str::to_owned),
-            version: self.has_request.then(|| self.version.clone()),
+            version: self.req_field(&self.version).map(str::to_owned),
             user_agent: self.user_agent().map(str::to_owned),
             request_headers: hdrs(&self.request_headers),
             request_body_len: self.request_body_len,
@@ -418,6 +444,8 @@ impl Transaction {
             response_body_decoded_len: self.response_body_decoded_len,
             content_encoding: self.content_encoding.clone(),
             flags: self.flags.names(),
+            request_line: self.request_line.clone(),
+            status_line: self.status_line.clone(),
         }
     }
 }
@@ -473,14 +501,14 @@ impl Transaction {
             }
         }
         out.extend_from_slice(b"],\"method\":");
-        json_opt_str(out, self.has_request.then_some(self.method.as_str()));
+        json_opt_str(out, self.req_field(&self.method));
         out.extend_from_slice(b",\"uri\":");
         let uri = masked_uri(&self.uri, hits);
-        json_opt_str(out, self.has_request.then_some(uri.as_ref()));
+        json_opt_str(out, self.req_field(&self.uri).map(|_| uri.as_ref()));
         out.extend_from_slice(b",\"host\":");
         json_opt_str(out, self.host());
         out.extend_from_slice(b",\"version\":");
-        json_opt_str(out, self.has_request.then_some(self.version.as_str()));
+        json_opt_str(out, self.req_field(&self.version));
         out.extend_from_slice(b",\"user_agent\":");
         json_opt_str(out, self.user_agent());
         out.extend_from_slice(b",\"request_headers\":");
@@ -519,7 +547,14 @@ impl Transaction {
             }
             json_str(out, f.name());
         }
-        out.extend_from_slice(b"]}");
+        out.push(b']');
+        for (key, v) in [(&b",\"request_line\":"[..], &self.request_line), (b",\"status_line\":", &self.status_line)] {
+            if let Some(v) = v {
+                out.extend_from_slice(key);
+                json_str(out, v);
+            }
+        }
+        out.push(b'}');
     }
 
     fn json_headers(
@@ -762,6 +797,10 @@ pub struct TransactionRecord {
     pub response_body_decoded_len: Option<u64>,
     pub content_encoding: Option<String>,
     pub flags: Vec<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_line: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_line: Option<String>,
 }
 
 /// Splits a request target into path and query, dropping an absolute-form `scheme://authority` prefix.

@@ -1,0 +1,81 @@
+#!/bin/sh
+# Conformance capture: the requests of cases.py sent raw (gen.py) to nginx, Python's http.server and Node's http
+# in a network namespace, captured with tcpdump on the veth link. The servers' access logs and the status lines
+# on the wire are the truth: they are joined per case into expected.jsonl (kept in git), the capture is written
+# to $1 (default target/conformance/conformance.pcap; not kept in git). Needs root, ip, tcpdump, nginx, node,
+# python3.   sudo tests/conformance/run.sh [OUT.pcap] [EXPECTED.jsonl]
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+out=${1:-$repo/target/conformance/conformance.pcap}
+expected=${2:-$here/expected.jsonl}
+work=$(mktemp -d /tmp/m17-conformance.XXXXXX)
+ns=m17-conf$$
+cleanup() {
+    for p in nginx python node tcpdump; do
+        [ -f "$work/$p.pid" ] && kill "$(cat "$work/$p.pid")" 2>/dev/null || true
+    done
+    ip link del m17-a 2>/dev/null || true
+    ip netns del "$ns" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+chmod a+rwx "$work"
+mkdir -p "$(dirname "$out")" "$(dirname "$expected")"
+
+ip netns add "$ns"
+ip link add m17-a type veth peer name m17-b
+ip link set m17-b netns "$ns"
+ip addr add 10.217.0.1/24 dev m17-a
+ip link set m17-a up
+ip netns exec "$ns" ip addr add 10.217.0.2/24 dev m17-b
+ip netns exec "$ns" ip link set m17-b up
+ip netns exec "$ns" ip link set lo up
+# Full segments as a SPAN port would see them.
+ethtool -K m17-a tso off gso off gro off 2>/dev/null || true
+ip netns exec "$ns" ethtool -K m17-b tso off gso off gro off 2>/dev/null || true
+
+cat > "$work/nginx.conf" <<CONF
+daemon on;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log;
+events {}
+http {
+    log_format ports '\$remote_port \$status "\$request"';
+    access_log $work/nginx.log ports;
+    server {
+        listen 10.217.0.2:8081;
+        location / { return 200 "ok\n"; }
+    }
+}
+CONF
+ip netns exec "$ns" nginx -c "$work/nginx.conf"
+ip netns exec "$ns" python3 "$here/servers.py" 8082 "$work/python.log" 2>/dev/null &
+echo $! > "$work/python.pid"
+ip netns exec "$ns" node "$here/server.js" 8083 "$work/node.log" &
+echo $! > "$work/node.pid"
+tcpdump -i m17-a -s 0 -U -w "$work/c.pcap" tcp 2>/dev/null &
+echo $! > "$work/tcpdump.pid"
+sleep 1.5
+
+(cd "$here" && python3 gen.py "$work/wire.jsonl")
+sleep 1
+kill "$(cat "$work/tcpdump.pid")"; rm "$work/tcpdump.pid"
+sleep 0.5
+touch "$work/nginx.log" "$work/python.log" "$work/node.log"
+python3 - "$work" "$expected" <<'PY'
+import collections, json, sys
+work, expected = sys.argv[1], sys.argv[2]
+logged = collections.Counter()
+for server in ("nginx", "python", "node"):
+    for line in open(f"{work}/{server}.log", errors="replace"):
+        if line.split():
+            logged[(server, int(line.split()[0]))] += 1
+with open(expected, "w") as out:
+    for line in open(f"{work}/wire.jsonl"):
+        r = json.loads(line)
+        r["access_log"] = logged[(r["server"], r["client_port"])]
+        out.write(json.dumps(r) + "\n")
+PY
+cp "$work/c.pcap" "$out"
+ls -l "$out" "$expected"
