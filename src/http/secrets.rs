@@ -57,6 +57,21 @@ pub fn secret_like(seg: &str) -> bool {
     if b.len() < 8 || b.len() > 512 {
         return b.len() > 512;
     }
+    // Escapes, control bytes, non-ASCII and injection characters are encodings or attack payloads
+    // (`..%2f..%2fetc`, `<script>`), which the logs must keep as they are; a typed secret is printable ASCII.
+    if !b.iter().all(u8::is_ascii_graphic)
+        || b.iter().any(|c| {
+            matches!(c, b'%' | b'<' | b'>' | b'"' | b'\'' | b'`' | b';' | b'(' | b')' | b'{' | b'}' | b'|' | b'\\')
+        })
+        || seg.contains("..")
+    {
+        return false;
+    }
+    let has_letter = b.iter().any(u8::is_ascii_alphabetic);
+    let has_digit = b.iter().any(u8::is_ascii_digit);
+    if !has_letter || !has_digit {
+        return false;
+    }
     // Separators (`-`, `_`, `.`) are neither a kind nor a change: `inv2024-7` is a word and digits.
     let class = |c: u8| match c {
         b'a'..=b'z' => Some(0u8),
@@ -150,6 +165,9 @@ mod tests {
             assert!(!secret_like(w), "{w}");
         }
         assert!(secret_like(&"a".repeat(600)));
+        for attack in ["..%2f..%2fetc%2fpasswd", "a\u{d9}\u{0}\"\u{8}x1Y", "%27%20OR%201%3D1--", "<script>a1B"] {
+            assert!(!secret_like(attack), "{attack}");
+        }
     }
 
     #[test]

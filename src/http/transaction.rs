@@ -430,7 +430,7 @@ impl Transaction {
             vlan,
             tunnel,
             method: self.req_field(&self.method).map(str::to_owned),
-            uri: self.req_field(&self.uri).map(str::to_owned),
+            uri: self.req_field(&self.uri).map(|u| masked_uri(u, &[]).into_owned()),
             host: self.host().map(str::to_owned),
             version: self.req_field(&self.version).map(str::to_owned),
             user_agent: self.user_agent().map(str::to_owned),
