@@ -852,13 +852,15 @@ impl HttpParser {
 
     fn gap(&mut self, s: usize, ts: Timestamp, n: u64) {
         self.stats.gaps += 1;
-        self.stats.gap_bytes += n;
+        self.stats.gap_bytes = self.stats.gap_bytes.saturating_add(n);
         if n == 0 {
             return;
         }
         let cur = self.side(s).cur;
         match self.state(s).clone() {
-            State::Ignore | State::TunnelProbe => self.stats.tunnel_bytes_ignored += n,
+            State::Ignore | State::TunnelProbe => {
+                self.stats.tunnel_bytes_ignored = self.stats.tunnel_bytes_ignored.saturating_add(n)
+            }
             State::Resync { .. } => {
                 // A candidate line cut by the gap is not a line.
                 self.side(s).line.clear();
