@@ -98,7 +98,7 @@ impl Default for ReassemblyConfig {
             max_buffered_bytes_per_dir: 1 << 20,
             max_segments_per_dir: 2048,
             depth_bytes: 0,
-            memcap_bytes: 256 << 20,
+            memcap_bytes: 64 << 20,
             recent_window_bytes: 4096,
         }
     }
