@@ -84,7 +84,7 @@ pub struct ReassemblyConfig {
     /// Stream bytes delivered per direction; 0 = unlimited. Bytes beyond are counted
     /// (`depth_skipped_bytes`), never delivered; `End` still comes at FIN or close.
     pub depth_bytes: u64,
-    /// Global reassembly memory of one shard (the [`MemBudget`] cap).
+    /// Reassembly memory of the process, split evenly among shards (each shard's [`MemBudget`] cap).
     pub memcap_bytes: usize,
     /// Recently delivered bytes kept per direction to notice retransmissions carrying different data (an
     /// evasion signal). 0 disables. Allocated at the first delivery and charged to the budget.
