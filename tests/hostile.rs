@@ -33,6 +33,8 @@ fn replay(kind: Kind, n: u64) -> Outcome {
     Outcome { peak_rss, stats }
 }
 
+// The child is reaped by wait4 (for its rusage), not by Child::wait.
+#[allow(clippy::zombie_processes)]
 fn run_measured(pcap: &Path, out: &Path) -> (std::process::ExitStatus, u64) {
     let child = Command::new(env!("CARGO_BIN_EXE_mirador"))
         .arg("replay")
