@@ -48,9 +48,11 @@ FUZZ_BUILD ?= --dev
 fuzz-smoke:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install --quiet --locked cargo-fuzz
 	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz build $(FUZZ_BUILD)
-	@for t in decode_packet sensor_packets tcp_reassembly http_stream analyzers; do \
+	@for t in decode_packet sensor_packets tcp_reassembly http_stream analyzers capture_file config_loader signature_packs spec_loader; do \
 		d=$$(mktemp -d); \
-		seeds=""; case $$t in http_stream) seeds=../src/http/testdata;; analyzers) seeds="../src/http/testdata seeds/analyzers";; esac; \
+		seeds=""; case $$t in http_stream) seeds=../src/http/testdata;; analyzers) seeds="../src/http/testdata seeds/analyzers";; \
+			capture_file) seeds=../pcaps;; config_loader) seeds=../systemd;; signature_packs) seeds=../signatures;; \
+			spec_loader) seeds="../tests/realapi/specs ../tests/realapi/demo";; esac; \
 		echo "fuzz $$t for $(FUZZ_SECONDS)s"; \
 		(cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $(FUZZ_BUILD) $$t $$d $$seeds -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048) > $$d.log 2>&1 \
 			|| { tail -n 40 $$d.log; exit 1; }; \

@@ -17,6 +17,7 @@ pub mod config;
 pub mod decode;
 pub mod detect;
 pub mod flow;
+pub mod hostile;
 pub mod http;
 pub mod inventory;
 pub mod metrics;

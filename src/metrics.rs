@@ -221,7 +221,7 @@ fn emit(cause: DropReason, count: u64) {
             cause = cause_label,
             config_key,
             count,
-            "Flow table full: evicting the least recently active flows (raise flow.max_flows)."
+            "Flow table full: evicting flows that never carried data first, then the least recently active (raise flow.memcap_bytes or flow.max_flows)."
         ),
         DropReason::ReassemblyMemcap => tracing::warn!(
             cause = cause_label,
@@ -347,6 +347,18 @@ const FAMILIES: &[Family] = &[
     ),
     c(FLOWS, "Flows created, by transport protocol."),
     c(FLOWS_CLOSED, "Flows closed, by reason (evicted = to stay under the flow cap or memcap)."),
+    c(
+        "mirador_flows_evicted_total",
+        "Flows evicted to stay under flow.memcap_bytes or flow.max_flows, by kind: embryonic (never carried a byte, evicted first) or active (the least recently active of the others).",
+    ),
+    c(
+        "mirador_flows_emergency_total",
+        "Times the flow table entered emergency mode (memory above 3/4 of its cap: shorter timeouts).",
+    ),
+    g(
+        "mirador_flows_memory_peak_bytes",
+        "Most bytes the flow tables held (entries, identities, connection and parser state).",
+    ),
     g("mirador_flows_active", "Flows held now (created minus closed)."),
     g("mirador_flows_peak", "Most flows held at once."),
     c("mirador_flows_midstream_total", "TCP flows picked up without their handshake."),
@@ -498,6 +510,10 @@ const SERIES: &[Series] = &[
     l(FLOWS_CLOSED, "reason", "idle_timeout", |st, _| st.flows.closed_idle),
     l(FLOWS_CLOSED, "reason", "end_of_input", |st, _| st.flows.closed_end_of_input),
     l(FLOWS_CLOSED, "reason", "evicted", |st, _| st.flows.evicted),
+    l("mirador_flows_evicted_total", "kind", "embryonic", |st, _| st.flows.evicted_embryonic),
+    l("mirador_flows_evicted_total", "kind", "active", |st, _| st.flows.evicted_active),
+    s("mirador_flows_emergency_total", |st, _| st.flows.emergency_entries),
+    s("mirador_flows_memory_peak_bytes", |st, _| st.flows.memory_peak_bytes),
     s("mirador_flows_active", |st, _| st.flows.flows_created.saturating_sub(flows_closed(st))),
     s("mirador_flows_peak", |st, _| st.flows.peak_flows),
     s("mirador_flows_midstream_total", |st, _| st.flows.midstream_flows),
@@ -1169,6 +1185,7 @@ mod tests {
             (5014, 5015, 5016, 5017, 5018);
         (f.overlaps_with_different_data, f.retransmissions, f.payload_bytes_delivered) = (5019, 5020, 5021);
         (f.http_transactions, f.peak_flows) = (5022, 5023);
+        (f.evicted_embryonic, f.evicted_active, f.emergency_entries, f.memory_peak_bytes) = (5024, 5025, 5026, 5027);
         let h = &mut st.http;
         (h.transactions, h.requests, h.responses, h.interim_responses, h.gaps, h.gap_bytes) =
             (6001, 6002, 6003, 6004, 6005, 6006);

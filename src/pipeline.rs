@@ -586,7 +586,13 @@ impl Sharded {
         let http = Arc::new(cfg.http.clone());
         for i in 0..n {
             let (tx, rx) = bounded::<Box<OwnedPacket>>(SHARD_QUEUE_PACKETS);
-            let mut table = FlowTable::new(cfg.flow.clone(), cfg.reassembly.clone(), http.clone());
+            // The caps are the process's (a sensor is sized by its memory, not its cores): each shard gets its share.
+            let mut flow = cfg.flow.clone();
+            flow.memcap_bytes = (flow.memcap_bytes / n).max(1);
+            flow.max_flows = (flow.max_flows / n).max(1);
+            let mut reasm = cfg.reassembly.clone();
+            reasm.memcap_bytes = (reasm.memcap_bytes / n).max(reasm.max_buffered_bytes_per_dir);
+            let mut table = FlowTable::new(flow, reasm, http.clone());
             // Distinct uid streams per shard.
             table.set_uid_seed(0x9e37_79b9_7f4a_7c15 ^ (i as u64 + 1).wrapping_mul(0xff51_afd7_ed55_8ccd));
             let mut out = pipeline.output();

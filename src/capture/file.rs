@@ -89,7 +89,11 @@ struct ReaderState {
 impl FileReader {
     fn open(path: &Path) -> Result<Self, FileError> {
         let file = File::open(path).map_err(|source| FileError::Open { path: path.to_owned(), source })?;
-        let reader: Box<dyn Read + Send> = Box::new(file);
+        Self::from_reader(path, Box::new(file))
+    }
+
+    /// `path` names the source in messages.
+    fn from_reader(path: &Path, reader: Box<dyn Read + Send>) -> Result<Self, FileError> {
         let reader = pcap_parser::create_reader(READ_BUFFER_BYTES, reader).map_err(|e| FileError::NotCapture {
             path: path.to_owned(),
             what: match e {
@@ -312,6 +316,13 @@ impl FileSource {
     /// Opens every file and checks its header. Fails on the first file that cannot be opened or is not a capture.
     pub fn open<P: AsRef<Path>>(paths: &[P]) -> Result<Self, FileError> {
         let files = paths.iter().map(|p| FileReader::open(p.as_ref())).collect::<Result<Vec<_>, _>>()?;
+        Ok(FileSource { files, current: None, errors: Vec::new(), started: false })
+    }
+
+    /// Reads one capture from `reader` (fuzzing, captures held in memory); `name` stands for its path in
+    /// messages.
+    pub fn from_reader(name: &Path, reader: Box<dyn Read + Send>) -> Result<Self, FileError> {
+        let files = vec![FileReader::from_reader(name, reader)?];
         Ok(FileSource { files, current: None, errors: Vec::new(), started: false })
     }
 

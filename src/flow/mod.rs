@@ -1,6 +1,7 @@
 //! Flows: symmetric keys, the shard-owned flow table, timeouts on packet time, memcap eviction.
 
 pub mod key;
+pub mod memory;
 pub mod table;
 
 use std::net::SocketAddr;

@@ -148,27 +148,28 @@ pub struct HttpStats {
 impl HttpStats {
     /// Adds another parser's counters (per-shard totals).
     pub fn merge(&mut self, o: &HttpStats) {
-        self.transactions += o.transactions;
-        self.requests += o.requests;
-        self.responses += o.responses;
-        self.interim_responses += o.interim_responses;
-        self.gaps += o.gaps;
-        self.gap_bytes += o.gap_bytes;
-        self.resyncs += o.resyncs;
-        self.resync_bytes_skipped += o.resync_bytes_skipped;
-        self.body_bytes_skipped += o.body_bytes_skipped;
-        self.tunnel_bytes_ignored += o.tunnel_bytes_ignored;
-        self.decompression_bombs += o.decompression_bombs;
-        self.memcap_hits += o.memcap_hits;
-        self.decompression_errors += o.decompression_errors;
-        self.roles_swapped += o.roles_swapped;
-        self.http2_connections += o.http2_connections;
-        self.responses_to_invalid_requests += o.responses_to_invalid_requests;
-        self.raw_lines_cut += o.raw_lines_cut;
-        self.websocket_frames_client += o.websocket_frames_client;
-        self.websocket_frames_server += o.websocket_frames_server;
-        self.websocket_messages += o.websocket_messages;
-        self.websocket_lost += o.websocket_lost;
+        self.transactions = self.transactions.saturating_add(o.transactions);
+        self.requests = self.requests.saturating_add(o.requests);
+        self.responses = self.responses.saturating_add(o.responses);
+        self.interim_responses = self.interim_responses.saturating_add(o.interim_responses);
+        self.gaps = self.gaps.saturating_add(o.gaps);
+        self.gap_bytes = self.gap_bytes.saturating_add(o.gap_bytes);
+        self.resyncs = self.resyncs.saturating_add(o.resyncs);
+        self.resync_bytes_skipped = self.resync_bytes_skipped.saturating_add(o.resync_bytes_skipped);
+        self.body_bytes_skipped = self.body_bytes_skipped.saturating_add(o.body_bytes_skipped);
+        self.tunnel_bytes_ignored = self.tunnel_bytes_ignored.saturating_add(o.tunnel_bytes_ignored);
+        self.decompression_bombs = self.decompression_bombs.saturating_add(o.decompression_bombs);
+        self.memcap_hits = self.memcap_hits.saturating_add(o.memcap_hits);
+        self.decompression_errors = self.decompression_errors.saturating_add(o.decompression_errors);
+        self.roles_swapped = self.roles_swapped.saturating_add(o.roles_swapped);
+        self.http2_connections = self.http2_connections.saturating_add(o.http2_connections);
+        self.responses_to_invalid_requests =
+            self.responses_to_invalid_requests.saturating_add(o.responses_to_invalid_requests);
+        self.raw_lines_cut = self.raw_lines_cut.saturating_add(o.raw_lines_cut);
+        self.websocket_frames_client = self.websocket_frames_client.saturating_add(o.websocket_frames_client);
+        self.websocket_frames_server = self.websocket_frames_server.saturating_add(o.websocket_frames_server);
+        self.websocket_messages = self.websocket_messages.saturating_add(o.websocket_messages);
+        self.websocket_lost = self.websocket_lost.saturating_add(o.websocket_lost);
         self.flags.merge(&o.flags);
     }
 }
@@ -381,6 +382,22 @@ mod tests {
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].uri.as_deref(), Some("/y"));
         assert!(has(&r[0], "gap"));
+    }
+
+    #[test]
+    fn gap_counters_saturate() {
+        // The fixture format (and so the fuzz target) can announce gaps of any size: the byte counters stop at
+        // u64::MAX instead of overflowing, in the parser and when shards' counters are merged.
+        let text = b">>>\nGET /a HTTP/1.1\n\n<<<\n><> 18446744073709551615\n><> 18446744073709551615\n";
+        let (_, stats) = run_events(&parse_fixture(text), cfg());
+        assert_eq!((stats.gaps, stats.gap_bytes), (2, u64::MAX));
+        let ignored = b">>>\n\x16\x03\x01junk\n><> 18446744073709551615\n><> 5\n";
+        let (_, s2) = run_events(&parse_fixture(ignored), cfg());
+        let mut total = stats.clone();
+        total.merge(&stats);
+        total.merge(&s2);
+        assert_eq!(total.gap_bytes, u64::MAX);
+        assert_eq!(total.gaps, 6);
     }
 
     #[test]

@@ -982,17 +982,19 @@ impl HttpParser {
 
     fn gap(&mut self, s: usize, ts: Timestamp, n: u64) {
         self.stats.gaps += 1;
-        self.stats.gap_bytes += n;
+        self.stats.gap_bytes = self.stats.gap_bytes.saturating_add(n);
         if n == 0 {
             return;
         }
         let cur = self.side(s).cur;
         match self.state(s).clone() {
-            State::Ignore | State::TunnelProbe => self.stats.tunnel_bytes_ignored += n,
+            State::Ignore | State::TunnelProbe => {
+                self.stats.tunnel_bytes_ignored = self.stats.tunnel_bytes_ignored.saturating_add(n)
+            }
             State::WebSocket => {
                 // Frame boundaries are lost with the bytes: the rest of this direction is only counted.
-                self.stats.websocket_lost += 1;
-                self.stats.tunnel_bytes_ignored += n;
+                self.stats.websocket_lost = self.stats.websocket_lost.saturating_add(1);
+                self.stats.tunnel_bytes_ignored = self.stats.tunnel_bytes_ignored.saturating_add(n);
                 self.set_state(s, State::Ignore);
             }
             State::Resync { .. } => {

@@ -84,7 +84,7 @@ pub struct ReassemblyConfig {
     /// Stream bytes delivered per direction; 0 = unlimited. Bytes beyond are counted
     /// (`depth_skipped_bytes`), never delivered; `End` still comes at FIN or close.
     pub depth_bytes: u64,
-    /// Global reassembly memory of one shard (the [`MemBudget`] cap).
+    /// Reassembly memory of the process, split evenly among shards (each shard's [`MemBudget`] cap).
     pub memcap_bytes: usize,
     /// Recently delivered bytes kept per direction to notice retransmissions carrying different data (an
     /// evasion signal). 0 disables. Allocated at the first delivery and charged to the budget.
@@ -98,7 +98,7 @@ impl Default for ReassemblyConfig {
             max_buffered_bytes_per_dir: 1 << 20,
             max_segments_per_dir: 2048,
             depth_bytes: 0,
-            memcap_bytes: 256 << 20,
+            memcap_bytes: 64 << 20,
             recent_window_bytes: 4096,
         }
     }

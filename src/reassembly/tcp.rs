@@ -209,7 +209,7 @@ impl Half {
         // Trust the captured bytes if the announced length is smaller (it never should be).
         let wire = u64::from(wire_len).max(payload.len() as u64);
         if self.ended {
-            self.stats.after_fin_bytes += wire;
+            self.stats.after_fin_bytes = self.stats.after_fin_bytes.saturating_add(wire);
             return;
         }
         if !self.init {
@@ -247,7 +247,7 @@ impl Half {
         if let Some(f) = self.fin.map(i128::from)
             && wire_end > f
         {
-            self.stats.after_fin_bytes += (wire_end - start.max(f)) as u64;
+            self.stats.after_fin_bytes = self.stats.after_fin_bytes.saturating_add((wire_end - start.max(f)) as u64);
         }
         if cx.cfg.depth_bytes > 0 {
             let stream_end = self.fin.map_or(wire_end, |f| wire_end.min(i128::from(f)));
@@ -428,9 +428,9 @@ impl Half {
         if len == 0 {
             return;
         }
-        self.next += len;
+        self.next = self.next.saturating_add(len);
         self.stats.gaps += 1;
-        self.stats.gap_bytes += len;
+        self.stats.gap_bytes = self.stats.gap_bytes.saturating_add(len);
         self.recent.invalidate_before(self.next);
         cx.sink.on_stream(self.dir, cx.ts, StreamEvent::Gap(len));
     }
