@@ -182,6 +182,18 @@ fn check_config(path: &Path, print: bool) -> ExitCode {
         mirador::analyzer::builtin(&cfg.analysis_settings(false)).map(|_| cfg).map_err(|e| e.to_string())
     }) {
         Ok(cfg) => {
+            // Spec defects were read past (the configuration is usable): say each, as a review would.
+            for spec in &cfg.analysis_settings(false).inventory.specs {
+                if let Ok(s) = mirador::specdiff::load_spec(spec) {
+                    for d in &s.defects {
+                        let line = d.line.map_or_else(String::new, |l| format!(": line {l}"));
+                        eprintln!(
+                            "mirador: warning: spec {}{line}: at {}: {} (read past)",
+                            s.source, d.pointer, d.what
+                        );
+                    }
+                }
+            }
             if print {
                 print!("{}", cfg.to_toml_string());
             } else {

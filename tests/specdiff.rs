@@ -26,10 +26,20 @@ fn broken_spec_exits_2_naming_file_and_line() {
         "openapi: 3.0.0\npaths:\n  /a:\n    get:\n      parameters:\n        - name: q\n          in: body\n      responses: {}\n",
     )
     .unwrap();
+    // A defect (a parameter `in: body` in OpenAPI 3) is read past, as Swagger UI and Prism do: the run goes
+    // on and spec-diff.json lists it with its pointer and line.
+    let run = replay(&[&pcap("demo.pcap")], &["--spec", bad.to_str().unwrap(), "--quiet"]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let d = &spec_diff(&run)["specs"][0]["defects"][0];
+    assert_eq!(d["line"], 7, "{d}");
+    assert_eq!(d["pointer"], "/paths/~1a/get/parameters/0/in", "{d}");
+    assert!(d["what"].as_str().unwrap().contains("`in` is `body`"), "{d}");
+
+    // No `paths`: nothing to compare with; refused, naming the file.
+    std::fs::write(&bad, "openapi: 3.0.0\ninfo: {title: t, version: '1'}\n").unwrap();
     let run = replay(&[&pcap("demo.pcap")], &["--spec", bad.to_str().unwrap(), "--quiet"]);
     assert_eq!(run.code(), 2, "{}", run.stderr());
-    let err = run.stderr();
-    assert!(err.contains("broken.yaml") && err.contains("line 7") && err.contains("`in`"), "{err}");
+    assert!(run.stderr().contains("broken.yaml") && run.stderr().contains("no `paths`"), "{}", run.stderr());
 
     // A YAML syntax error: the parser's line.
     std::fs::write(&bad, "openapi: 3.0.0\npaths:\n  /a: [\n").unwrap();
@@ -47,13 +57,23 @@ fn broken_spec_exits_2_naming_file_and_line() {
 fn check_config_loads_the_specs() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.json");
+    // A defect: read past, the configuration is usable, the warning names the file, line and pointer.
     std::fs::write(&bad, "{\n  \"swagger\": \"2.0\",\n  \"paths\": {\"/x\": {\"get\": 7}}\n}\n").unwrap();
     let cfg = dir.path().join("mirador.toml");
     std::fs::write(&cfg, format!("[inventory]\nspecs = [{:?}]\n", bad.to_str().unwrap())).unwrap();
     let out = assert_cmd::Command::cargo_bin("mirador").unwrap().arg("check-config").arg(&cfg).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("bad.json") && err.contains("line 3") && err.contains("an operation must be an object"),
+        "{err}"
+    );
+    // A syntax error: refused.
+    std::fs::write(&bad, "{\n  \"swagger\": \"2.0\",\n  \"paths\": {\"/x\" 7}\n}\n").unwrap();
+    let out = assert_cmd::Command::cargo_bin("mirador").unwrap().arg("check-config").arg(&cfg).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bad.json: line 3") && err.contains("an operation must be an object"), "{err}");
+    assert!(err.contains("bad.json: line 3") && err.contains("invalid JSON"), "{err}");
 }
 
 #[test]
