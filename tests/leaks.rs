@@ -24,7 +24,10 @@ const PLANTED: &[&str] = &[
     "Tr0ub4dor-Planted",
 ];
 
-fn exchanges() -> Vec<(&'static str, String, Vec<(&'static str, &'static str)>, String, u16, String)> {
+/// Method, target, request headers, request body, status, response body.
+type Exchange = (&'static str, String, Vec<(&'static str, &'static str)>, String, u16, String);
+
+fn exchanges() -> Vec<Exchange> {
     let json = |s: &str| s.to_owned();
     let mut v = vec![
         ("GET", "/auth/jdoe/Sup3rS3cretPW9".to_owned(), vec![], String::new(), 200, json(r#"{"authenticated": true}"#)),
