@@ -103,7 +103,7 @@ fn every_corpus_capture_replays() {
     let frac = |a: &str, b: &str| t[a].as_f64().unwrap_or(0.0) / t[b].as_f64().unwrap_or(1.0);
     let matched = frac("peer_got", "peer_need");
     let counts = frac("count_exact", "count_cases");
-    assert!(matched >= 0.98, "peer entries matched {:.1}% < 98%:\n{text}", matched * 100.0);
+    assert!(matched >= 0.985, "peer entries matched {:.1}% < 98.5%:\n{text}", matched * 100.0);
     assert!(counts >= 0.95, "exact expected counts {:.1}% < 95%:\n{text}", counts * 100.0);
     assert_eq!(t["absent_violated"].as_u64().unwrap_or(0), 0, "a transaction the peers say is absent:\n{text}");
 }

@@ -511,7 +511,8 @@ pub fn phone(v: &[u8]) -> bool {
 pub fn ip(v: &[u8]) -> bool {
     let Ok(s) = std::str::from_utf8(v) else { return false };
     if let Ok(a) = s.parse::<std::net::Ipv4Addr>() {
-        return !a.is_unspecified() && !a.is_broadcast();
+        // A last octet of 0 names a network (`212.0.0.0`, `10.1.2.0`), not a host: no one's address.
+        return !a.is_unspecified() && !a.is_broadcast() && a.octets()[3] != 0;
     }
     match s.parse::<std::net::Ipv6Addr>() {
         // `::` and short forms like `::1` come up in non-address text (C++ scopes, timestamps).
@@ -721,6 +722,9 @@ mod tests {
         assert!(!ip(b"0.0.0.0"));
         assert!(!ip(b"::"));
         assert!(!ip(b"1.2.3"));
+        assert!(!ip(b"212.0.0.0"), "a network, not a host");
+        assert!(!ip(b"10.1.2.0"), "a network, not a host");
+        assert!(ip(b"10.1.2.1"));
     }
 
     #[test]

@@ -9,7 +9,13 @@ import time
 
 from cases import CASES, DIVERGENCES
 
-SERVERS = [("nginx", 8081, 41000), ("python", 8082, 42000), ("node", 8083, 43000)]
+SERVERS = [
+    ("nginx", 8081, 41000),
+    ("python", 8082, 42000),
+    ("node", 8083, 43000),
+    ("gunicorn", 8084, 44000),
+    ("uvicorn", 8085, 45000),
+]
 STATUS = re.compile(rb"(?:^|\n)HTTP/1\.[01] (\d{3})")
 
 
