@@ -77,8 +77,9 @@ enum Policy {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Replay pcap/pcapng files (merged in timestamp order) and write flows.jsonl, transactions.jsonl and
-    /// stats.json to --out.
+    /// Replay pcap/pcapng files (merged in timestamp order) into --out: flows.jsonl, transactions.jsonl,
+    /// websocket.jsonl, findings.jsonl, alerts.jsonl, inventory.jsonl, inventory.json, openapi/<service>.json,
+    /// spec-diff.json (with --spec), stats.json and sensitive_stats.json.
     #[command(
         after_help = "Examples:\n  mirador replay pcaps/demo.pcap --out out/\n  mirador replay capture.pcap --spec openapi.yaml --out out/\n  mirador replay tap-a.pcap tap-b.pcapng --out out/ --workers 2"
     )]
@@ -278,10 +279,8 @@ fn telemetry(cfg: &Config) -> Result<(Arc<Telemetry>, Option<metrics::MetricsSer
         return Ok((t, None));
     }
     match metrics::serve(cfg.metrics.listen, t.clone()) {
-        Ok(s) => {
-            tracing::info!(listen = %s.local_addr(), "Serving /metrics and /healthz.");
-            Ok((t, Some(s)))
-        }
+        // `metrics::serve` logs where it listens: once.
+        Ok(s) => Ok((t, Some(s))),
         Err(e) => {
             eprintln!("mirador: error: {e}");
             Err(ExitCode::from(EXIT_USAGE))

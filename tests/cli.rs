@@ -64,3 +64,22 @@ fn workers_and_shards_do_not_change_what_comes_out() {
     let n = a.len();
     assert!(one.stderr().contains(&format!("transactions  {n} HTTP")), "{}", one.stderr());
 }
+
+/// `replay --help` names every file a replay writes (with a spec, so spec-diff.json is among them).
+#[test]
+fn replay_help_lists_every_output_file() {
+    let help = String::from_utf8(mirador().args(["replay", "--help"]).output().unwrap().stdout).unwrap();
+    let spec = repo().join("tests/realapi/demo/payments.yaml");
+    let run = replay(&[&pcap("demo.pcap")], &["--spec", spec.to_str().unwrap(), "--quiet"]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let mut names: Vec<String> = std::fs::read_dir(run.out.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(names.len() >= 10, "{names:?}");
+    for n in names {
+        let shown = if n == "openapi" { "openapi/<service>.json".to_owned() } else { n };
+        assert!(help.contains(&shown), "`replay --help` does not name {shown}:\n{help}");
+    }
+}
