@@ -823,7 +823,7 @@ fn flagged_segments(ctx: &TxContext) -> u64 {
     ctx.data_classes
         .iter()
         .filter(|d| d.location == "request.path")
-        .filter_map(|d| d.field.strip_prefix("segment[")?.strip_suffix(']')?.parse::<u32>().ok())
+        .filter_map(|d| crate::http::secrets::segment_index(&d.field))
         .filter(|k| *k < 64)
         .fold(0, |m, k| m | (1u64 << k))
 }

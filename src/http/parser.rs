@@ -613,6 +613,12 @@ impl HttpParser {
         tx.method = bad.method.unwrap_or_default();
         tx.uri = bad.target.unwrap_or_default();
         tx.version = bad.version.unwrap_or_default();
+        self.push_line_request(tx);
+    }
+
+    /// Queues a request that is its start line alone (nothing follows it to frame): its target split into
+    /// path and query, and complete.
+    fn push_line_request(&mut self, mut tx: Transaction) {
         let (path, query) = split_target(&tx.uri);
         tx.path = path;
         if let Some(q) = &query {
@@ -639,16 +645,7 @@ impl HttpParser {
         if !tx.method.bytes().all(|b| b.is_ascii_uppercase()) {
             tx.flags.set(Flag::INVALID_METHOD);
         }
-        let (path, query) = split_target(&tx.uri);
-        tx.path = path;
-        if let Some(q) = &query {
-            tx.query_params = parse_query(q, self.cfg.max_query_params);
-        }
-        tx.query = query;
-        let id = self.push_pending(tx);
-        if let Some(p) = self.pending(Some(id)) {
-            p.req_done = true;
-        }
+        self.push_line_request(tx);
         // An HTTP/0.9 client sends nothing more that we could frame.
         self.set_state(s, State::Ignore);
     }

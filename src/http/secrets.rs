@@ -148,6 +148,12 @@ pub fn redact_path_and(path: &str, flagged: impl Fn(usize) -> bool) -> Cow<'_, s
     Cow::Owned(out)
 }
 
+/// The index in a `segment[k]` field, the name the sensitive-data analyzer gives the `k`-th non-empty path
+/// segment (one parser for every output that masks what it flagged).
+pub fn segment_index(field: &str) -> Option<usize> {
+    field.strip_prefix("segment[")?.strip_suffix(']')?.parse().ok()
+}
+
 fn masked(prev: Option<&str>, seg: &str) -> bool {
     secret_like(seg) || (prev.is_some_and(credential_word) && !credential_word(seg))
 }

@@ -714,7 +714,7 @@ fn masked_uri<'a>(uri: &'a str, hits: &[crate::analyzer::DataClassHit]) -> std::
     let segs: Vec<usize> = hits
         .iter()
         .filter(|h| h.location == "request.path")
-        .filter_map(|h| h.field.strip_prefix("segment[")?.strip_suffix(']')?.parse().ok())
+        .filter_map(|h| super::secrets::segment_index(&h.field))
         .collect();
     let params: Vec<&str> = hits.iter().filter(|h| h.location == "request.query").map(|h| h.field.as_str()).collect();
     let (path, query) = match uri.split_once('?') {

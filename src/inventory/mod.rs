@@ -404,6 +404,12 @@ impl Inventory {
         let mut new_service = false;
         let mut new_op = false;
         let mut want = (false, false);
+        // What the path tree may weigh, gathered before the lock (header lookups are scans).
+        let mut ex = evidence::Exchange::new(learn, method, status);
+        ex.request_body = tx.decoded_request_body();
+        ex.response_body = tx.decoded_response_body();
+        ex.response_type = tx.response_headers.get("content-type").unwrap_or("");
+        ex.location = tx.response_headers.get("location");
         let endpoint = {
             let mut guard = self.lock();
             let m = &mut *guard;
@@ -447,11 +453,6 @@ impl Inventory {
                 })
             };
             let mut added = 0;
-            let mut ex = evidence::Exchange::new(learn, method, status);
-            ex.request_body = tx.decoded_request_body();
-            ex.response_body = tx.decoded_response_body();
-            ex.response_type = tx.response_headers.get("content-type").unwrap_or("");
-            ex.location = tx.response_headers.get("location");
             let found = svc.tree.walk(&tx.path, &ex, &tree_caps, &op_caps, &mut stats.templating, &on_cap);
             let endpoint = match found {
                 Some(f) => {

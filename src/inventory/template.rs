@@ -466,9 +466,11 @@ impl Tree {
             counters.dot_segments += 1;
             return None;
         }
-        let segs: Vec<&str> = wire_segments(path).collect();
-        // The last segment that names something (a trailing `/` names nothing).
-        let last_named = segs.iter().rposition(|s| !s.is_empty() && !is_verb(s));
+        // The last segment that names something (a trailing `/` names nothing). The segments are walked
+        // from the iterator, not collected: this runs for every transaction, under the inventory's lock.
+        let last_named =
+            wire_segments(path).enumerate().filter(|(_, s)| !s.is_empty() && !is_verb(s)).last().map(|(i, _)| i);
+        let mut segs = wire_segments(path).peekable();
         let mut template = String::with_capacity(path.len() + 8);
         let mut nodes = self.nodes.max(1);
         let Tree { root, collections, .. } = self;
@@ -477,8 +479,9 @@ impl Tree {
         let mut prev_lit: Option<&str> = None;
         let mut params = 0usize;
         let mut stopped = false;
-        for (i, &seg) in segs.iter().enumerate() {
-            let next = segs.get(i + 1).copied();
+        let mut i = 0usize;
+        while let Some(seg) = segs.next() {
+            let next = segs.peek().copied();
             let first = i == 0;
             // The first segment and versions before any parameter name the API itself: literal unless
             // cardinality says otherwise.
@@ -647,6 +650,7 @@ impl Tree {
             {
                 node.shape = sh.to_vec();
             }
+            i += 1;
         }
         self.nodes = nodes;
         if stopped {

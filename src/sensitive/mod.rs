@@ -392,9 +392,10 @@ fn masked_path(path: &str, set: &SignatureSet, aggs: &[Agg]) -> String {
         if seg.is_empty() {
             continue;
         }
-        let field = format!("segment[{k}]");
+        let hit = aggs
+            .iter()
+            .find(|a| a.location == "request.path" && crate::http::secrets::segment_index(&a.field) == Some(k));
         k += 1;
-        let hit = aggs.iter().find(|a| a.location == "request.path" && a.field == field);
         match hit.and_then(|a| set.sigs.get(usize::from(a.sig)).map(|s| (a, s))) {
             Some((a, s)) => out.push_str(&redact::mask(&a.value, s.mask, s.mask_prefix)),
             None => out.push_str(seg),
