@@ -517,7 +517,7 @@ impl Tree {
                 if node.param.is_some() {
                     Step::Param
                 } else {
-                    // Word siblings answering reads as this value does are values too (`/stations/cnarenal`
+                    // Word siblings answering reads as this value does are values too (`/stations/harbour`
                     // seen before `/stations/0`).
                     let with = if sibling_pos && !node.word_params {
                         node.value_siblings(seg, next, ex, Some(i) == last_named).1
