@@ -60,9 +60,24 @@ impl TxContext {
 pub trait Analyzer: Send {
     /// Stable name, used as the metrics label.
     fn name(&self) -> &'static str;
+    /// Whether what it says about a transaction depends on the transactions before it (state learnt across
+    /// transactions: templates, windows). An ordered analyzer sees the transactions in capture order, one
+    /// batch after the other, so that a replay gives the same answer for any number of workers; the others
+    /// run on several batches at once.
+    ///
+    /// The transaction records are written before the ordered analyzers at the end of the chain run: those
+    /// must not add data classes to the context (the records' masking reads them).
+    fn ordered(&self) -> bool {
+        false
+    }
+    /// Work on a transaction that needs nothing learnt from the others (parsing, typing), done for a whole
+    /// batch before `on_transaction` is called on it in the same order: for an ordered analyzer, work taken
+    /// off the part that waits for the batch ahead. An analyzer keeps what it prepared (in call order);
+    /// `on_transaction` without a prepared value does the work itself.
+    fn prepare(&mut self, _tx: &Arc<Transaction>) {}
     fn on_transaction(&mut self, tx: &Arc<Transaction>, ctx: &mut TxContext, out: &mut Vec<Record>);
     /// Called for every analyzer after the whole chain has seen the transaction, with the complete context
-    /// (e.g. the inventory records the data classes found after it ran).
+    /// (e.g. the inventory records the data classes found after it ran); always in capture order.
     fn after_transaction(&mut self, _tx: &Arc<Transaction>, _ctx: &TxContext) {}
     /// Called about once a second (wall clock in live mode, packet time in replay) for time-based work.
     fn on_tick(&mut self, _now: Timestamp, _out: &mut Vec<Record>) {}

@@ -178,8 +178,11 @@ impl Detector for Attacks {
         "attacks"
     }
 
-    fn on_transaction(&self, tx: &Transaction, _ctx: &TxContext, em: &mut Emitter<'_>) {
-        if self.rules.iter().all(|(id, _)| !em.on(*id)) {
+    /// Nothing to do in the detections' turn: the scan needs the transaction alone.
+    fn on_transaction(&self, _tx: &Transaction, _ctx: &TxContext, _em: &mut Emitter<'_>) {}
+
+    fn scan(&self, tx: &Transaction, rules: &Rules, hits_out: &mut Vec<Hit>) {
+        if self.rules.iter().all(|(id, _)| !rules.enabled(*id)) {
             return;
         }
         let mut inputs = Vec::with_capacity(16);
@@ -212,7 +215,9 @@ impl Detector for Attacks {
             if r.meta.kind == "sql_injection" && sql_error {
                 hit = hit.confidence((r.meta.confidence + 0.15).min(1.0));
             }
-            em.raise(hit);
+            if rules.enabled(hit.rule) {
+                hits_out.push(hit);
+            }
         }
     }
 }

@@ -125,6 +125,9 @@ pub trait Detector: Send + Sync {
     fn name(&self) -> &'static str;
     /// Looks at one transaction; raises hits through `em`.
     fn on_transaction(&self, tx: &Transaction, ctx: &TxContext, em: &mut Emitter<'_>);
+    /// Hits that depend on the transaction alone (no state, no facts from the inventory): found before the
+    /// detections' turn in the chain, on any worker, so that the ordered part stays short.
+    fn scan(&self, _tx: &Transaction, _rules: &Rules, _hits: &mut Vec<Hit>) {}
     /// About once a second of packet time: expire state older than the windows.
     fn on_tick(&self, _now: f64) {}
     /// New keys refused by this family's full state tables.
@@ -463,9 +466,24 @@ impl Engine {
 
     /// Runs every detector on `tx`; alerts due now (no aggregation, or the pending table full) go to `out`.
     pub fn process(&self, tx: &Transaction, ctx: &TxContext, out: &mut Vec<Record>) {
+        self.process_scanned(tx, ctx, None, out);
+    }
+
+    /// The hits of every detector's [`Detector::scan`] of `tx`.
+    pub fn scan(&self, tx: &Transaction) -> Vec<Hit> {
+        let mut hits = Vec::new();
+        for d in &self.detectors {
+            d.scan(tx, &self.rules, &mut hits);
+        }
+        hits
+    }
+
+    /// `process`, with the hits `scan` found in `tx` when it ran already.
+    pub fn process_scanned(&self, tx: &Transaction, ctx: &TxContext, scanned: Option<Vec<Hit>>, out: &mut Vec<Record>) {
         self.stats.transactions.fetch_add(1, Ordering::Relaxed);
         let facts = self.facts(tx, ctx);
         let mut em = Emitter::new(&facts, &self.rules, &self.settings);
+        em.hits = scanned.unwrap_or_else(|| self.scan(tx));
         for d in &self.detectors {
             d.on_transaction(tx, ctx, &mut em);
         }
@@ -924,12 +942,14 @@ fn new_id(ts: f64) -> String {
 pub struct DetectAnalyzer {
     engine: Arc<Engine>,
     finished: bool,
+    /// Scan hits prepared for the batch, in call order.
+    prepared: std::collections::VecDeque<Vec<Hit>>,
 }
 
 impl DetectAnalyzer {
     pub fn new(engine: Arc<Engine>) -> Self {
         engine.live_workers.fetch_add(1, Ordering::AcqRel);
-        DetectAnalyzer { engine, finished: false }
+        DetectAnalyzer { engine, finished: false, prepared: Default::default() }
     }
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
@@ -941,8 +961,18 @@ impl Analyzer for DetectAnalyzer {
         "detect"
     }
 
+    /// Windows, first sightings and aggregation all depend on what came before.
+    fn ordered(&self) -> bool {
+        true
+    }
+
+    fn prepare(&mut self, tx: &Arc<Transaction>) {
+        self.prepared.push_back(self.engine.scan(tx));
+    }
+
     fn on_transaction(&mut self, tx: &Arc<Transaction>, ctx: &mut TxContext, out: &mut Vec<Record>) {
-        self.engine.process(tx, ctx, out);
+        let scanned = self.prepared.pop_front();
+        self.engine.process_scanned(tx, ctx, scanned, out);
     }
 
     fn on_tick(&mut self, now: Timestamp, out: &mut Vec<Record>) {

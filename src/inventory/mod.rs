@@ -390,12 +390,28 @@ impl Inventory {
     /// Learns one transaction; sets `ctx.service` and `ctx.endpoint`; pushes `new_service` /
     /// `new_operation` records.
     pub fn learn(&self, tx: &Transaction, ctx: &mut TxContext, out: &mut Vec<Record>) {
+        self.learn_observed(tx, None, ctx, out);
+    }
+
+    /// What `learn` records of a transaction, parsed and typed: done before the inventory's turn (and its
+    /// lock), on any worker.
+    pub fn observe(&self, tx: &Transaction) -> Option<Observation> {
+        tx.has_request.then(|| Observation::from_tx(tx, &self.op_caps))
+    }
+
+    /// `learn`, with the observation `observe` made of `tx` when there is one.
+    pub fn learn_observed(
+        &self,
+        tx: &Transaction,
+        obs: Option<Observation>,
+        ctx: &mut TxContext,
+        out: &mut Vec<Record>,
+    ) {
         if !tx.has_request {
             return;
         }
         let key = service_key(tx);
-        // Parsing and typing happen before the lock.
-        let obs = Observation::from_tx(tx, &self.op_caps);
+        let obs = obs.unwrap_or_else(|| Observation::from_tx(tx, &self.op_caps));
         let learn = serves(tx.status);
         let method = method_key(&tx.method);
         let (tree_caps, op_caps) = (self.tree_caps, self.op_caps);
@@ -538,7 +554,7 @@ impl Inventory {
         let op_caps = self.op_caps;
         let mut m = self.lock();
         let Some(s) = m.services.get_mut(svc) else { return };
-        let Some(node) = s.tree.find_mut(ep) else { return };
+        let Some(node) = s.tree.find_merged_mut(ep) else { return };
         let Some((_, op)) = node.ops.iter_mut().find(|(m, _)| &**m == method) else { return };
         for d in &ctx.data_classes {
             op.add_data_class(d.location, &d.field, &d.class, &d.category, 1, &op_caps);
@@ -717,11 +733,13 @@ fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// The analyzer one worker runs.
 pub struct InventoryAnalyzer {
     inv: Inventory,
+    /// Observations prepared for the batch, in call order.
+    prepared: std::collections::VecDeque<Option<Observation>>,
 }
 
 impl InventoryAnalyzer {
     pub fn new(inv: Inventory) -> Self {
-        InventoryAnalyzer { inv }
+        InventoryAnalyzer { inv, prepared: Default::default() }
     }
 }
 
@@ -729,8 +747,15 @@ impl Analyzer for InventoryAnalyzer {
     fn name(&self) -> &'static str {
         "inventory"
     }
+    fn ordered(&self) -> bool {
+        true
+    }
+    fn prepare(&mut self, tx: &Arc<Transaction>) {
+        self.prepared.push_back(self.inv.observe(tx));
+    }
     fn on_transaction(&mut self, tx: &Arc<Transaction>, ctx: &mut TxContext, out: &mut Vec<Record>) {
-        self.inv.learn(tx, ctx, out);
+        let obs = self.prepared.pop_front().flatten();
+        self.inv.learn_observed(tx, obs, ctx, out);
     }
     fn after_transaction(&mut self, tx: &Arc<Transaction>, ctx: &TxContext) {
         self.inv.record_data_classes(tx, ctx);

@@ -800,6 +800,22 @@ impl Tree {
         Some(node)
     }
 
+    /// Where the node of `template` is now: the node itself, or, when later transactions merged one of its
+    /// literals into the parameter beside it, that parameter (a merge adds everything the literal held to it;
+    /// parameters never split back). A transaction's data classes arrive after the next batch may have been
+    /// learnt; filing them here gives the same counts as filing them before the merge.
+    pub fn find_merged_mut(&mut self, template: &str) -> Option<&mut Node> {
+        let mut node = &mut self.root;
+        for seg in wire_segments(template) {
+            node = if !(seg.starts_with('{') && seg.ends_with('}')) && node.children.contains_key(seg) {
+                node.children.get_mut(seg)?
+            } else {
+                node.param.as_deref_mut()?
+            };
+        }
+        Some(node)
+    }
+
     /// Every node with operations, with its template, sorted by template.
     pub fn views(&self, caps: &TreeCaps) -> Vec<TemplateView<'_>> {
         let mut out = Vec::new();

@@ -20,7 +20,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 
-use crate::analyzer::{Record, Registry, TxContext};
+mod worker;
+use worker::{Gates, Sequencer, WorkItem, worker_loop};
+
+use crate::analyzer::Registry;
 use crate::capture::file::{FileError, FileProblem, FileSource};
 use crate::capture::{RawPacket, Timestamp};
 use crate::decode::{DecodeConfig, DecodeStats, Decoder};
@@ -162,12 +165,7 @@ impl PipelineOptions {
 
 /// Items cross threads in batches: one channel operation (and at most one wake-up) per batch instead of per
 /// transaction. A batch is sent when full, or flushed (every few thousand packets, on idle, at the end).
-const BATCH: usize = 64;
-
-enum WorkItem {
-    Batch(Vec<Arc<Transaction>>),
-    Tick(Timestamp),
-}
+pub(crate) const BATCH: usize = 64;
 
 enum OutItem {
     Flows(Vec<FlowRecord>),
@@ -184,6 +182,8 @@ struct Shared {
     records: HashMap<&'static str, AtomicU64>,
     /// Alerts and findings by (stream, `type` field), at most [`MAX_RECORD_TYPES`] keys.
     by_type: Mutex<BTreeMap<(&'static str, String), u64>>,
+    /// Numbers the work queue's items (see `worker`).
+    sequencer: Sequencer,
 }
 
 /// Distinct record types counted separately (operator signature packs can add types); the rest are
@@ -267,6 +267,7 @@ impl Pipeline {
             analyzers: opts.registry.names().into_iter().map(|n| (n, AtomicU64::new(0), AtomicU64::new(0))).collect(),
             records: STREAMS.iter().map(|s| (*s, AtomicU64::new(0))).collect(),
             by_type: Mutex::new(BTreeMap::new()),
+            sequencer: Sequencer::new(),
         });
         // The queues carry batches: `queue_transactions` bounds transactions in flight (and so the bodies they
         // hold from the HTTP budget), not batches of them.
@@ -281,11 +282,13 @@ impl Pipeline {
             .spawn(move || output_loop(out_rx, dir, flows, transactions, sinks))
             .map_err(|e| OutputError::Io { path: out_dir.to_owned(), source: e })?;
         let mut workers = Vec::new();
+        let gates = Arc::new(Gates::new(opts.registry.names().len()));
         for i in 0..opts.workers.max(1) {
             let (rx, out, shared, registry) = (work_rx.clone(), out.clone(), shared.clone(), opts.registry.clone());
+            let gates = gates.clone();
             let t = std::thread::Builder::new()
                 .name(format!("worker-{i}"))
-                .spawn(move || worker_loop(rx, out, &shared, &registry))
+                .spawn(move || worker_loop(rx, out, &shared, &registry, &gates))
                 .map_err(|e| OutputError::Io { path: out_dir.to_owned(), source: e })?;
             workers.push(t);
         }
@@ -302,11 +305,10 @@ impl Pipeline {
         }
     }
 
-    fn tick(&self, now: Timestamp) {
-        // Ticks are best-effort: never block the shard for one.
-        for _ in 0..self.workers.len() {
-            let _ = self.work.try_send(WorkItem::Tick(now));
-        }
+    /// Time for the analyzers' time-based work. In replay (`wait`) a tick is part of the input's order and
+    /// waits for room; live, it is best-effort: the shard never blocks for one.
+    fn tick(&self, now: Timestamp, wait: bool) {
+        self.shared.sequencer.send_tick(&self.work, now, wait);
     }
 
     /// Closes the queues, waits for every thread, and flushes the files.
@@ -348,7 +350,7 @@ impl ShardOutput {
         if !self.txs.is_empty() {
             let batch = std::mem::replace(&mut self.txs, Vec::with_capacity(BATCH));
             let n = batch.len() as u64;
-            if self.work.send(WorkItem::Batch(batch)).is_err() {
+            if self.shared.sequencer.send_batch(&self.work, batch).is_err() {
                 self.shared.lost.fetch_add(n, Ordering::Relaxed);
             }
         }
@@ -382,70 +384,6 @@ impl FlowOutput for ShardOutput {
             self.flush();
         }
     }
-}
-
-fn worker_loop(rx: Receiver<WorkItem>, out: Sender<OutItem>, shared: &Shared, registry: &Registry) {
-    let mut analyzers = registry.build();
-    let mut records: Vec<Record> = Vec::new();
-    let mut ctx = TxContext::default();
-    let emit = |records: &mut Vec<Record>| {
-        for mut r in records.drain(..) {
-            if let Some(c) = shared.records.get(r.stream) {
-                c.fetch_add(1, Ordering::Relaxed);
-            }
-            shared.count_type(r.stream, &r.json);
-            r.json.push(b'\n');
-            let _ = out.send(OutItem::Lines(r.stream, r.json, 1));
-        }
-    };
-    for item in rx {
-        match item {
-            WorkItem::Batch(txs) => {
-                // Serialising here spreads the JSON cost over the workers; the output thread only writes.
-                let mut lines = Vec::with_capacity(txs.len() * 1024);
-                // Websocket messages are analysed like transactions but logged apart (`websocket.jsonl`):
-                // transactions.jsonl stays one line per HTTP exchange, as peers log it.
-                let mut ws_lines = Vec::new();
-                let mut ws_n = 0u64;
-                for tx in &txs {
-                    shared.tx_dequeued.fetch_add(1, Ordering::Relaxed);
-                    ctx.clear();
-                    for (a, (_, n, ns)) in analyzers.iter_mut().zip(&shared.analyzers) {
-                        let t0 = Instant::now();
-                        a.on_transaction(tx, &mut ctx, &mut records);
-                        ns.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
-                        n.fetch_add(1, Ordering::Relaxed);
-                    }
-                    for a in &mut analyzers {
-                        a.after_transaction(tx, &ctx);
-                    }
-                    let buf = if tx.flags.has(crate::http::Flag::WEBSOCKET_MESSAGE) {
-                        ws_n += 1;
-                        &mut ws_lines
-                    } else {
-                        &mut lines
-                    };
-                    tx.write_json_masked(buf, &ctx.data_classes);
-                    buf.push(b'\n');
-                }
-                let _ = out.send(OutItem::Lines("transactions", lines, txs.len() as u64 - ws_n));
-                if ws_n > 0 {
-                    let _ = out.send(OutItem::Lines("websocket", ws_lines, ws_n));
-                }
-                emit(&mut records);
-            }
-            WorkItem::Tick(now) => {
-                for a in &mut analyzers {
-                    a.on_tick(now, &mut records);
-                }
-                emit(&mut records);
-            }
-        }
-    }
-    for a in &mut analyzers {
-        a.finish(&mut records);
-    }
-    emit(&mut records);
 }
 
 fn output_loop(
@@ -819,7 +757,7 @@ pub fn replay<P: AsRef<Path>>(
                 // Analyzer ticks follow packet time in replay.
                 if ts.0 >= last_tick.0.saturating_add(1_000_000_000) {
                     last_tick = ts;
-                    pipeline.tick(ts);
+                    pipeline.tick(ts, true);
                 }
                 if last.elapsed() >= Duration::from_millis(250) {
                     last = Instant::now();
@@ -941,11 +879,14 @@ pub fn run_live(
             if last_second.elapsed() >= Duration::from_secs(1) {
                 last_second = Instant::now();
                 sensor.flush();
-                pipeline.tick(Timestamp(
-                    std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_nanos() as u64),
-                ));
+                pipeline.tick(
+                    Timestamp(
+                        std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_nanos() as u64),
+                    ),
+                    false,
+                );
                 let (_, kernel, iface, queue_full) = source.totals();
                 let c = sensor.capture_stats_mut();
                 (c.kernel_drops, c.interface_drops, c.queue_full_drops) = (kernel, iface, queue_full);
@@ -1009,6 +950,7 @@ mod tests {
             analyzers: Vec::new(),
             records: HashMap::new(),
             by_type: Mutex::new(BTreeMap::new()),
+            sequencer: Sequencer::new(),
         }
     }
 
