@@ -42,6 +42,7 @@ fn is_root() -> bool {
 #[test]
 fn live_capture_on_veth_flushes_on_sigterm() {
     if !is_root() || !sh(&["ip", "-V"]) {
+        assert!(std::env::var_os("CI").is_none(), "CI must run the live tests as root, with iproute2");
         eprintln!("skipping: needs root and iproute2 to create a network namespace and a veth pair");
         return;
     }
@@ -140,4 +141,76 @@ fn live_capture_on_veth_flushes_on_sigterm() {
         .unwrap_or_else(|e| panic!("detect-baselines.json: {e}\n{stderr}"));
     let baselines: serde_json::Value = serde_json::from_str(&baselines).unwrap();
     assert!(baselines.is_object(), "{baselines}");
+}
+
+/// `mirador run` on an interface that carries nothing: SIGTERM and `--duration-secs` must end
+/// it within about a second (libpcap's poll waits for the first packet with no timeout; before, the sensor
+/// ran on until a packet arrived), with a clean exit and its files written.
+#[test]
+fn a_quiet_link_stops_at_once() {
+    if !is_root() || !sh(&["ip", "-V"]) {
+        assert!(std::env::var_os("CI").is_none(), "CI must run the live tests as root, with iproute2");
+        eprintln!("skipping: needs root and iproute2 to create a dummy interface");
+        return;
+    }
+    // A veth pair up at both ends, with no IPv6 address generation (which would send router solicitations
+    // and duplicate-address probes): a link that carries nothing.
+    let id = std::process::id() % 100_000;
+    let (dev, peer) = (format!("mrq{id}a"), format!("mrq{id}b"));
+    struct Link(String);
+    impl Drop for Link {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["link", "del", &self.0]).status();
+        }
+    }
+    assert!(sh(&["ip", "link", "add", &dev, "type", "veth", "peer", "name", &peer]), "cannot create a veth pair");
+    let _link = Link(dev.clone());
+    for d in [&dev, &peer] {
+        assert!(sh(&["ip", "link", "set", d, "addrgenmode", "none"]));
+        assert!(sh(&["ip", "link", "set", d, "up"]));
+    }
+    let state = tempfile::tempdir().unwrap();
+    let cfg = state.path().join("mirador.toml");
+    std::fs::write(&cfg, format!("[state]\ndir = {:?}\n", state.path().join("state"))).unwrap();
+    let start = |extra: &[&str], port: &str, out: &std::path::Path| {
+        Command::new(assert_cmd::cargo::cargo_bin("mirador"))
+            .args(["run", "-i", &dev, "--metrics-listen", port, "--config"])
+            .arg(&cfg)
+            .arg("--out")
+            .arg(out)
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let wait = |mut child: Child, limit: Duration| {
+        let t0 = Instant::now();
+        while t0.elapsed() < limit {
+            if child.try_wait().unwrap().is_some() {
+                let o = child.wait_with_output().unwrap();
+                return (t0.elapsed(), o.status.code(), String::from_utf8_lossy(&o.stderr).into_owned());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let o = child.wait_with_output().unwrap();
+        panic!("still running {limit:?} later:\n{}", String::from_utf8_lossy(&o.stderr));
+    };
+
+    let out = tempfile::tempdir().unwrap();
+    let sensor = start(&[], "127.0.0.1:19478", out.path());
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(sh(&["kill", "-TERM", &sensor.id().to_string()]));
+    let (took, code, stderr) = wait(sensor, Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(took < Duration::from_millis(2500), "SIGTERM on a quiet link took {took:?}:\n{stderr}");
+    assert!(out.path().join("stats.json").is_file(), "{stderr}");
+
+    let out = tempfile::tempdir().unwrap();
+    let sensor = start(&["--duration-secs", "1"], "127.0.0.1:19479", out.path());
+    let (took, code, stderr) = wait(sensor, Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(took < Duration::from_millis(3500), "--duration-secs 1 on a quiet link took {took:?}:\n{stderr}");
+    assert!(out.path().join("stats.json").is_file(), "{stderr}");
 }

@@ -74,6 +74,10 @@ pub struct LiveSource {
     recycle: Sender<Vec<u8>>,
     threads: Vec<JoinHandle<()>>,
     stop: Arc<AtomicBool>,
+    /// Wakes a capture thread blocked in libpcap's poll: on a quiet link a TPACKET_V3 socket waits for the
+    /// first packet with no timeout (the read timeout starts with a packet), so the stop flag alone is only
+    /// seen one packet later. libpcap ≥ 1.10 wakes the poll on `pcap_breakloop`.
+    wake: Vec<pcap::BreakLoop>,
     pub counters: Vec<(String, Arc<IfaceCounters>)>,
     current: Option<Frame>,
 }
@@ -102,6 +106,7 @@ impl LiveSource {
             }
             caps.push((iface.clone(), cap));
         }
+        let wake = caps.iter_mut().map(|(_, cap)| cap.breakloop_handle()).collect();
         let (tx, rx) = bounded(cfg.queue_packets.max(1));
         let (recycle, pool) = bounded(cfg.queue_packets.max(1));
         let mut threads = Vec::new();
@@ -117,7 +122,7 @@ impl LiveSource {
                 .map_err(|e| LiveError::Open { iface: name, msg: format!("cannot start capture thread: {e}") })?;
             threads.push(t);
         }
-        Ok(LiveSource { rx, recycle, threads, stop, counters, current: None })
+        Ok(LiveSource { rx, recycle, threads, stop, wake, counters, current: None })
     }
 
     /// The next frame, waiting at most `wait`. `None` on timeout or when capture has stopped and drained.
@@ -135,8 +140,12 @@ impl LiveSource {
         self.threads.iter().all(|t| t.is_finished()) && self.rx.is_empty()
     }
 
+    /// Stops every capture thread now, also on a link that carries nothing.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
+        for w in &self.wake {
+            w.breakloop();
+        }
     }
 
     /// Totals over all interfaces: (received, kernel drops, interface drops, queue-full drops).
@@ -196,6 +205,8 @@ fn capture_loop(
                 }
             }
             Err(pcap::Error::TimeoutExpired) => {}
+            // Woken by `stop` (pcap_breakloop).
+            Err(_) if stop.load(Ordering::Relaxed) => break,
             Err(e) => {
                 tracing::error!(iface = %iface, error = %e, "Capture failed; this interface stops.");
                 break;

@@ -865,6 +865,7 @@ pub fn run_live(
             }
             if stop.load(Ordering::Relaxed) && !stopping {
                 stopping = true;
+                source.stop();
                 notify(&[NotifyState::Stopping]);
                 tracing::info!("Stopping: flushing flows and transactions in flight.");
             }
