@@ -12,8 +12,8 @@ use common::replay;
 use mirador::synth::{self, Wrap};
 use serde_json::Value;
 
-/// Fields whose values are drawn or keyed per run.
-const VOLATILE: &[&str] = &["id", "hash", "hashes"];
+/// Fields whose values are drawn or keyed per run (alert ids, flow uids, hashes of values).
+const VOLATILE: &[&str] = &["id", "uid", "hash", "hashes"];
 /// Files that measure the run itself (timings, per-worker caches), not what was observed.
 const RUN_METRICS: &[&str] = &["stats.json", "sensitive_stats.json"];
 

@@ -156,3 +156,23 @@ fn port_reuse_after_close_is_a_new_flow() {
     let uris: Vec<_> = run.jsonl("transactions.jsonl").iter().map(|t| t["uri"].clone()).collect();
     assert_eq!(uris, [json!("/first"), json!("/second")]);
 }
+
+/// A SIEM that deduplicates on `uid` must not merge two runs: the same capture replayed twice gives flow
+/// uids that are unique within each run and shared by none of the two (the records themselves are equal).
+#[test]
+fn flow_uids_are_unique_across_runs() {
+    let uids = |run: &Run| -> Vec<String> {
+        run.jsonl("flows.jsonl").iter().map(|f| f["uid"].as_str().unwrap().to_owned()).collect()
+    };
+    let (a, b) = (replay(&[&pcap("demo.pcap")], &[]), replay(&[&pcap("demo.pcap")], &[]));
+    let (ua, ub) = (uids(&a), uids(&b));
+    assert!(ua.len() > 10, "{ua:?}");
+    assert_eq!(ua.len(), ub.len());
+    let set_a: std::collections::HashSet<_> = ua.iter().collect();
+    assert_eq!(set_a.len(), ua.len(), "uids repeat within a run");
+    assert!(ub.iter().all(|u| !set_a.contains(u)), "a uid of the first run came back in the second");
+    // Transactions and alerts refer to their flow by the same uid.
+    let tx_uids: std::collections::HashSet<_> =
+        a.jsonl("transactions.jsonl").iter().map(|t| t["uid"].as_str().unwrap().to_owned()).collect();
+    assert!(!tx_uids.is_empty() && tx_uids.iter().all(|u| set_a.contains(u)));
+}

@@ -315,7 +315,7 @@ impl FlowTable {
         }
     }
 
-    /// Seeds the uids, e.g. with a shard number, so uids stay unique across shards and deterministic per run.
+    /// Seeds the uids: a per-run key (unique across runs and sensors), mixed with the shard number.
     pub fn set_uid_seed(&mut self, seed: u64) {
         self.uid_seed = seed;
     }
@@ -804,7 +804,7 @@ fn likely_server_port(sp: u16, dp: u16) -> bool {
     sp < dp
 }
 
-/// Zeek-style uid: `C` and 17 base62 characters from a mixed serial; deterministic per run and shard.
+/// Zeek-style uid: `C` and 17 base62 characters from a mixed serial and the run's seed.
 fn make_uid(seed: u64, serial: u64) -> String {
     const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     let mut x = splitmix64(seed ^ serial) as u128 | (u128::from(splitmix64(serial.wrapping_add(seed))) << 64);

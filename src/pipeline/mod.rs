@@ -91,14 +91,19 @@ pub struct Sensor {
     clock: Timestamp,
 }
 
+/// Drawn once per process and mixed into every flow uid: a SIEM that deduplicates on `uid` must not merge
+/// the records of two runs or two sensors (Zeek draws its uids at random too). Within a run the uids still
+/// follow the flow table's order.
+fn run_key() -> u64 {
+    static KEY: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *KEY.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().0)
+}
+
 impl Sensor {
     pub fn new(cfg: SensorConfig) -> Self {
-        Sensor {
-            decoder: Decoder::new(cfg.decode),
-            table: FlowTable::new(cfg.flow, cfg.reassembly, Arc::new(cfg.http)),
-            capture: CaptureStats::default(),
-            clock: Timestamp(0),
-        }
+        let mut table = FlowTable::new(cfg.flow, cfg.reassembly, Arc::new(cfg.http));
+        table.set_uid_seed(run_key());
+        Sensor { decoder: Decoder::new(cfg.decode), table, capture: CaptureStats::default(), clock: Timestamp(0) }
     }
 
     pub fn process(&mut self, pkt: RawPacket<'_>, out: &mut impl FlowOutput) {
@@ -532,7 +537,7 @@ impl Sharded {
             reasm.memcap_bytes = (reasm.memcap_bytes / n).max(reasm.max_buffered_bytes_per_dir);
             let mut table = FlowTable::new(flow, reasm, http.clone());
             // Distinct uid streams per shard.
-            table.set_uid_seed(0x9e37_79b9_7f4a_7c15 ^ (i as u64 + 1).wrapping_mul(0xff51_afd7_ed55_8ccd));
+            table.set_uid_seed(run_key() ^ (i as u64 + 1).wrapping_mul(0xff51_afd7_ed55_8ccd));
             let mut out = pipeline.output();
             let recycle = recycle.clone();
             let snapshot = Arc::new(std::sync::Mutex::new((FlowStats::default(), HttpStats::default(), 0usize)));

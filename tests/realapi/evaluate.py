@@ -339,8 +339,9 @@ def evaluate(mirador, name, pcap, spec_path, keep):
 # ---- determinism: the same capture, 1, 2 and 4 workers ----
 
 # Fields of a record that differ from run to run by design (seen by replaying one capture twice with the
-# same worker count): alert ids are drawn per run, and the hashes of sensitive values are keyed per run.
-VOLATILE = {"id", "hash", "hashes"}
+# same worker count): alert ids and flow uids are drawn per run, the hashes of sensitive values are keyed
+# per run.
+VOLATILE = {"id", "uid", "hash", "hashes"}
 # Files that measure the run itself (timings, per-worker cache counters), not what was observed.
 RUN_METRICS = {"stats.json", "sensitive_stats.json"}
 
