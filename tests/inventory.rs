@@ -200,3 +200,43 @@ fn bench_capture_yields_exactly_its_templates() {
     assert_eq!(got, want, "missing: {:#?}\nunexpected: {:#?}", want.difference(&got), got.difference(&want));
     check_openapi(run.out.path());
 }
+
+/// Findings and alerts raised while a template was still a literal end up under the template the operation
+/// has at the end of the replay: a listing below a project is seen first (an e-mail in its answer, a
+/// finding), the read that names the project as an id comes later and makes a parameter of it.
+#[test]
+fn records_are_filed_under_the_final_template() {
+    use mirador::capture::Timestamp;
+    use mirador::reassembly::Dir;
+    use mirador::synth::{self, TcpConv};
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = TcpConv::new(
+        "192.0.2.10:40000".parse().unwrap(),
+        "192.0.2.20:80".parse().unwrap(),
+        Timestamp::from_secs(1_700_000_000),
+    );
+    c.handshake();
+    for (path, body) in [
+        ("/api/projects/website/boards/", r#"[{"name": "Roadmap", "owner": "ann.lee@example.com"}]"#),
+        ("/api/projects/website/", r#"{"slug": "website", "title": "Web site"}"#),
+    ] {
+        c.send(Dir::ToServer, &synth::http_request("GET", path, "api.refile.example", &[], b""));
+        let len = body.len().to_string();
+        let head = [("Content-Type", "application/json"), ("Content-Length", len.as_str())];
+        c.send(Dir::ToClient, &synth::http_response(200, "OK", &head, body.as_bytes()));
+        c.wait(50_000_000);
+    }
+    c.close();
+    let pcap = dir.path().join("refile.pcap");
+    synth::write_pcap(&pcap, &mut c.frames()).unwrap();
+    let run = replay(&[&pcap], &[]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let ops = operations(&run);
+    assert!(ops.contains(&("api.refile.example".into(), "GET".into(), "/api/projects/{projectId}/boards/".into())));
+    let findings = run.jsonl("findings.jsonl");
+    let email: Vec<_> = findings.iter().filter(|f| f["type"] == "email").collect();
+    assert_eq!(email.len(), 1, "{findings:#?}");
+    assert_eq!(email[0]["endpoint"], "/api/projects/{projectId}/boards/");
+    // The concrete path stays what it was.
+    assert_eq!(email[0]["path"], "/api/projects/website/boards/");
+}

@@ -15,6 +15,7 @@
 mod evidence;
 mod op;
 mod openapi;
+mod refile;
 mod schema;
 mod segment;
 mod sketch;
@@ -275,26 +276,32 @@ pub fn service_key(tx: &Transaction) -> String {
     {
         key.push_str(&format!("vni-{}/", t.id));
     }
-    // Lower-cased while copied into the key: the allowed bytes are ASCII, and the port and dot
-    // suffixes have no letters.
-    let host = tx.host().map(str::trim).filter(|h| {
-        !h.is_empty()
-            && h.len() <= 255
-            && h.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_' | b':' | b'[' | b']'))
-    });
-    match host {
-        Some(h) => {
-            let h = h.strip_suffix(":80").or_else(|| h.strip_suffix(":443")).unwrap_or(h);
-            let h = h.trim_end_matches('.');
-            key.reserve(h.len());
-            key.extend(h.chars().map(|c| c.to_ascii_lowercase()));
-        }
+    match tx.host().and_then(|h| push_host_key(&mut key, h)) {
+        Some(()) => {}
         None => match tx.endpoints() {
             Some((_, s)) => key.push_str(&s.to_string()),
             None => key.push_str("unknown"),
         },
     }
     key
+}
+
+/// Appends the service key of a `Host` value (lower case, no default port, no trailing dot); `None` when
+/// it is no host name.
+fn push_host_key(key: &mut String, host: &str) -> Option<()> {
+    let h = host.trim();
+    let ok = !h.is_empty()
+        && h.len() <= 255
+        && h.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_' | b':' | b'[' | b']'));
+    if !ok {
+        return None;
+    }
+    let h = h.strip_suffix(":80").or_else(|| h.strip_suffix(":443")).unwrap_or(h);
+    let h = h.trim_end_matches('.');
+    // Lower-cased while copied: the allowed bytes are ASCII, and the port and dot suffixes have no letters.
+    key.reserve(h.len());
+    key.extend(h.chars().map(|c| c.to_ascii_lowercase()));
+    Some(())
 }
 
 /// Whether the server served a request: an answer other than 404 (no such path), 405 (no such method
@@ -561,6 +568,30 @@ impl Inventory {
         }
     }
 
+    /// The template that what was filed under `endpoint` on the service a record names by `host` (its Host,
+    /// or the server address) has now; `None` when no service or node matches, or when tunnel tenants sharing
+    /// that host disagree.
+    pub fn final_template(&self, host: &str, endpoint: &str) -> Option<String> {
+        let mut want = String::new();
+        if push_host_key(&mut want, host).is_none() {
+            want = host.to_owned();
+        }
+        let m = self.lock();
+        let mut found: Option<String> = None;
+        for (k, s) in &m.services {
+            let bare = k.split_once('/').filter(|(p, _)| p.starts_with("vni-")).map_or(k.as_str(), |(_, r)| r);
+            if bare != want {
+                continue;
+            }
+            let t = s.tree.current_template(endpoint)?;
+            if found.as_ref().is_some_and(|f| *f != t) {
+                return None;
+            }
+            found = Some(t);
+        }
+        found
+    }
+
     /// (service, method, template) of every operation the server answered with something else than 404.
     pub fn operations(&self) -> Vec<(String, String, String)> {
         let m = self.lock();
@@ -595,9 +626,20 @@ impl Inventory {
     }
 
     /// Writes `DIR/openapi/<service>.json` and `DIR/inventory.json`, and saves the store.
+    /// Writes the inventory's files and saves the store; at the end of a replay (no live export), also
+    /// files the findings and alerts under their operations' final templates (see [`refile`]).
     pub fn conclude(&self, dir: &Path) -> std::io::Result<()> {
         self.export(dir)?;
         self.save();
+        if self.export_dir.is_none() {
+            let n = refile::refile(self, dir)?;
+            if n > 0 {
+                tracing::info!(
+                    records = n,
+                    "Findings and alerts raised under a template that changed later: filed under the final one."
+                );
+            }
+        }
         Ok(())
     }
 

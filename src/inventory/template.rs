@@ -816,6 +816,36 @@ impl Tree {
         Some(node)
     }
 
+    /// The template the node of `template` has now (see [`Tree::find_merged_mut`]): what a record filed
+    /// under `template` when it was raised is filed under at the end.
+    pub fn current_template(&self, template: &str) -> Option<String> {
+        let mut node = &self.root;
+        let mut out = String::with_capacity(template.len());
+        for seg in wire_segments(template) {
+            let literal = !(seg.starts_with('{') && seg.ends_with('}'));
+            match node.children.get(seg).filter(|_| literal) {
+                Some(c) => {
+                    if !is_verb(seg) {
+                        out.push('/');
+                    }
+                    out.push_str(seg);
+                    node = c;
+                }
+                None => {
+                    let p = node.param.as_deref()?;
+                    out.push_str("/{");
+                    out.push_str(&p.name);
+                    out.push('}');
+                    node = p;
+                }
+            }
+        }
+        if out.is_empty() {
+            out.push('/');
+        }
+        Some(out)
+    }
+
     /// Every node with operations, with its template, sorted by template.
     pub fn views(&self, caps: &TreeCaps) -> Vec<TemplateView<'_>> {
         let mut out = Vec::new();
@@ -1259,6 +1289,29 @@ mod tests {
         assert_eq!(f.unwrap().template, "/api/locations/{locationId}");
         // A read of a word beside the parameter with nothing to say otherwise stays a literal.
         assert_eq!(learn(&mut t, "/api/locations/export").unwrap(), "/api/locations/export");
+    }
+
+    #[test]
+    fn records_follow_their_template_into_a_merge() {
+        let mut t = Tree::default();
+        // Filed when seen, the service being young: literals (a listing below a project, a fuzzed value).
+        let before = [
+            read(&mut t, "/api/projects/website/boards/", "[]").unwrap(),
+            learn(&mut t, &format!("/pet/{}", FUZZED[0])).unwrap(),
+            learn(&mut t, "/pet/findByStatus").unwrap(),
+        ];
+        assert!(before.iter().all(|b| !b.contains('{')), "{before:?}");
+        // Later transactions make parameters of them.
+        read(&mut t, "/api/projects/website/", r#"{"slug": "website"}"#);
+        learn(&mut t, "/pet/12");
+        let now: Vec<_> = before.iter().map(|old| t.current_template(old).unwrap()).collect();
+        assert_eq!(now, ["/api/projects/{projectId}/boards/", "/pet/{petId}", "/pet/findByStatus"]);
+        // Every final template maps to itself.
+        for x in templates(&t) {
+            assert_eq!(t.current_template(&x).unwrap(), x);
+        }
+        assert_eq!(t.current_template("/"), Some("/".to_owned()));
+        assert_eq!(t.current_template("/nowhere/at/all"), None);
     }
 
     #[test]
