@@ -70,11 +70,12 @@ pub trait Analyzer: Send {
     fn ordered(&self) -> bool {
         false
     }
-    /// Work on a transaction that needs nothing learnt from the others (parsing, typing), done for a whole
-    /// batch before `on_transaction` is called on it in the same order: for an ordered analyzer, work taken
-    /// off the part that waits for the batch ahead. An analyzer keeps what it prepared (in call order);
-    /// `on_transaction` without a prepared value does the work itself.
-    fn prepare(&mut self, _tx: &Arc<Transaction>) {}
+    /// Work on a transaction that needs nothing learnt from the others (parsing, typing, scanning), done for
+    /// a whole batch, every analyzer in chain order, before any `on_transaction` on it: for an ordered
+    /// analyzer, work taken off the part that waits for the batch ahead. What it finds for the others goes
+    /// into the context (the data classes: the inventory files them with the transaction). An analyzer keeps
+    /// what it prepared in call order; `on_transaction` without a prepared value does the work itself.
+    fn prepare(&mut self, _tx: &Arc<Transaction>, _ctx: &mut TxContext) {}
     fn on_transaction(&mut self, tx: &Arc<Transaction>, ctx: &mut TxContext, out: &mut Vec<Record>);
     /// Called for every analyzer after the whole chain has seen the transaction, with the complete context
     /// (e.g. the inventory records the data classes found after it ran); always in capture order.

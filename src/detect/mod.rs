@@ -966,7 +966,11 @@ impl Analyzer for DetectAnalyzer {
         true
     }
 
-    fn prepare(&mut self, tx: &Arc<Transaction>) {
+    fn prepare(&mut self, tx: &Arc<Transaction>, _ctx: &mut TxContext) {
+        // A batch's worth at most: a caller that never runs `on_transaction` must not grow it.
+        if self.prepared.len() >= 4096 {
+            self.prepared.pop_front();
+        }
         self.prepared.push_back(self.engine.scan(tx));
     }
 

@@ -312,6 +312,14 @@ pub fn serves(status: Option<u16>) -> bool {
     status.is_some_and(|s| !matches!(s, 404 | 405 | 501))
 }
 
+/// The data classes the chain found in the transaction (the sensitive-data scan runs before the inventory's
+/// turn, see `Analyzer::prepare`), filed with it in its operation.
+fn file_data_classes(op: &mut Operation, ctx: &TxContext, caps: &OpCaps) {
+    for d in &ctx.data_classes {
+        op.add_data_class(d.location, &d.field, &d.class, &d.category, 1, caps);
+    }
+}
+
 /// An HTTP method as a short upper-case token (anything else is `OTHER`).
 fn method_key(m: &str) -> &str {
     if !m.is_empty() && m.len() <= 16 && m.bytes().all(|c| c.is_ascii_uppercase() || c == b'-' || c == b'_') {
@@ -396,8 +404,8 @@ impl Inventory {
 
     /// Learns one transaction; sets `ctx.service` and `ctx.endpoint`; pushes `new_service` /
     /// `new_operation` records.
-    pub fn learn(&self, tx: &Transaction, ctx: &mut TxContext, out: &mut Vec<Record>) {
-        self.learn_observed(tx, None, ctx, out);
+    pub fn learn(&self, tx: &Transaction, ctx: &mut TxContext, out: &mut Vec<Record>) -> bool {
+        self.learn_observed(tx, None, ctx, out)
     }
 
     /// What `learn` records of a transaction, parsed and typed: done before the inventory's turn (and its
@@ -406,16 +414,17 @@ impl Inventory {
         tx.has_request.then(|| Observation::from_tx(tx, &self.op_caps))
     }
 
-    /// `learn`, with the observation `observe` made of `tx` when there is one.
+    /// `learn`, with the observation `observe` made of `tx` when there is one. True when the transaction
+    /// was filed in an operation (its data classes then go there too).
     pub fn learn_observed(
         &self,
         tx: &Transaction,
         obs: Option<Observation>,
         ctx: &mut TxContext,
         out: &mut Vec<Record>,
-    ) {
+    ) -> bool {
         if !tx.has_request {
-            return;
+            return false;
         }
         let key = service_key(tx);
         let obs = obs.unwrap_or_else(|| Observation::from_tx(tx, &self.op_caps));
@@ -427,6 +436,7 @@ impl Inventory {
         let mut new_service = false;
         let mut new_op = false;
         let mut want = (false, false);
+        let filed: bool;
         // What the path tree may weigh, gathered before the lock (header lookups are scans).
         let mut ex = evidence::Exchange::new(learn, method, status);
         ex.request_body = tx.decoded_request_body();
@@ -447,19 +457,19 @@ impl Inventory {
                         )
                     });
                     ctx.service = Some(key);
-                    return;
+                    return false;
                 }
                 if !learn {
                     ctx.service = Some(key);
                     m.stats.templating.not_found_unmatched += 1;
-                    return;
+                    return false;
                 }
                 let svc = Self::new_service(m, &key, &op_caps);
                 m.services.insert(key.clone(), svc);
                 new_service = true;
             }
             let Model { services, stats, .. } = m;
-            let Some(svc) = services.get_mut(&key) else { return };
+            let Some(svc) = services.get_mut(&key) else { return false };
             if svc.transactions == 0 || tx.ts < svc.first_seen {
                 svc.first_seen = tx.ts;
             }
@@ -484,12 +494,14 @@ impl Inventory {
                     match node.ops.iter_mut().find(|(m, _)| &**m == method) {
                         Some((_, op)) => {
                             op.observe(obs, &op_caps);
+                            file_data_classes(op, ctx, &op_caps);
                             want = op.wants_bodies(has_req, status, has_resp, &op_caps);
                             stats.recorded += 1;
                         }
                         None if learn && ops_now < tree_caps.max_operations && n_ops < 16 => {
                             let mut op = Operation::default();
                             op.observe(obs, &op_caps);
+                            file_data_classes(&mut op, ctx, &op_caps);
                             want = op.wants_bodies(has_req, status, has_resp, &op_caps);
                             node.ops.push((method.into(), op));
                             stats.recorded += 1;
@@ -516,7 +528,8 @@ impl Inventory {
                 }
             }
             // Only bodies of a transaction recorded in an operation were eligible for sampling.
-            if stats.recorded > recorded_before {
+            filed = stats.recorded > recorded_before;
+            if filed {
                 stats.bodies_sampled_out += u64::from(has_req && !want.0) + u64::from(has_resp && !want.1);
             }
             endpoint
@@ -549,23 +562,7 @@ impl Inventory {
         }
         ctx.service = Some(key);
         ctx.endpoint = endpoint;
-    }
-
-    /// Records the data classes the chain found in this transaction on its operation.
-    pub fn record_data_classes(&self, tx: &Transaction, ctx: &TxContext) {
-        if ctx.data_classes.is_empty() {
-            return;
-        }
-        let (Some(svc), Some(ep)) = (&ctx.service, &ctx.endpoint) else { return };
-        let method = method_key(&tx.method);
-        let op_caps = self.op_caps;
-        let mut m = self.lock();
-        let Some(s) = m.services.get_mut(svc) else { return };
-        let Some(node) = s.tree.find_merged_mut(ep) else { return };
-        let Some((_, op)) = node.ops.iter_mut().find(|(m, _)| &**m == method) else { return };
-        for d in &ctx.data_classes {
-            op.add_data_class(d.location, &d.field, &d.class, &d.category, 1, &op_caps);
-        }
+        filed
     }
 
     /// The template that what was filed under `endpoint` on the service a record names by `host` (its Host,
@@ -785,6 +782,10 @@ impl InventoryAnalyzer {
     }
 }
 
+/// Transactions an analyzer remembers between `prepare` and `on_transaction`: a batch's worth, with room to
+/// spare (a caller that never runs the second must not grow it).
+const MAX_PENDING_HOOKS: usize = 4096;
+
 impl Analyzer for InventoryAnalyzer {
     fn name(&self) -> &'static str {
         "inventory"
@@ -792,15 +793,15 @@ impl Analyzer for InventoryAnalyzer {
     fn ordered(&self) -> bool {
         true
     }
-    fn prepare(&mut self, tx: &Arc<Transaction>) {
+    fn prepare(&mut self, tx: &Arc<Transaction>, _ctx: &mut TxContext) {
+        if self.prepared.len() >= MAX_PENDING_HOOKS {
+            self.prepared.pop_front();
+        }
         self.prepared.push_back(self.inv.observe(tx));
     }
     fn on_transaction(&mut self, tx: &Arc<Transaction>, ctx: &mut TxContext, out: &mut Vec<Record>) {
         let obs = self.prepared.pop_front().flatten();
         self.inv.learn_observed(tx, obs, ctx, out);
-    }
-    fn after_transaction(&mut self, tx: &Arc<Transaction>, ctx: &TxContext) {
-        self.inv.record_data_classes(tx, ctx);
     }
     fn on_tick(&mut self, now: Timestamp, _out: &mut Vec<Record>) {
         self.inv.tick(now);
@@ -894,15 +895,21 @@ mod tests {
     fn data_classes_recorded_per_operation() {
         let inv = Inventory::new(&Settings::default()).unwrap();
         let t = tx("GET", "api.example.com", "/users/1", 200, 1.0);
-        let (mut ctx, _) = run(&inv, &t);
+        // What the sensitive-data scan put in the context before the inventory's turn.
+        let mut ctx = TxContext::default();
         ctx.data_classes.push(DataClassHit {
             location: "response.body",
             field: "email".into(),
             class: "email".into(),
             category: "pii".into(),
         });
-        inv.record_data_classes(&t, &ctx);
-        inv.record_data_classes(&t, &ctx);
+        for _ in 0..2 {
+            let mut c = TxContext { data_classes: ctx.data_classes.clone(), ..TxContext::default() };
+            inv.learn(&t, &mut c, &mut Vec::new());
+        }
+        // A refused request files nothing, its data classes neither.
+        let mut c = TxContext { data_classes: ctx.data_classes.clone(), ..TxContext::default() };
+        inv.learn(&tx("GET", "api.example.com", "/nothing/here", 404, 2.0), &mut c, &mut Vec::new());
         let inv_json = inv.inventory_json();
         let op = &inv_json["services"][0]["operations"][0];
         assert_eq!(op["data_classes"][0]["class"], "email");

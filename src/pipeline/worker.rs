@@ -186,8 +186,8 @@ impl Worker<'_> {
         // What needs no other transaction first, on every analyzer: it then holds its gate for less time.
         for (a, (_, _, ns)) in self.analyzers.iter_mut().zip(&self.shared.analyzers) {
             let t0 = Instant::now();
-            for tx in txs {
-                a.prepare(tx);
+            for (tx, ctx) in txs.iter().zip(ctxs.iter_mut()) {
+                a.prepare(tx, ctx);
             }
             ns.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
         }

@@ -298,11 +298,19 @@ struct Agg {
     count: u32,
 }
 
+/// What the scan of one transaction found, until its report (see [`Analyzer::prepare`]).
+struct Scanned {
+    set: Arc<SignatureSet>,
+    seq: u64,
+    aggs: Vec<Agg>,
+}
+
 struct Sensitive {
     shared: Arc<Shared>,
     scanner: Scanner,
     found: Vec<Found>,
-    aggs: Vec<Agg>,
+    /// Scans of the batch, in call order.
+    prepared: std::collections::VecDeque<Scanned>,
     /// Group key under construction (reused).
     key: Vec<u8>,
     /// Normalised value under comparison (reused).
@@ -320,7 +328,7 @@ impl Sensitive {
             shared,
             scanner,
             found: Vec::new(),
-            aggs: Vec::new(),
+            prepared: Default::default(),
             key: Vec::new(),
             norm: Vec::new(),
             local: Vec::new(),
@@ -420,22 +428,19 @@ fn group_key(key: &mut Vec<u8>, tx: &Transaction, endpoint: &str, ty: &str, loca
     }
 }
 
-impl Analyzer for Sensitive {
-    fn name(&self) -> &'static str {
-        "sensitive"
-    }
-
-    fn on_transaction(&mut self, tx: &Arc<Transaction>, ctx: &mut TxContext, out: &mut Vec<Record>) {
-        let set = self.shared.sigs.current();
+impl Sensitive {
+    fn scan(&mut self, tx: &Transaction, ctx: &mut TxContext) -> Scanned {
+        let set = Arc::clone(&self.shared.sigs.current());
         let seq = self.shared.stats.transactions.fetch_add(1, Ordering::Relaxed);
+        let mut aggs = Vec::new();
         self.found.clear();
         self.scanner.scan_transaction(&set, tx, &mut self.found);
         if self.found.is_empty() {
-            return;
+            return Scanned { set, seq, aggs };
         }
-        aggregate(&set, &mut self.found, &mut self.aggs, &mut self.norm);
-        self.shared.stats.detections.fetch_add(self.aggs.len() as u64, Ordering::Relaxed);
-        for a in &self.aggs {
+        aggregate(&set, &mut self.found, &mut aggs, &mut self.norm);
+        self.shared.stats.detections.fetch_add(aggs.len() as u64, Ordering::Relaxed);
+        for a in &aggs {
             let Some(sig) = set.sigs.get(usize::from(a.sig)) else { continue };
             ctx.data_classes.push(DataClassHit {
                 location: a.location,
@@ -444,6 +449,13 @@ impl Analyzer for Sensitive {
                 category: sig.category.name().to_owned(),
             });
         }
+        Scanned { set, seq, aggs }
+    }
+
+    /// Files the transaction's detections into findings (held and aggregated, or emitted now).
+    fn report(&mut self, tx: &Transaction, ctx: &TxContext, scanned: &Scanned, out: &mut Vec<Record>) {
+        let Scanned { set, seq, aggs } = scanned;
+        let (seq, aggs) = (*seq, aggs.as_slice());
         let shared = Arc::clone(&self.shared);
         let caps = &shared.held.caps;
         let uid = tx.flow.as_ref().map_or("", |f| f.uid.as_str());
@@ -452,7 +464,7 @@ impl Analyzer for Sensitive {
         let mut immediate: Vec<report::Group> = Vec::new();
         let mut held = (caps.window > 0.0).then(|| shared.held.lock_tx());
         self.local.clear();
-        for a in &self.aggs {
+        for a in aggs {
             let Some(sig) = set.sigs.get(usize::from(a.sig)) else { continue };
             let field = report::group_field(&a.field);
             group_key(&mut self.key, tx, endpoint, &sig.ty, a.location, &field);
@@ -477,8 +489,8 @@ impl Analyzer for Sensitive {
                 continue;
             }
             let path = path.get_or_insert_with(|| {
-                let p = if self.aggs.iter().any(|a| a.location == "request.path") {
-                    masked_path(&tx.path, &set, &self.aggs)
+                let p = if aggs.iter().any(|a| a.location == "request.path") {
+                    masked_path(&tx.path, set, aggs)
                 } else {
                     tx.path.clone()
                 };
@@ -520,7 +532,33 @@ impl Analyzer for Sensitive {
         drop(held);
         emit(&shared.stats, immediate.into_iter().chain(self.local.drain(..).map(|(_, g)| g)), out);
     }
+}
 
+impl Analyzer for Sensitive {
+    fn name(&self) -> &'static str {
+        "sensitive"
+    }
+
+    /// The scan: the data classes go into the context at once (the inventory files them with the
+    /// transaction, in its turn); the findings are reported in this analyzer's turn.
+    fn prepare(&mut self, tx: &Arc<Transaction>, ctx: &mut TxContext) {
+        let scanned = self.scan(tx, ctx);
+        // A batch's worth at most: a caller that never runs `on_transaction` must not grow it.
+        if self.prepared.len() >= 4096 {
+            self.prepared.pop_front();
+        }
+        self.prepared.push_back(scanned);
+    }
+
+    fn on_transaction(&mut self, tx: &Arc<Transaction>, ctx: &mut TxContext, out: &mut Vec<Record>) {
+        let scanned = match self.prepared.pop_front() {
+            Some(s) => s,
+            None => self.scan(tx, ctx),
+        };
+        if !scanned.aggs.is_empty() {
+            self.report(tx, ctx, &scanned, out);
+        }
+    }
     fn on_tick(&mut self, now: crate::capture::Timestamp, out: &mut Vec<Record>) {
         let due = self.shared.held.take_due(Some(now.as_secs_f64()));
         emit(&self.shared.stats, due, out);
