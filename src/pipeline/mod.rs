@@ -261,7 +261,13 @@ struct Pipeline {
 }
 
 impl Pipeline {
-    fn start(opts: &PipelineOptions, out_dir: &Path) -> Result<Pipeline, OutputError> {
+    /// `deferred`: streams the sinks get from their files once the run is concluded instead of as they are
+    /// written (see [`DEFERRED_IN_REPLAY`]).
+    fn start(
+        opts: &PipelineOptions,
+        out_dir: &Path,
+        deferred: &'static [&'static str],
+    ) -> Result<Pipeline, OutputError> {
         std::fs::create_dir_all(out_dir).map_err(|source| OutputError::Io { path: out_dir.to_owned(), source })?;
         let flows = JsonlFile::create(out_dir.join("flows.jsonl"))?;
         let transactions = JsonlFile::create(out_dir.join("transactions.jsonl"))?;
@@ -284,7 +290,7 @@ impl Pipeline {
         let sinks = opts.sinks.clone();
         let writer = std::thread::Builder::new()
             .name("output".into())
-            .spawn(move || output_loop(out_rx, dir, flows, transactions, sinks))
+            .spawn(move || output_loop(out_rx, dir, flows, transactions, sinks, deferred))
             .map_err(|e| OutputError::Io { path: out_dir.to_owned(), source: e })?;
         let mut workers = Vec::new();
         let gates = Arc::new(Gates::new(opts.registry.names().len()));
@@ -397,6 +403,7 @@ fn output_loop(
     mut flows: JsonlFile,
     transactions: JsonlFile,
     sinks: Option<Arc<crate::sink::SinkManager>>,
+    deferred: &'static [&'static str],
 ) -> Result<HashMap<&'static str, u64>, OutputError> {
     let mut files: HashMap<&'static str, JsonlFile> = HashMap::new();
     files.insert("transactions", transactions);
@@ -409,7 +416,9 @@ fn output_loop(
                 }
             }
             OutItem::Lines(stream, json, n) => {
-                if let Some(s) = &sinks {
+                if let Some(s) = &sinks
+                    && !deferred.contains(&stream)
+                {
                     s.offer(stream, &json);
                 }
                 if !files.contains_key(stream) {
@@ -747,7 +756,7 @@ pub fn replay<P: AsRef<Path>>(
 ) -> Result<ReplaySummary, ReplayError> {
     let started = Instant::now();
     let mut source = FileSource::open(paths)?;
-    let pipeline = Pipeline::start(&opts, out_dir)?;
+    let pipeline = Pipeline::start(&opts, out_dir, DEFERRED_IN_REPLAY)?;
     let mut sensor = Engine::start(&opts.sensor, opts.shards, &pipeline)?;
     let mut last = Instant::now();
     let mut last_tick = Timestamp(0);
@@ -778,28 +787,64 @@ pub fn replay<P: AsRef<Path>>(
         sensor.finish();
     }
     sensor.capture_stats_mut().file_errors = source.errors().to_vec();
-    Ok(conclude(sensor, pipeline, &opts, out_dir, started)?)
+    Ok(conclude(sensor, pipeline, &opts, out_dir, started, DEFERRED_IN_REPLAY)?)
+}
+
+/// Streams a replay hands the sinks at its end, from the files: findings and alerts are filed under their
+/// operations' final templates once the run is over (the inventory rewrites them), and the SIEM gets what
+/// the files hold. A live sensor sends them as they are raised.
+const DEFERRED_IN_REPLAY: &[&str] = &["alerts", "findings"];
+
+/// Offers the lines of `path` to the sinks, a bounded chunk at a time.
+fn offer_file(sinks: &crate::sink::SinkManager, stream: &str, path: &Path) {
+    use std::io::BufRead as _;
+    let Ok(f) = std::fs::File::open(path) else { return };
+    let mut chunk = Vec::new();
+    for line in std::io::BufReader::new(f).split(b'\n') {
+        let Ok(line) = line else {
+            tracing::error!(file = %path.display(), "Reading the records back for the sinks failed; the rest stays in the file only.");
+            break;
+        };
+        chunk.extend_from_slice(&line);
+        chunk.push(b'\n');
+        if chunk.len() >= 1 << 20 {
+            sinks.offer(stream, &chunk);
+            chunk.clear();
+        }
+    }
+    if !chunk.is_empty() {
+        sinks.offer(stream, &chunk);
+    }
 }
 
 /// Ends a run whose input is exhausted and whose engine is finished: waits for the workers and the output
-/// thread, publishes the final counters and writes `stats.json`.
+/// thread, concludes the analyzers, hands the sinks the `deferred` streams, publishes the final counters
+/// and writes `stats.json`.
 fn conclude(
     sensor: Engine,
     pipeline: Pipeline,
     opts: &PipelineOptions,
     out_dir: &Path,
     started: Instant,
+    deferred: &[&str],
 ) -> Result<ReplaySummary, OutputError> {
     let stats = sensor.stats().0;
     // The engine holds senders into the pipeline: they must be gone before the pipeline can drain.
     drop(sensor);
     let finished = pipeline.finish();
+    let concluded = match &finished {
+        Ok(_) => opts.registry.conclude(out_dir),
+        Err(_) => Ok(()),
+    };
     // Before any early return: what the sinks hold in memory is delivered or spooled, never lost.
     if let Some(s) = &opts.sinks {
+        for stream in deferred {
+            offer_file(s, stream, &out_dir.join(format!("{stream}.jsonl")));
+        }
         s.shutdown();
     }
     let (lines, counters) = finished?;
-    opts.registry.conclude(out_dir).map_err(|(name, source)| OutputError::Io { path: out_dir.join(name), source })?;
+    concluded.map_err(|(name, source)| OutputError::Io { path: out_dir.join(name), source })?;
     if let Some(t) = &opts.telemetry {
         t.publish(&stats, &counters);
     }
@@ -850,7 +895,7 @@ pub fn run_live(
     use sd_notify::NotifyState;
     let started = Instant::now();
     let mut source = crate::capture::live::LiveSource::open(live, stop.clone())?;
-    let pipeline = Pipeline::start(&opts, out_dir)?;
+    let pipeline = Pipeline::start(&opts, out_dir, &[])?;
     let mut sensor = Engine::start(&opts.sensor, opts.shards, &pipeline)?;
     let notify = |s: &[NotifyState<'_>]| {
         if hooks.systemd_notify {
@@ -924,7 +969,7 @@ pub fn run_live(
     let (_, kernel, iface, queue_full) = source.totals();
     let c = sensor.capture_stats_mut();
     (c.kernel_drops, c.interface_drops, c.queue_full_drops) = (kernel, iface, queue_full);
-    let summary = conclude(sensor, pipeline, &opts, out_dir, started)?;
+    let summary = conclude(sensor, pipeline, &opts, out_dir, started, &[])?;
     tracing::info!(
         flows = summary.flows,
         transactions = summary.transactions,
