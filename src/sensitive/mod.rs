@@ -166,6 +166,8 @@ struct StatsFile {
     regex_runs: u64,
     header_cache_hits: u64,
     value_cache_hits: u64,
+    /// Numeric matches dropped because they lie inside an identifier (a UUID group, `ORD-…`).
+    numbers_inside_identifiers: u64,
     caps: CapsFile,
 }
 
@@ -273,6 +275,7 @@ pub fn register(reg: &mut Registry, settings: &AnalysisSettings) -> Result<(), S
             regex_runs: c.regex_runs,
             header_cache_hits: c.header_cache_hits,
             value_cache_hits: c.value_cache_hits,
+            numbers_inside_identifiers: c.inside_token,
             caps: CapsFile {
                 max_scan_bytes: c.cap_scan_bytes,
                 max_json_depth: c.cap_json_depth,
@@ -585,6 +588,7 @@ impl Analyzer for Sensitive {
             s.regex_runs += c.regex_runs;
             s.header_cache_hits += c.header_cache_hits;
             s.value_cache_hits += c.value_cache_hits;
+            s.inside_token += c.inside_token;
             s.cap_scan_bytes += c.cap_scan_bytes;
             s.cap_json_depth += c.cap_json_depth;
             s.cap_json_values += c.cap_json_values;

@@ -72,6 +72,8 @@ pub struct ScanCounts {
     pub header_cache_hits: u64,
     /// Values whose signature verdict came from the per-worker value cache.
     pub value_cache_hits: u64,
+    /// Numeric matches dropped because they lie inside an identifier (a UUID group, `ORD-…`).
+    pub inside_token: u64,
 }
 
 /// Slots of the header-value cache (per worker, two ways per set: `way2`) and the longest value it keeps.
@@ -677,6 +679,13 @@ impl Scanner {
                     {
                         continue;
                     }
+                    // Digits inside an identifier are the identifier's: the last group of a UUID in a
+                    // request id passes the Aadhaar checksum one time in ten, an order number `ORD-4111…`
+                    // is no card. Unless the key names the type.
+                    if sig.digits_min > 0 && !key_hit && inside_larger_token(value, ms, me) {
+                        self.counts.inside_token += 1;
+                        continue;
+                    }
                     if sig.ty == "ip_address" {
                         own_ip_checked = true;
                         if self.is_own_ip(v) {
@@ -975,6 +984,27 @@ pub fn percent_decode(b: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Whether `value[start..end]` is part of a larger identifier-like token: the run of letters, digits, `_`
+/// and `-` around it is longer than the match and has a letter in it (a UUID's groups, `req-…`, a hex or
+/// base64 id), or is UUID-shaped.
+fn inside_larger_token(value: &[u8], start: usize, end: usize) -> bool {
+    let tok = |b: &u8| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-';
+    let head = value.get(..start).unwrap_or(&[]);
+    let tail = value.get(end..).unwrap_or(&[]);
+    let from = start - head.iter().rev().take_while(|b| tok(b)).count();
+    let to = end + tail.iter().take_while(|b| tok(b)).count();
+    if from == start && to == end {
+        return false;
+    }
+    let token = value.get(from..to).unwrap_or(&[]);
+    let uuid = token.len() == 36
+        && token
+            .iter()
+            .enumerate()
+            .all(|(i, b)| if matches!(i, 8 | 13 | 18 | 23) { *b == b'-' } else { b.is_ascii_hexdigit() });
+    uuid || token.iter().any(u8::is_ascii_alphabetic)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1007,6 +1037,22 @@ mod tests {
 
     fn one(key: &str, value: &str) -> Vec<String> {
         types(&format!("{{{}:{}}}", serde_json::json!(key), serde_json::json!(value)))
+    }
+
+    #[test]
+    fn digits_inside_identifiers_are_no_numbers() {
+        // A UUID whose groups are digits (the last passes the Aadhaar checksum), in a request-id field.
+        assert_eq!(one("request_id", "9a2c41f8-1234-4567-8901-234123412346"), Vec::<String>::new());
+        assert_eq!(one("ref", "12345678-2341-2341-2346-234123412346"), Vec::<String>::new());
+        assert_eq!(one("order", "ORD-4111111111111111"), Vec::<String>::new());
+        assert_eq!(one("trace", "span_4111-1111-1111-1111"), Vec::<String>::new());
+        // The same numbers on their own, or where the key names them, still are.
+        assert_eq!(one("aadhaar", "2341 2341 2346"), ["in_aadhaar"]);
+        assert_eq!(one("card", "4111-1111-1111-1111"), ["credit_card"]);
+        assert_eq!(one("note", "card 4111 1111 1111 1111 on file"), ["credit_card"]);
+        assert!(inside_larger_token(b"x-2341-2341-2346", 2, 16));
+        assert!(!inside_larger_token(b"(2341-2341-2346)", 1, 15));
+        assert!(inside_larger_token(b"12345678-1234-1234-1234-123456789012", 24, 36));
     }
 
     #[test]
