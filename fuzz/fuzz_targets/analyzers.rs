@@ -28,6 +28,10 @@ fuzz_target!(|data: &[u8]| {
     for tx in run_fixture(data, Arc::new(cfg)) {
         let tx = Arc::new(tx);
         ctx.clear();
+        // As the workers run the chain: every analyzer's stateless part first, then the chain in order.
+        for a in &mut analyzers {
+            a.prepare(&tx, &mut ctx);
+        }
         for a in &mut analyzers {
             a.on_transaction(&tx, &mut ctx, &mut out);
         }
