@@ -388,7 +388,14 @@ fn print_summary(what: &str, s: &ReplaySummary, files: usize) {
     let st = &s.stats;
     let c = &st.capture;
     let f = &st.flows;
-    let secs = s.wall.as_secs_f64().max(1e-9);
+    // Replay: over the processing time. Live: over the packet-time span of the traffic (the process may have
+    // waited long before the first packet and after the last).
+    let (secs, over) = if what == "replay" {
+        (s.wall.as_secs_f64(), "of processing")
+    } else {
+        (c.last_packet_ts - c.first_packet_ts, "of traffic (packet time)")
+    };
+    let secs = secs.max(1e-9);
     let decode_errors: u64 = serde_json::to_value(&st.decode.errors)
         .ok()
         .and_then(|v| v.as_object().map(|o| o.values().filter_map(|x| x.as_u64()).sum()))
@@ -436,7 +443,7 @@ fn print_summary(what: &str, s: &ReplaySummary, files: usize) {
         (
             "throughput",
             format!(
-                "{:.2} Gbit/s, {:.0} packets/s, {:.0} transactions/s in {:.2} s",
+                "{:.2} Gbit/s, {:.0} packets/s, {:.0} transactions/s over {:.2} s {over}",
                 c.bytes as f64 * 8.0 / secs / 1e9,
                 c.packets as f64 / secs,
                 s.transactions as f64 / secs,

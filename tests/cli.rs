@@ -63,6 +63,11 @@ fn workers_and_shards_do_not_change_what_comes_out() {
     // The summary table reports the same count.
     let n = a.len();
     assert!(one.stderr().contains(&format!("transactions  {n} HTTP")), "{}", one.stderr());
+    // A replay's throughput is over its processing time; stats.json has the traffic's packet-time span.
+    assert!(one.stderr().contains(" s of processing"), "{}", one.stderr());
+    let c = &one.stats()["capture"];
+    let (first, last) = (c["first_packet_ts"].as_f64().unwrap(), c["last_packet_ts"].as_f64().unwrap());
+    assert!(first > 1.0e9 && last > first, "{c}");
 }
 
 /// `replay --help` names every file a replay writes (with a spec, so spec-diff.json is among them).

@@ -120,6 +120,8 @@ fn live_capture_on_veth_flushes_on_sigterm() {
     let o = sensor.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "{stderr}");
+    // A live run's throughput is over the traffic's packet-time span, not the process's lifetime.
+    assert!(stderr.contains("of traffic (packet time)"), "{stderr}");
 
     let txs = common::read_jsonl(&out.path().join("transactions.jsonl"));
     let mine: Vec<_> = txs.iter().filter(|t| t["uri"].as_str().is_some_and(|u| u.contains("?n="))).collect();

@@ -53,6 +53,10 @@ pub struct CaptureStats {
     /// Live capture: frames dropped because processing fell behind (the capture thread never blocks).
     pub queue_full_drops: u64,
     pub file_errors: Vec<FileProblem>,
+    /// Packet time of the first and the last packet (seconds; 0 without packets): the span the traffic
+    /// covers, which a live run's throughput is measured over.
+    pub first_packet_ts: f64,
+    pub last_packet_ts: f64,
 }
 
 impl CaptureStats {
@@ -61,6 +65,11 @@ impl CaptureStats {
     fn admit<'a>(&mut self, clock: &mut Timestamp, mut pkt: RawPacket<'a>) -> RawPacket<'a> {
         self.packets += 1;
         self.bytes += u64::from(pkt.orig_len);
+        let ts = pkt.ts.as_secs_f64();
+        if self.packets == 1 {
+            self.first_packet_ts = ts;
+        }
+        self.last_packet_ts = self.last_packet_ts.max(ts);
         if pkt.ts < *clock {
             self.out_of_order_timestamps += 1;
             pkt.ts = *clock;
