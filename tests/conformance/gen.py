@@ -1,6 +1,7 @@
 """Sends every case of cases.py to each server on its own connection, from a fixed client port (server base +
 case index) so that the capture, the access logs and mirador's output can be joined per case. Writes one JSON
 line per (server, case): the client port and the status codes of every status line the server sent back."""
+import errno
 import json
 import re
 import socket
@@ -19,10 +20,27 @@ SERVERS = [
 STATUS = re.compile(rb"(?:^|\n)HTTP/1\.[01] (\d{3})")
 
 
+def bound(sport):
+    """A socket bound to the case's client port. The port can still be held for a while by an earlier
+    connection on it (a run before this one, closing): wait for it rather than fail the capture (a CI run
+    did, once, with EADDRINUSE)."""
+    for attempt in range(60):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("10.217.0.1", sport))
+            return s
+        except OSError as e:
+            s.close()
+            if e.errno != errno.EADDRINUSE or attempt == 59:
+                raise
+            if attempt == 0:
+                print(f"gen.py: client port {sport} is still in use; waiting for it", file=sys.stderr)
+            time.sleep(0.5)
+
+
 def run(port, sport, chunks):
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("10.217.0.1", sport))
+    s = bound(sport)
     s.settimeout(1.0)
     s.connect(("10.217.0.2", port))
     got = b""
