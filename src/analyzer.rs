@@ -86,6 +86,32 @@ pub trait Analyzer: Send {
     fn finish(&mut self, _out: &mut Vec<Record>) {}
 }
 
+/// What an analyzer prepared for the transactions of a batch, taken back in the same order by
+/// `on_transaction`. Bounded: a caller that never runs `on_transaction` (a test, a bench) must not grow it;
+/// a batch holds far fewer.
+pub struct Prepared<T>(std::collections::VecDeque<T>);
+
+impl<T> Default for Prepared<T> {
+    fn default() -> Self {
+        Prepared(std::collections::VecDeque::new())
+    }
+}
+
+impl<T> Prepared<T> {
+    const MAX: usize = 4096;
+
+    pub fn push(&mut self, v: T) {
+        if self.0.len() >= Self::MAX {
+            self.0.pop_front();
+        }
+        self.0.push_back(v);
+    }
+
+    pub fn take(&mut self) -> Option<T> {
+        self.0.pop_front()
+    }
+}
+
 type Factory = Box<dyn Fn() -> Box<dyn Analyzer> + Send + Sync>;
 type Conclusion = Box<dyn Fn(&Path) -> std::io::Result<()> + Send + Sync>;
 type Reload = Box<dyn Fn(&AnalysisSettings) -> Result<(), SetupError> + Send + Sync>;

@@ -943,7 +943,7 @@ pub struct DetectAnalyzer {
     engine: Arc<Engine>,
     finished: bool,
     /// Scan hits prepared for the batch, in call order.
-    prepared: std::collections::VecDeque<Vec<Hit>>,
+    prepared: crate::analyzer::Prepared<Vec<Hit>>,
 }
 
 impl DetectAnalyzer {
@@ -967,15 +967,11 @@ impl Analyzer for DetectAnalyzer {
     }
 
     fn prepare(&mut self, tx: &Arc<Transaction>, _ctx: &mut TxContext) {
-        // A batch's worth at most: a caller that never runs `on_transaction` must not grow it.
-        if self.prepared.len() >= 4096 {
-            self.prepared.pop_front();
-        }
-        self.prepared.push_back(self.engine.scan(tx));
+        self.prepared.push(self.engine.scan(tx));
     }
 
     fn on_transaction(&mut self, tx: &Arc<Transaction>, ctx: &mut TxContext, out: &mut Vec<Record>) {
-        let scanned = self.prepared.pop_front();
+        let scanned = self.prepared.take();
         self.engine.process_scanned(tx, ctx, scanned, out);
     }
 

@@ -404,8 +404,8 @@ impl Inventory {
 
     /// Learns one transaction; sets `ctx.service` and `ctx.endpoint`; pushes `new_service` /
     /// `new_operation` records.
-    pub fn learn(&self, tx: &Transaction, ctx: &mut TxContext, out: &mut Vec<Record>) -> bool {
-        self.learn_observed(tx, None, ctx, out)
+    pub fn learn(&self, tx: &Transaction, ctx: &mut TxContext, out: &mut Vec<Record>) {
+        self.learn_observed(tx, None, ctx, out);
     }
 
     /// What `learn` records of a transaction, parsed and typed: done before the inventory's turn (and its
@@ -414,17 +414,16 @@ impl Inventory {
         tx.has_request.then(|| Observation::from_tx(tx, &self.op_caps))
     }
 
-    /// `learn`, with the observation `observe` made of `tx` when there is one. True when the transaction
-    /// was filed in an operation (its data classes then go there too).
+    /// `learn`, with the observation `observe` made of `tx` when there is one.
     pub fn learn_observed(
         &self,
         tx: &Transaction,
         obs: Option<Observation>,
         ctx: &mut TxContext,
         out: &mut Vec<Record>,
-    ) -> bool {
+    ) {
         if !tx.has_request {
-            return false;
+            return;
         }
         let key = service_key(tx);
         let obs = obs.unwrap_or_else(|| Observation::from_tx(tx, &self.op_caps));
@@ -436,7 +435,6 @@ impl Inventory {
         let mut new_service = false;
         let mut new_op = false;
         let mut want = (false, false);
-        let filed: bool;
         // What the path tree may weigh, gathered before the lock (header lookups are scans).
         let mut ex = evidence::Exchange::new(learn, method, status);
         ex.request_body = tx.decoded_request_body();
@@ -457,19 +455,19 @@ impl Inventory {
                         )
                     });
                     ctx.service = Some(key);
-                    return false;
+                    return;
                 }
                 if !learn {
                     ctx.service = Some(key);
                     m.stats.templating.not_found_unmatched += 1;
-                    return false;
+                    return;
                 }
                 let svc = Self::new_service(m, &key, &op_caps);
                 m.services.insert(key.clone(), svc);
                 new_service = true;
             }
             let Model { services, stats, .. } = m;
-            let Some(svc) = services.get_mut(&key) else { return false };
+            let Some(svc) = services.get_mut(&key) else { return };
             if svc.transactions == 0 || tx.ts < svc.first_seen {
                 svc.first_seen = tx.ts;
             }
@@ -528,8 +526,7 @@ impl Inventory {
                 }
             }
             // Only bodies of a transaction recorded in an operation were eligible for sampling.
-            filed = stats.recorded > recorded_before;
-            if filed {
+            if stats.recorded > recorded_before {
                 stats.bodies_sampled_out += u64::from(has_req && !want.0) + u64::from(has_resp && !want.1);
             }
             endpoint
@@ -562,7 +559,6 @@ impl Inventory {
         }
         ctx.service = Some(key);
         ctx.endpoint = endpoint;
-        filed
     }
 
     /// The template that what was filed under `endpoint` on the service a record names by `host` (its Host,
@@ -773,7 +769,7 @@ fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 pub struct InventoryAnalyzer {
     inv: Inventory,
     /// Observations prepared for the batch, in call order.
-    prepared: std::collections::VecDeque<Option<Observation>>,
+    prepared: crate::analyzer::Prepared<Option<Observation>>,
 }
 
 impl InventoryAnalyzer {
@@ -781,10 +777,6 @@ impl InventoryAnalyzer {
         InventoryAnalyzer { inv, prepared: Default::default() }
     }
 }
-
-/// Transactions an analyzer remembers between `prepare` and `on_transaction`: a batch's worth, with room to
-/// spare (a caller that never runs the second must not grow it).
-const MAX_PENDING_HOOKS: usize = 4096;
 
 impl Analyzer for InventoryAnalyzer {
     fn name(&self) -> &'static str {
@@ -794,13 +786,10 @@ impl Analyzer for InventoryAnalyzer {
         true
     }
     fn prepare(&mut self, tx: &Arc<Transaction>, _ctx: &mut TxContext) {
-        if self.prepared.len() >= MAX_PENDING_HOOKS {
-            self.prepared.pop_front();
-        }
-        self.prepared.push_back(self.inv.observe(tx));
+        self.prepared.push(self.inv.observe(tx));
     }
     fn on_transaction(&mut self, tx: &Arc<Transaction>, ctx: &mut TxContext, out: &mut Vec<Record>) {
-        let obs = self.prepared.pop_front().flatten();
+        let obs = self.prepared.take().flatten();
         self.inv.learn_observed(tx, obs, ctx, out);
     }
     fn on_tick(&mut self, now: Timestamp, _out: &mut Vec<Record>) {

@@ -313,7 +313,7 @@ struct Sensitive {
     scanner: Scanner,
     found: Vec<Found>,
     /// Scans of the batch, in call order.
-    prepared: std::collections::VecDeque<Scanned>,
+    prepared: crate::analyzer::Prepared<Scanned>,
     /// Group key under construction (reused).
     key: Vec<u8>,
     /// Normalised value under comparison (reused).
@@ -546,15 +546,11 @@ impl Analyzer for Sensitive {
     /// transaction, in its turn); the findings are reported in this analyzer's turn.
     fn prepare(&mut self, tx: &Arc<Transaction>, ctx: &mut TxContext) {
         let scanned = self.scan(tx, ctx);
-        // A batch's worth at most: a caller that never runs `on_transaction` must not grow it.
-        if self.prepared.len() >= 4096 {
-            self.prepared.pop_front();
-        }
-        self.prepared.push_back(scanned);
+        self.prepared.push(scanned);
     }
 
     fn on_transaction(&mut self, tx: &Arc<Transaction>, ctx: &mut TxContext, out: &mut Vec<Record>) {
-        let scanned = match self.prepared.pop_front() {
+        let scanned = match self.prepared.take() {
             Some(s) => s,
             None => self.scan(tx, ctx),
         };
